@@ -1,0 +1,69 @@
+"""Profiles of the CA hierarchy: names, lifetimes and keys of the root and the issuing CA.
+
+The national root ("Infocom" state enterprise, contract §1.2.5) is external in production; for
+development Tamga creates a stand-in with the profile below. The operator's issuing CA chains to
+it with path length 0 (it issues only end-entity certificates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policies.keys import KeySpec
+
+__all__ = ["CAProfile", "ISSUING_CA", "ROOT_CA", "CA_TOKEN", "CLOUD_TOKEN", "SERIAL_BITS"]
+
+# Token labels: CA keys and subscribers' cloud keys never share a token (DESIGN.md).
+CA_TOKEN = "tamga-ca"
+CLOUD_TOKEN = "tamga-cloud"
+
+# RFC 5280 §4.1.2.2 allows 20 octets; 159 bits keeps the DER INTEGER positive within 20 octets
+# while leaving far more than the CA/B Forum's 64 bits of CSPRNG output.
+SERIAL_BITS = 159
+
+
+@dataclass(frozen=True)
+class CAProfile:
+    """One CA certificate: who it is, how long it lives, which key it has in the CA token."""
+
+    name: str  # "root" or "issuing": file names (/ca/<name>.crt) and database key
+    key_label: str  # CKA_LABEL in the CA token
+    key_spec: KeySpec
+    validity_years: int
+    path_length: int | None
+    subject: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (attribute, value)
+
+    def __post_init__(self) -> None:
+        if self.validity_years <= 0:
+            raise ValueError("validity_years must be positive")
+        if not self.subject:
+            raise ValueError("a CA needs a subject name")
+
+
+ROOT_CA = CAProfile(
+    name="root",
+    key_label="tamga-root-ca",
+    key_spec=KeySpec.parse("ec-p384"),
+    validity_years=20,
+    path_length=None,
+    subject=(
+        ("C", "KG"),
+        ("O", "Infocom (development stand-in)"),
+        ("CN", "Tamga Stand-in National Root CA"),
+    ),
+)
+
+ISSUING_CA = CAProfile(
+    name="issuing",
+    key_label="tamga-issuing-ca",
+    key_spec=KeySpec.parse("ec-p384"),
+    validity_years=10,
+    path_length=0,
+    subject=(
+        ("C", "KG"),
+        ("L", "Bishkek"),
+        ("O", "DOS TEK GROUP LLC"),
+        ("organizationIdentifier", "NTRKG-00211200910051"),
+        ("CN", "DOS TEK GROUP Certification Authority"),
+    ),
+)
