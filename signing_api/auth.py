@@ -1,0 +1,69 @@
+"""Bearer-token authentication of API clients for ``/api/v1/`` routes.
+
+``@require_client(ClientRole.OFFICER, ...)`` checks the ``Authorization`` header on every call;
+the authenticated client is in ``flask.g.client``. Failed attempts are audited.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+
+from db import audit
+from policies.roles import ClientRole
+from signing_api.clients import ClientError, authenticate
+from signing_api.problems import Problem
+from signing_api.runtime import Runtime
+
+__all__ = ["require_client"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _audit_refusal(runtime: Runtime, reason: str) -> None:
+    with runtime.transaction() as session:
+        audit.append(
+            session,
+            actor=f"ip:{request.remote_addr}",
+            action="login.failed",
+            object=f"http:{request.method} {request.path}",
+            outcome="refused",
+            details={"reason": reason},
+            now=datetime.now(UTC),
+        )
+
+
+def require_client(*roles: ClientRole) -> Callable[[F], F]:
+    """Only an active API client of one of ``roles`` may call the decorated view."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            runtime: Runtime = current_app.extensions["tamga"]
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                _audit_refusal(runtime, "no bearer token")
+                raise Problem("unauthorized", "send `Authorization: Bearer <token>`")
+            with runtime.transaction() as session:
+                try:
+                    client = authenticate(session, token.strip())
+                except ClientError as ex:
+                    reason = str(ex)
+                else:
+                    reason = ""
+                    g.client_id, g.client_name, g.client_role = client.id, client.name, client.client_role
+            if reason:
+                _audit_refusal(runtime, reason)
+                raise Problem("unauthorized", reason)
+            if g.client_role not in roles:
+                raise Problem("forbidden", f"a {g.client_role.value} client may not call this")
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate

@@ -1,0 +1,74 @@
+"""Configuration from ``TAMGA_*`` environment variables, with embedded-mode defaults.
+
+Every variable is listed in the README; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_PKCS11_MODULE", "Config", "ConfigError"]
+
+DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's softhsm2 package
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    database_url: str
+    pkcs11_module: str
+    public_url: str
+    bind: str
+    workers: int
+    ca_pin: str | None = field(default=None, repr=False)  # None: read secrets/tamga-ca.pin
+    cloud_pin: str | None = field(default=None, repr=False)
+    root_cert: Path | None = None  # production: the national root's certificate
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        home = Path(env.get("TAMGA_HOME", "./var")).expanduser().resolve()
+        workers_text = env.get("TAMGA_WORKERS", "2")
+        try:
+            workers = int(workers_text)
+        except ValueError:
+            raise ConfigError(f"TAMGA_WORKERS must be a whole number, not {workers_text!r}") from None
+        if not 1 <= workers <= 64:
+            raise ConfigError("TAMGA_WORKERS must be between 1 and 64")
+        public_url = env.get("TAMGA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        if not public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"TAMGA_PUBLIC_URL must be an http(s) URL, not {public_url!r}")
+        root_cert = env.get("TAMGA_ROOT_CERT")
+        return cls(
+            home=home,
+            database_url=env.get("TAMGA_DATABASE_URL") or f"sqlite:///{home / 'tamga.db'}",
+            pkcs11_module=env.get("TAMGA_PKCS11_MODULE", DEFAULT_PKCS11_MODULE),
+            public_url=public_url,
+            bind=env.get("TAMGA_BIND", "127.0.0.1:8000"),
+            workers=workers,
+            ca_pin=env.get("TAMGA_CA_PIN") or None,
+            cloud_pin=env.get("TAMGA_CLOUD_PIN") or None,
+            root_cert=Path(root_cert).expanduser().resolve() if root_cert else None,
+            log_level=env.get("TAMGA_LOG_LEVEL", "info").lower(),
+        )
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def public_dir(self) -> Path:
+        """Files published for relying parties (CA certificates; later CRLs)."""
+        return self.home / "public"
+
+    @property
+    def softhsm_conf(self) -> Path:
+        return self.home / "softhsm2.conf"

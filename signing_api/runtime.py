@@ -1,0 +1,74 @@
+"""Per-process wiring: the database engine and the two HSM tokens, created lazily.
+
+Nothing here touches PKCS#11 until a token is first used, so the gunicorn master never
+initialises the library; each worker does, after fork.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import make_engine, make_session_factory
+from hsm import HSMToken
+from hsm.softhsm import is_softhsm
+from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
+from signing_api.config import Config, ConfigError
+
+__all__ = ["Runtime", "point_softhsm_at_home", "read_pin"]
+
+
+def point_softhsm_at_home(config: Config) -> None:
+    """Make this process's SoftHSM2 use ``$TAMGA_HOME/softhsm2.conf`` (before PKCS#11 loads)."""
+    if is_softhsm(config.pkcs11_module):
+        os.environ["SOFTHSM2_CONF"] = str(config.softhsm_conf)
+
+
+def read_pin(config: Config, token_label: str) -> str:
+    """The user PIN of a token: from the environment, else from ``secrets/<token>.pin``."""
+    env_pin = config.ca_pin if token_label == CA_TOKEN else config.cloud_pin
+    if env_pin:
+        return env_pin
+    path = config.secrets_dir / f"{token_label}.pin"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        variable = "TAMGA_CA_PIN" if token_label == CA_TOKEN else "TAMGA_CLOUD_PIN"
+        raise ConfigError(
+            f"no PIN for token {token_label!r}: set {variable} or run `tamga init` to generate {path}"
+        ) from None
+
+
+class Runtime:
+    """What one process needs to serve: configuration, database, tokens."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        point_softhsm_at_home(config)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.config.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on any error."""
+        with self.session_factory() as session, session.begin():
+            yield session
+
+    @cached_property
+    def ca_token(self) -> HSMToken:
+        return HSMToken(self.config.pkcs11_module, CA_TOKEN, read_pin(self.config, CA_TOKEN))
+
+    @cached_property
+    def cloud_token(self) -> HSMToken:
+        return HSMToken(self.config.pkcs11_module, CLOUD_TOKEN, read_pin(self.config, CLOUD_TOKEN))
