@@ -311,6 +311,10 @@ def _check_is_ca(cert: x509.Certificate, what: str) -> None:
         raise InvalidCertificate(f"{what} lacks basicConstraints or keyUsage") from ex
     if not bc.ca or not ku.key_cert_sign:
         raise InvalidCertificate(f"{what} is not a CA certificate (cA and keyCertSign required)")
+    try:  # RFC 5280 §4.2.1.2: CA certificates MUST carry a subject key identifier
+        cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound as ex:
+        raise InvalidCertificate(f"{what} lacks a subject key identifier (RFC 5280 §4.2.1.2)") from ex
 
 
 def import_issuer_certificate(

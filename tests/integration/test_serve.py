@@ -1,0 +1,105 @@
+"""``tamga serve``: real gunicorn, two workers, each with its own PKCS#11 initialisation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own test server
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as ex:
+        return ex.code, dict(ex.headers), ex.read()
+
+
+@pytest.fixture
+def server(run_tamga: RunTamga, tmp_path: Path, database_url: str) -> Iterator[tuple[str, Path, str]]:
+    home = tmp_path / "home"
+    run_tamga(home, "init", database_url=database_url)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = tamga_env(home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2", TAMGA_PUBLIC_URL=base)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(base + "/healthz")[0] in (200, 503):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("tamga serve did not start:\n" + (tmp_path / "serve.log").read_text())
+            time.sleep(0.2)
+        yield base, home, database_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _check_selftest(check: dict[str, Any]) -> None:
+    """Verify the worker's challenge signature ourselves, with the key it reports."""
+    public = serialization.load_der_public_key(base64.b64decode(check["public_key"]))
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(base64.b64decode(check["signature"]), base64.b64decode(check["challenge"]), ec.ECDSA(hashes.SHA256()))
+
+
+def test_two_workers_each_sign(server: tuple[str, Path, str], run_tamga: RunTamga) -> None:
+    base, home, database_url = server
+    seen: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + 60
+    while len(seen) < 2 and time.monotonic() < deadline:
+        status, headers, body = _get(base + "/healthz")
+        assert status == 200, body
+        assert headers["Content-Type"].startswith("application/json")
+        report = json.loads(body)
+        seen[report["worker_pid"]] = report
+    assert len(seen) == 2, f"only saw workers {sorted(seen)}"
+    for report in seen.values():
+        assert report["checks"]["database"]["status"] == "ok"
+        for token in ("ca_token", "cloud_token"):
+            _check_selftest(report["checks"][token])
+
+    status, headers, body = _get(base + "/ca/issuing.crt")
+    assert status == 200 and headers["Content-Type"] == "application/pkix-cert"
+    exported = run_tamga(home, "ca", "export", "issuing", database_url=database_url).stdout
+    assert x509.load_der_x509_certificate(body) == x509.load_pem_x509_certificate(exported.encode())
+    status, _, body = _get(base + "/ca/root.crt")
+    assert status == 200 and x509.load_der_x509_certificate(body).subject == x509.load_der_x509_certificate(body).issuer
+
+    status, headers, body = _get(base + "/no/such/thing")
+    assert status == 404 and headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 404
+    status, _, body = _get(base + "/openapi.json")
+    assert status == 200 and json.loads(body)["openapi"].startswith("3.")
