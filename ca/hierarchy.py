@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,11 @@ _NAME_OIDS = {
     "CN": NameOID.COMMON_NAME,
     "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
 }
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def _name(profile: CAProfile) -> x509.Name:
     return x509.Name([x509.NameAttribute(_NAME_OIDS[k], v) for k, v in profile.subject])
 
 
-def _hash(profile: CAProfile) -> hashes.HashAlgorithm:
+def _hash(profile: CAProfile) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
     return _HASHES[profile.key_spec.default_scheme.hash_name]()
 
 
@@ -92,11 +97,11 @@ def active_certificate(session: Session, name: str) -> x509.Certificate:
     return x509.load_der_x509_certificate(row.der)
 
 
-def _store(session: Session, name: str, cert: x509.Certificate, key_label: str | None, now: datetime) -> None:
+def _store(
+    session: Session, name: str, cert: x509.Certificate, key_label: str | None, now: datetime
+) -> None:
     der = cert.public_bytes(serialization.Encoding.DER)
-    session.execute(
-        update(CACertificate).where(CACertificate.name == name).values(active=False)
-    )
+    session.execute(update(CACertificate).where(CACertificate.name == name).values(active=False))
     session.add(
         CACertificate(
             name=name,
@@ -114,7 +119,9 @@ def _store(session: Session, name: str, cert: x509.Certificate, key_label: str |
     session.flush()
 
 
-def _ensure_key(session: Session, token: HSMToken, profile: CAProfile, actor: str, created: list[str]) -> PublicKey:
+def _ensure_key(
+    session: Session, token: HSMToken, profile: CAProfile, actor: str, created: list[str]
+) -> PublicKey:
     if token.has_key(profile.key_label):
         return token.public_key(profile.key_label)
     info = token.generate_key(profile.key_label, profile.key_spec)
@@ -129,13 +136,18 @@ def _ensure_key(session: Session, token: HSMToken, profile: CAProfile, actor: st
     return info.public_key
 
 
-def _same_key(a: PublicKey, b: PublicKey) -> bool:
+def _same_key(a: CertificatePublicKeyTypes, b: CertificatePublicKeyTypes) -> bool:
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     return a.public_bytes(*spki) == b.public_bytes(*spki)
 
 
 def _ca_builder(
-    session: Session, profile: CAProfile, public: PublicKey, issuer: x509.Name, now: datetime, not_after: datetime
+    session: Session,
+    profile: CAProfile,
+    public: PublicKey,
+    issuer: x509.Name,
+    now: datetime,
+    not_after: datetime,
 ) -> x509.CertificateBuilder:
     serial = reserve_serial(session, issuer=profile.name, purpose=f"{profile.name} CA", now=now)
     return (
@@ -146,7 +158,9 @@ def _ca_builder(
         .serial_number(serial)
         .not_valid_before(now)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True)
+        .add_extension(
+            x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -165,10 +179,14 @@ def _ca_builder(
     )
 
 
-def _make_root(session: Session, token: HSMToken, public: PublicKey, now: datetime) -> x509.Certificate:
+def _make_root(
+    session: Session, token: HSMToken, public: PublicKey, now: datetime
+) -> x509.Certificate:
     # A self-signed trust anchor carries no CRL distribution point or caIssuers: nothing above
     # it can revoke it or issue it (RFC 5280 §6.1.1: trust anchors are given, not validated).
-    builder = _ca_builder(session, ROOT_CA, public, _name(ROOT_CA), now, _add_years(now, ROOT_CA.validity_years))
+    builder = _ca_builder(
+        session, ROOT_CA, public, _name(ROOT_CA), now, _add_years(now, ROOT_CA.validity_years)
+    )
     builder = builder.add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False
     )
@@ -176,7 +194,12 @@ def _make_root(session: Session, token: HSMToken, public: PublicKey, now: dateti
 
 
 def _make_issuing(
-    session: Session, token: HSMToken, public: PublicKey, root: x509.Certificate, public_url: str, now: datetime
+    session: Session,
+    token: HSMToken,
+    public: PublicKey,
+    root: x509.Certificate,
+    public_url: str,
+    now: datetime,
 ) -> x509.Certificate:
     # An issuing CA must not outlive the root that vouches for it.
     not_after = min(_add_years(now, ISSUING_CA.validity_years), root.not_valid_after_utc)
@@ -188,7 +211,14 @@ def _make_issuing(
         )
         .add_extension(
             x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{public_url}/crl/root.crl")], None, None, None)]
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(f"{public_url}/crl/root.crl")],
+                        None,
+                        None,
+                        None,
+                    )
+                ]
             ),
             critical=False,
         )
@@ -196,7 +226,7 @@ def _make_issuing(
             x509.AuthorityInformationAccess(
                 [
                     x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                        AuthorityInformationAccessOID.CA_ISSUERS,
                         x509.UniformResourceIdentifier(f"{public_url}/ca/root.crt"),
                     )
                 ]
@@ -207,7 +237,9 @@ def _make_issuing(
     return builder.sign(token.private_key(ROOT_CA.key_label), _hash(ROOT_CA))
 
 
-def _audit_certificate(session: Session, actor: str, name: str, cert: x509.Certificate, action: str) -> None:
+def _audit_certificate(
+    session: Session, actor: str, name: str, cert: x509.Certificate, action: str
+) -> None:
     audit.append(
         session,
         actor=actor,
@@ -222,7 +254,12 @@ def _audit_certificate(session: Session, actor: str, name: str, cert: x509.Certi
 
 
 def _ensure_root(
-    session: Session, token: HSMToken, now: datetime, actor: str, external_root: x509.Certificate | None, created: list[str]
+    session: Session,
+    token: HSMToken,
+    now: datetime,
+    actor: str,
+    external_root: x509.Certificate | None,
+    created: list[str],
 ) -> x509.Certificate:
     row = _row(session, "root")
     if row is not None:
@@ -232,15 +269,21 @@ def _ensure_root(
                 "TAMGA_ROOT_CERT differs from the root already installed; "
                 "a different national root needs a new installation"
             )
-        if row.key_label is not None and not _same_key(token.public_key(row.key_label), root.public_key()):
-            raise CertificateMismatch("the root key on the token does not match the installed root certificate")
+        if row.key_label is not None and not _same_key(
+            token.public_key(row.key_label), root.public_key()
+        ):
+            raise CertificateMismatch(
+                "the root key on the token does not match the installed root certificate"
+            )
         return root
     if external_root is not None:
         _check_is_ca(external_root, "TAMGA_ROOT_CERT")
         try:
             external_root.verify_directly_issued_by(external_root)
         except (ValueError, TypeError, InvalidSignature) as ex:
-            raise InvalidCertificate("TAMGA_ROOT_CERT is not a self-signed root certificate") from ex
+            raise InvalidCertificate(
+                "TAMGA_ROOT_CERT is not a self-signed root certificate"
+            ) from ex
         _store(session, "root", external_root, None, now)
         _audit_certificate(session, actor, "root", external_root, "ca.root.configured")
         created.append("root certificate (configured)")
@@ -275,7 +318,9 @@ def ensure_hierarchy(
     if row is not None:
         issuing = x509.load_der_x509_certificate(row.der)
         if not _same_key(issuing.public_key(), issuing_public):
-            raise CertificateMismatch("the issuing key on the token does not match the installed certificate")
+            raise CertificateMismatch(
+                "the issuing key on the token does not match the installed certificate"
+            )
         return HierarchyStatus(root=root, issuing=issuing, created=tuple(created))
     root_row = _row(session, "root")
     if root_row is None or root_row.key_label is None:
@@ -295,9 +340,12 @@ def issuer_csr(token: HSMToken) -> x509.CertificateSigningRequest:
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(_name(ISSUING_CA))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=ISSUING_CA.path_length), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            x509.BasicConstraints(ca=True, path_length=ISSUING_CA.path_length), critical=True
+        )
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
         )
     )
     return builder.sign(token.private_key(ISSUING_CA.key_label), _hash(ISSUING_CA))
@@ -314,7 +362,9 @@ def _check_is_ca(cert: x509.Certificate, what: str) -> None:
     try:  # RFC 5280 §4.2.1.2: CA certificates MUST carry a subject key identifier
         cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     except x509.ExtensionNotFound as ex:
-        raise InvalidCertificate(f"{what} lacks a subject key identifier (RFC 5280 §4.2.1.2)") from ex
+        raise InvalidCertificate(
+            f"{what} lacks a subject key identifier (RFC 5280 §4.2.1.2)"
+        ) from ex
 
 
 def import_issuer_certificate(

@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HSMECPrivateKey", "HSMRSAPrivateKey", "hsm_private_key"]
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 
 def _hash_name(algorithm: Any) -> str:
@@ -42,7 +46,12 @@ class HSMECPrivateKey(ec.EllipticCurvePrivateKey):
     def __init__(self, token: HSMToken, label: str, public: ec.EllipticCurvePublicKey) -> None:
         self._token, self._label, self._public = token, label, public
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(
+        self,
+        data: bytes | bytearray | memoryview,
+        signature_algorithm: ec.EllipticCurveSignatureAlgorithm,
+    ) -> bytes:
+        data = bytes(data)
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise UnsupportedAlgorithm("only ECDSA signatures are supported")
         scheme = SignatureScheme("ecdsa-" + _hash_name(signature_algorithm.algorithm))
@@ -78,15 +87,16 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
 
     def sign(
         self,
-        data: bytes,
+        data: bytes | bytearray | memoryview,
         padding_: padding.AsymmetricPadding,
         algorithm: Any,
     ) -> bytes:
+        data = bytes(data)
         name = _hash_name(algorithm)
         if isinstance(padding_, padding.PSS):
             # The token always uses a salt as long as the digest (RFC 8017 §9.1 recommendation);
             # any other requested length would make the declared parameters lie.
-            salt = padding_._salt_length
+            salt: object = padding_._salt_length
             if salt is not padding.PSS.DIGEST_LENGTH and salt != _HASHES[name].digest_size:
                 raise UnsupportedAlgorithm("RSA-PSS salt length must equal the digest length")
             scheme = SignatureScheme(f"rsa-pss-{name}")
@@ -116,7 +126,9 @@ class HSMRSAPrivateKey(rsa.RSAPrivateKey):
         return self
 
 
-def hsm_private_key(token: HSMToken, label: str, public: PublicKey) -> HSMECPrivateKey | HSMRSAPrivateKey:
+def hsm_private_key(
+    token: HSMToken, label: str, public: PublicKey
+) -> HSMECPrivateKey | HSMRSAPrivateKey:
     if isinstance(public, ec.EllipticCurvePublicKey):
         return HSMECPrivateKey(token, label, public)
     return HSMRSAPrivateKey(token, label, public)

@@ -66,7 +66,17 @@ def init_token(conf: Path, label: str, pin: str, so_pin: str) -> None:
     operator's own machine, and the PINs are never written to any log.
     """
     out = subprocess.run(
-        [_softhsm_util(), "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin],
+        [
+            _softhsm_util(),
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            pin,
+            "--so-pin",
+            so_pin,
+        ],
         env={**os.environ, "SOFTHSM2_CONF": str(conf)},
         capture_output=True,
         text=True,

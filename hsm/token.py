@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pkcs11
 from cryptography.hazmat.primitives import serialization
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
-from pkcs11.util.ec import encode_named_curve_parameters
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from hsm.errors import (
     HSMError,
@@ -94,7 +94,9 @@ class KeyInfo:
     public_key: PublicKey
 
 
-def _wrap_errors(token_label: str, key_label: str | None = None) -> contextlib.AbstractContextManager[None]:
+def _wrap_errors(
+    token_label: str, key_label: str | None = None
+) -> contextlib.AbstractContextManager[None]:
     @contextlib.contextmanager
     def wrapper() -> Iterator[None]:
         try:
@@ -115,7 +117,9 @@ def _wrap_errors(token_label: str, key_label: str | None = None) -> contextlib.A
             raise UnsupportedAlgorithm(f"token {token_label!r}: {type(ex).__name__}") from ex
         except p11e.PKCS11Error as ex:
             what = f"key {key_label!r} on " if key_label else ""
-            raise HSMError(f"PKCS#11 error on {what}token {token_label!r}: {type(ex).__name__}") from ex
+            raise HSMError(
+                f"PKCS#11 error on {what}token {token_label!r}: {type(ex).__name__}"
+            ) from ex
 
     return wrapper()
 
@@ -128,7 +132,7 @@ _LOGINS: dict[tuple[str, str], tuple[int, bytes]] = {}
 class _Library:
     """The loaded PKCS#11 module for this process (re-initialised after fork)."""
 
-    _by_path: dict[str, tuple[int, Any]] = {}
+    _by_path: ClassVar[dict[str, tuple[int, Any]]] = {}
 
     @classmethod
     def get(cls, module_path: str) -> Any:
@@ -142,7 +146,9 @@ class _Library:
                 # Inherited across fork(): the parent's library state is not ours to use.
                 lib.reinitialize()
         except p11e.PKCS11Error as ex:
-            raise ModuleNotFound(f"PKCS#11 module {module_path!r} failed to initialise: {ex!r}") from ex
+            raise ModuleNotFound(
+                f"PKCS#11 module {module_path!r} failed to initialise: {ex!r}"
+            ) from ex
         except (OSError, RuntimeError) as ex:
             raise ModuleNotFound(f"cannot load PKCS#11 module {module_path!r}: {ex}") from ex
         cls._by_path[module_path] = (pid, lib)
@@ -223,7 +229,9 @@ class HSMToken:
 
     def has_key(self, label: str) -> bool:
         def find(session: Any) -> bool:
-            objs = session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})
+            objs = session.get_objects(
+                {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+            )
             return any(True for _ in objs)
 
         return self._run(find, label)
@@ -257,10 +265,13 @@ class HSMToken:
             if spec.algorithm is KeyAlgorithm.RSA:
                 public, _ = session.generate_keypair(KeyType.RSA, spec.rsa_bits, **kwargs)
             else:
-                assert spec.curve is not None
                 params = session.create_domain_parameters(
                     KeyType.EC,
-                    {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVE_OIDS[spec.curve])},
+                    {
+                        Attribute.EC_PARAMS: encode_named_curve_parameters(
+                            _CURVE_OIDS[str(spec.curve)]
+                        )
+                    },
                     local=True,
                 )
                 public, _ = params.generate_keypair(**kwargs)
@@ -270,7 +281,9 @@ class HSMToken:
 
     def public_key(self, label: str) -> PublicKey:
         def read(session: Any) -> PublicKey:
-            return _public_from_object(session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label))
+            return _public_from_object(
+                session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            )
 
         return self._run(read, label)
 
@@ -296,7 +309,9 @@ class HSMToken:
     def sign_digest(self, label: str, digest: bytes, scheme: SignatureScheme) -> bytes:
         """Sign a precomputed digest. ECDSA signatures come back DER-encoded (RFC 3279)."""
         if len(digest) != _DIGEST_SIZES[scheme.hash_name]:
-            raise HSMError(f"a {scheme.hash_name} digest is {_DIGEST_SIZES[scheme.hash_name]} bytes")
+            raise HSMError(
+                f"a {scheme.hash_name} digest is {_DIGEST_SIZES[scheme.hash_name]} bytes"
+            )
 
         def sign(session: Any) -> bytes:
             key = self._private(session, label)
@@ -336,9 +351,7 @@ def _public_from_object(obj: Any) -> PublicKey:
         e = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big")
         return rsa.RSAPublicNumbers(e, n).public_key()
     if obj[Attribute.KEY_TYPE] == KeyType.EC:
-        from pkcs11.util.ec import encode_ec_public_key
-
         loaded = serialization.load_der_public_key(encode_ec_public_key(obj))
-        assert isinstance(loaded, ec.EllipticCurvePublicKey)
-        return loaded
+        if isinstance(loaded, ec.EllipticCurvePublicKey):
+            return loaded
     raise UnsupportedAlgorithm(f"unsupported key type {obj[Attribute.KEY_TYPE]!r}")

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from policies.keys import KeySpec
 
-__all__ = ["CAProfile", "ISSUING_CA", "ROOT_CA", "CA_TOKEN", "CLOUD_TOKEN", "SERIAL_BITS"]
+__all__ = ["CA_TOKEN", "CLOUD_TOKEN", "ISSUING_CA", "ROOT_CA", "SERIAL_BITS", "CAProfile"]
 
 # Token labels: CA keys and subscribers' cloud keys never share a token (DESIGN.md).
-CA_TOKEN = "tamga-ca"
-CLOUD_TOKEN = "tamga-cloud"
+CA_TOKEN = "tamga-ca"  # noqa: S105 - a token label, not a password
+CLOUD_TOKEN = "tamga-cloud"  # noqa: S105
 
 # RFC 5280 §4.1.2.2 allows 20 octets; 159 bits keeps the DER INTEGER positive within 20 octets
 # while leaving far more than the CA/B Forum's 64 bits of CSPRNG output.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["KeyAlgorithm", "KeySpec", "SignatureScheme", "SUPPORTED_KEY_SPECS"]
+__all__ = ["SUPPORTED_KEY_SPECS", "KeyAlgorithm", "KeySpec", "SignatureScheme"]
 
 
 class KeyAlgorithm(enum.Enum):
@@ -44,15 +44,16 @@ class KeySpec:
     def name(self) -> str:
         if self.algorithm is KeyAlgorithm.RSA:
             return f"rsa-{self.rsa_bits}"
-        assert self.curve is not None
-        return "ec-" + self.curve.replace("-", "").lower()
+        return "ec-" + str(self.curve).replace("-", "").lower()
 
     @property
     def default_scheme(self) -> SignatureScheme:
         """The scheme used when a caller does not choose one (certificates, CRLs)."""
         if self.algorithm is KeyAlgorithm.RSA:
             return SignatureScheme.RSA_PKCS1_SHA256
-        return SignatureScheme.ECDSA_SHA384 if self.curve == "P-384" else SignatureScheme.ECDSA_SHA256
+        return (
+            SignatureScheme.ECDSA_SHA384 if self.curve == "P-384" else SignatureScheme.ECDSA_SHA256
+        )
 
 
 SUPPORTED_KEY_SPECS: tuple[KeySpec, ...] = tuple(

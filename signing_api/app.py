@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from cryptography.hazmat.primitives import serialization
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ca import active_certificate
@@ -49,13 +49,17 @@ def ca_certificate(name: str) -> Response:
             cert = active_certificate(session, name)
         except HierarchyNotReady as ex:
             raise Problem("not-found", str(ex)) from None
-    response = Response(cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert")
+    response = Response(
+        cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert"
+    )
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
 
 def _problem_response(problem: Problem) -> Response:
-    return Response(problem.body(request.path), status=problem.type.status, mimetype="application/problem+json")
+    return Response(
+        problem.body(request.path), status=problem.type.status, mimetype="application/problem+json"
+    )
 
 
 def _on_problem(problem: Problem) -> Response:
@@ -63,7 +67,9 @@ def _on_problem(problem: Problem) -> Response:
 
 
 def _on_http_error(ex: HTTPException) -> Response:
-    slug = _STATUS_SLUGS.get(ex.code or 500, "bad-request" if (ex.code or 500) < 500 else "internal-error")
+    slug = _STATUS_SLUGS.get(
+        ex.code or 500, "bad-request" if (ex.code or 500) < 500 else "internal-error"
+    )
     response = _problem_response(Problem(slug, ex.description or PROBLEM_TYPES[slug].title))
     if ex.code == 405 and isinstance(ex, HTTPException):
         allowed = ex.get_response().headers.get("Allow")
@@ -75,7 +81,9 @@ def _on_http_error(ex: HTTPException) -> Response:
 def _on_unexpected(ex: Exception) -> Response:
     # The exception goes to the log only; the client learns nothing about internals.
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return _problem_response(Problem("internal-error", "the server failed to answer; the error is logged"))
+    return _problem_response(
+        Problem("internal-error", "the server failed to answer; the error is logged")
+    )
 
 
 def create_app(config: Config | None = None) -> Flask:

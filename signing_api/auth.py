@@ -56,7 +56,11 @@ def require_client(*roles: ClientRole) -> Callable[[F], F]:
                     reason = str(ex)
                 else:
                     reason = ""
-                    g.client_id, g.client_name, g.client_role = client.id, client.name, client.client_role
+                    g.client_id, g.client_name, g.client_role = (
+                        client.id,
+                        client.name,
+                        client.client_role,
+                    )
             if reason:
                 _audit_refusal(runtime, reason)
                 raise Problem("unauthorized", reason)

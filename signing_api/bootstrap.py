@@ -85,7 +85,10 @@ def publish_ca_files(session: Session, public_dir: Path) -> None:
             cert = active_certificate(session, name)
         except HierarchyNotReady:
             continue
-        for suffix, encoding in ((".crt", serialization.Encoding.DER), (".pem", serialization.Encoding.PEM)):
+        for suffix, encoding in (
+            (".crt", serialization.Encoding.DER),
+            (".pem", serialization.Encoding.PEM),
+        ):
             target = public_dir / "ca" / f"{name}{suffix}"
             tmp = target.with_suffix(suffix + ".tmp")
             tmp.write_bytes(cert.public_bytes(encoding))
@@ -105,7 +108,9 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
         try:
             external_root = load_certificate(config.root_cert.read_bytes())
         except OSError as ex:
-            raise ConfigError(f"cannot read TAMGA_ROOT_CERT {config.root_cert}: {ex.strerror}") from None
+            raise ConfigError(
+                f"cannot read TAMGA_ROOT_CERT {config.root_cert}: {ex.strerror}"
+            ) from None
 
     runtime = Runtime(config)
     check_connection(runtime.engine)
@@ -125,7 +130,11 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
                     now=now,
                 )
         status = ensure_hierarchy(
-            session, runtime.ca_token, public_url=config.public_url, now=now, external_root=external_root
+            session,
+            runtime.ca_token,
+            public_url=config.public_url,
+            now=now,
+            external_root=external_root,
         )
         created.extend(status.created)
         publish_ca_files(session, config.public_dir)

@@ -32,7 +32,9 @@ class _Group(click.Group):
         except _EXPECTED as ex:
             raise click.ClickException(str(ex)) from ex
         except OSError as ex:
-            raise click.ClickException(f"{ex.strerror or ex}: {ex.filename or ''}".rstrip(": ")) from ex
+            raise click.ClickException(
+                f"{ex.strerror or ex}: {ex.filename or ''}".rstrip(": ")
+            ) from ex
 
 
 def _config() -> Config:
@@ -69,7 +71,10 @@ def init() -> None:
     if not report.created:
         click.echo("nothing to do: the installation is complete")
     if report.awaiting_issuer_import:
-        click.echo("the issuing CA awaits its certificate: `tamga ca issuer-csr`, then `tamga ca issuer-import`")
+        click.echo(
+            "the issuing CA awaits its certificate: "
+            "`tamga ca issuer-csr`, then `tamga ca issuer-import`"
+        )
     click.echo(f"TAMGA_HOME={config.home}")
 
 
@@ -147,13 +152,18 @@ def clients() -> None:
 
 @clients.command("create")
 @click.option("--name", required=True, help="who the client is, e.g. 'reporting portal'")
-@click.option("--role", required=True, type=click.Choice(["officer", "portal", "agency", "commission"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["officer", "portal", "agency", "commission"])
+)
 def clients_create(name: str, role: str) -> None:
     """Create an API client; its bearer token is printed once, alone on the last line."""
     runtime = _runtime()
     with runtime.transaction() as session:
-        created = create_client(session, name=name, role=role, now=_now(), actor=f"cli:{_operator()}")
-    click.echo(f"created {created.role.value} client {created.client_id} ({created.name}); its token, shown once:")
+        created = create_client(
+            session, name=name, role=role, now=_now(), actor=f"cli:{_operator()}"
+        )
+    click.echo(f"created {created.role.value} client {created.client_id} ({created.name})")
+    click.echo("its bearer token, shown this once:")
     click.echo(created.token)
 
 

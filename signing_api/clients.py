@@ -20,7 +20,7 @@ from policies.roles import ClientRole
 
 __all__ = ["ApiClient", "ClientError", "CreatedClient", "authenticate", "create_client"]
 
-TOKEN_PREFIX = "tmg_"
+TOKEN_PREFIX = "tmg_"  # noqa: S105 - a prefix that makes leaked tokens greppable
 
 
 class ClientError(Exception):
@@ -54,7 +54,9 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_client(session: Session, *, name: str, role: str, now: datetime, actor: str) -> CreatedClient:
+def create_client(
+    session: Session, *, name: str, role: str, now: datetime, actor: str
+) -> CreatedClient:
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise ClientError("a client name must be 1 to 100 characters")

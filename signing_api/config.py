@@ -40,7 +40,9 @@ class Config:
         try:
             workers = int(workers_text)
         except ValueError:
-            raise ConfigError(f"TAMGA_WORKERS must be a whole number, not {workers_text!r}") from None
+            raise ConfigError(
+                f"TAMGA_WORKERS must be a whole number, not {workers_text!r}"
+            ) from None
         if not 1 <= workers <= 64:
             raise ConfigError("TAMGA_WORKERS must be between 1 and 64")
         public_url = env.get("TAMGA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from db import check_connection
 from hsm import HSMError, HSMToken
 from policies.keys import KeySpec, SignatureScheme
@@ -39,12 +40,15 @@ def probe_token(token: HSMToken) -> dict[str, Any]:
     challenge = secrets.token_bytes(32)
     signature = token.sign(HEALTH_KEY, challenge, SignatureScheme.ECDSA_SHA256)
     public = token.public_key(HEALTH_KEY)
-    assert isinstance(public, ec.EllipticCurvePublicKey)
     try:
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise InvalidSignature
         public.verify(signature, challenge, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise HSMError(f"token {token.label!r} produced a signature that does not verify") from None
-    spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return {
         "status": "ok",
         "challenge": base64.b64encode(challenge).decode(),
@@ -59,7 +63,7 @@ def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     try:
         check_connection(runtime.engine)
         checks["database"] = {"status": "ok", "dialect": runtime.engine.dialect.name}
-    except Exception as ex:  # noqa: BLE001 - any failure means unhealthy, reported not raised
+    except Exception as ex:
         checks["database"] = {"status": "failed", "error": str(ex)}
     for name in ("ca_token", "cloud_token"):
         try:
@@ -68,4 +72,8 @@ def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         except (HSMError, ConfigError) as ex:
             checks[name] = {"status": "failed", "error": str(ex)}
     healthy = all(c["status"] == "ok" for c in checks.values())
-    return healthy, {"status": "ok" if healthy else "unavailable", "worker_pid": os.getpid(), "checks": checks}
+    return healthy, {
+        "status": "ok" if healthy else "unavailable",
+        "worker_pid": os.getpid(),
+        "checks": checks,
+    }

@@ -21,7 +21,9 @@ def _der_certificate(name: str) -> dict[str, Any]:
             "responses": {
                 "200": {
                     "description": "DER-encoded X.509 certificate",
-                    "content": {"application/pkix-cert": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {
+                        "application/pkix-cert": {"schema": {"type": "string", "format": "binary"}}
+                    },
                 },
                 "404": _PROBLEM,
             },
@@ -45,8 +47,22 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "summary": "Database and both HSM tokens answer (each token signs a challenge)",
                     "tags": ["operations"],
                     "responses": {
-                        "200": {"description": "Healthy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                        "503": {"description": "A component is down", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                        "200": {
+                            "description": "Healthy",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                        "503": {
+                            "description": "A component is down",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
                     },
                 }
             },
@@ -55,14 +71,25 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "operationId": "getOpenApi",
                     "summary": "This document",
                     "tags": ["operations"],
-                    "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
             "/ca/root.crt": _der_certificate("root"),
             "/ca/issuing.crt": _der_certificate("issuing"),
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "API client token from `tamga clients create`"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "API client token from `tamga clients create`",
+                }
+            },
             "schemas": {
                 "Problem": {
                     "type": "object",
@@ -76,7 +103,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "instance": {"type": "string"},
                         "errors": {
                             "type": "array",
-                            "items": {"type": "object", "properties": {"field": {"type": "string"}, "detail": {"type": "string"}}},
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "detail": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },
@@ -93,7 +126,11 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "responses": {
                 "Problem": {
                     "description": "Error as problem+json",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    },
                 }
             },
         },

@@ -40,7 +40,8 @@ def read_pin(config: Config, token_label: str) -> str:
     except FileNotFoundError:
         variable = "TAMGA_CA_PIN" if token_label == CA_TOKEN else "TAMGA_CLOUD_PIN"
         raise ConfigError(
-            f"no PIN for token {token_label!r}: set {variable} or run `tamga init` to generate {path}"
+            f"no PIN for token {token_label!r}: "
+            f"set {variable} or run `tamga init` to generate {path}"
         ) from None
 
 

@@ -24,7 +24,7 @@ def _post_worker_init(worker: Any) -> None:
     for name in ("ca_token", "cloud_token"):
         try:
             getattr(runtime, name).ping()
-        except Exception as ex:  # noqa: BLE001 - /healthz reports it; the worker keeps serving
+        except Exception as ex:
             log.warning("worker %s: %s not ready: %s", worker.pid, name, ex)
 
 

@@ -27,7 +27,9 @@ PKCS11_MODULE = os.environ.get("TAMGA_PKCS11_MODULE", DEFAULT_PKCS11_MODULE)
 def hsm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TAMGA_HOME whose SoftHSM2 holds initialised ``tamga-ca`` and ``tamga-cloud`` tokens."""
     if not Path(PKCS11_MODULE).exists():
-        pytest.fail(f"PKCS#11 module {PKCS11_MODULE} is missing: run `make setup` (installs softhsm2)")
+        pytest.fail(
+            f"PKCS#11 module {PKCS11_MODULE} is missing: run `make setup` (installs softhsm2)"
+        )
     home = tmp_path_factory.mktemp("tamga-home")
     conf = write_config(REPO / "softhsm.conf", home)
     os.environ["SOFTHSM2_CONF"] = str(conf)

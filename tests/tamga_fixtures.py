@@ -15,13 +15,17 @@ from signing_api.config import Config
 from signing_api.runtime import Runtime
 from tests.hsm_fixtures import PKCS11_MODULE, TEST_PINS
 
-TAMGA = shutil.which("tamga") or str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "tamga")
+TAMGA = shutil.which("tamga") or str(
+    Path(__file__).resolve().parent.parent / ".venv" / "bin" / "tamga"
+)
 
 RunTamga = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def tamga_env(home: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAMGA_") and k != "SOFTHSM2_CONF"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("TAMGA_") and k != "SOFTHSM2_CONF"
+    }
     env["TAMGA_HOME"] = str(home)
     env["TAMGA_PKCS11_MODULE"] = PKCS11_MODULE
     if database_url:
@@ -51,7 +55,9 @@ def run_tamga() -> RunTamga:
             check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"tamga {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+            raise AssertionError(
+                f"tamga {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
         return result
 
     return run

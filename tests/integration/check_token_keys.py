@@ -35,7 +35,11 @@ def main() -> None:
             entry = {name: bool(key[attr]) for name, attr in FLAGS.items()}
             entry["label"] = key[Attribute.LABEL]
             entry["has_id"] = bool(key[Attribute.ID])
-            secret = Attribute.VALUE if key[Attribute.KEY_TYPE] == pkcs11.KeyType.EC else Attribute.PRIVATE_EXPONENT
+            secret = (
+                Attribute.VALUE
+                if key[Attribute.KEY_TYPE] == pkcs11.KeyType.EC
+                else Attribute.PRIVATE_EXPONENT
+            )
             try:
                 key[secret]
                 entry["value_readable"] = True

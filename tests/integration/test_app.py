@@ -61,12 +61,21 @@ def test_healthz_ok(app: Flask) -> None:
     response = app.test_client().get("/healthz")
     assert response.status_code == 200, response.json
     checks = response.json["checks"]  # type: ignore[index]
-    assert {k: v["status"] for k, v in checks.items()} == {"database": "ok", "ca_token": "ok", "cloud_token": "ok"}
-    assert checks["ca_token"]["label"] == "tamga-ca" and checks["cloud_token"]["label"] == "tamga-cloud"
+    assert {k: v["status"] for k, v in checks.items()} == {
+        "database": "ok",
+        "ca_token": "ok",
+        "cloud_token": "ok",
+    }
+    assert (
+        checks["ca_token"]["label"] == "tamga-ca"
+        and checks["cloud_token"]["label"] == "tamga-cloud"
+    )
 
 
 def test_healthz_503_when_database_is_down(runtime: Runtime) -> None:
-    config = Config(**{**runtime.config.__dict__, "database_url": "postgresql+psycopg://x:pw@127.0.0.1:1/none"})
+    config = Config(
+        **{**runtime.config.__dict__, "database_url": "postgresql+psycopg://x:pw@127.0.0.1:1/none"}
+    )
     down = Runtime(config)
     app = _app(down)
     response = app.test_client().get("/healthz")
@@ -113,7 +122,9 @@ def test_openapi_documents_every_route(app: Flask) -> None:
     validate(doc)
     real = create_app(app.extensions["tamga"].config)
     routes = {
-        rule.rule.replace("<name>", "{name}") for rule in real.url_map.iter_rules() if rule.endpoint != "static"
+        rule.rule.replace("<name>", "{name}")
+        for rule in real.url_map.iter_rules()
+        if rule.endpoint != "static"
     }
     documented = set(doc["paths"])
     expanded = {r for r in routes if "{name}" not in r} | {"/ca/root.crt", "/ca/issuing.crt"}
@@ -133,8 +144,14 @@ def test_bearer_tokens_and_roles(app: Flask, runtime: Runtime) -> None:
     ok = client.get(path, headers={"Authorization": f"Bearer {officer.token}"})
     assert ok.status_code == 200 and ok.json == {"ok": True}
     with runtime.transaction() as session:
-        failed = session.scalars(select(AuditEntry).where(AuditEntry.action == "login.failed")).all()
-        created = session.scalars(select(AuditEntry).where(AuditEntry.action == "client.created")).all()
+        failed = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "login.failed")
+        ).all()
+        created = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "client.created")
+        ).all()
     assert len(failed) == 3 and all(e.outcome == "refused" for e in failed)
     assert len(created) == 2
-    assert all(officer.token not in e.details and portal.token not in e.details for e in failed + created)
+    assert all(
+        officer.token not in e.details and portal.token not in e.details for e in failed + created
+    )

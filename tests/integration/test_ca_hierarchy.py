@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
@@ -34,7 +34,9 @@ NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 URL = "http://ca.example.kg"
 
 
-def _hierarchy(runtime: Runtime, **kwargs: object) -> tuple[x509.Certificate, x509.Certificate | None, tuple[str, ...]]:
+def _hierarchy(
+    runtime: Runtime, **kwargs: object
+) -> tuple[x509.Certificate, x509.Certificate | None, tuple[str, ...]]:
     with runtime.transaction() as session:
         status = ensure_hierarchy(session, runtime.ca_token, public_url=URL, now=NOW, **kwargs)  # type: ignore[arg-type]
     return status.root, status.issuing, status.created
@@ -68,7 +70,12 @@ def test_certificate_contents(runtime: Runtime) -> None:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
         assert bc.critical and bc.value.ca
-        assert ku.critical and ku.value.key_cert_sign and ku.value.crl_sign and not ku.value.digital_signature
+        assert (
+            ku.critical
+            and ku.value.key_cert_sign
+            and ku.value.crl_sign
+            and not ku.value.digital_signature
+        )
         assert isinstance(cert.signature_hash_algorithm, hashes.SHA384)
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length is None
     assert issuing.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
@@ -79,7 +86,10 @@ def test_certificate_contents(runtime: Runtime) -> None:
     assert cdp[0].full_name[0].value == f"{URL}/crl/root.crl"  # type: ignore[index]
     aia = issuing.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert aia[0].access_location.value == f"{URL}/ca/root.crt"
-    assert issuing.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value == "NTRKG-00211200910051"
+    assert (
+        issuing.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value
+        == "NTRKG-00211200910051"
+    )
     assert root.public_key() == runtime.ca_token.public_key(ROOT_CA.key_label)
     assert issuing.public_key() == runtime.ca_token.public_key(ISSUING_CA.key_label)
 
@@ -98,7 +108,12 @@ def test_openssl_and_pkilint_accept_both(runtime: Runtime, tmp_path: Path) -> No
 def _national_root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A software 'national root' standing for Infocom's, as in production."""
     key = ec.generate_private_key(ec.SECP384R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "KG"), x509.NameAttribute(NameOID.COMMON_NAME, "Test National Root")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "KG"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Test National Root"),
+        ]
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -108,14 +123,22 @@ def _national_root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         .not_valid_before(NOW - timedelta(days=1))
         .not_valid_after(NOW + timedelta(days=365 * 25))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA384())
     )
     return cert, key
 
 
-def _sign_csr(csr: x509.CertificateSigningRequest, root: x509.Certificate, key: ec.EllipticCurvePrivateKey, ca: bool = True) -> x509.Certificate:
+def _sign_csr(
+    csr: x509.CertificateSigningRequest,
+    root: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    ca: bool = True,
+) -> x509.Certificate:
     return (
         x509.CertificateBuilder()
         .subject_name(csr.subject)
@@ -125,14 +148,20 @@ def _sign_csr(csr: x509.CertificateSigningRequest, root: x509.Certificate, key: 
         .not_valid_before(NOW - timedelta(hours=1))
         .not_valid_after(NOW + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-        .add_extension(x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False), critical=True
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)  # type: ignore[arg-type]
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
         .sign(key, hashes.SHA384())
     )
 
 
-def test_production_path_csr_and_import(runtime: Runtime, ca_token: HSMToken, tmp_path: Path) -> None:
+def test_production_path_csr_and_import(
+    runtime: Runtime, ca_token: HSMToken, tmp_path: Path
+) -> None:
     national, national_key = _national_root()
     root, issuing, _ = _hierarchy(runtime, external_root=national)
     assert root == national and issuing is None
@@ -141,11 +170,15 @@ def test_production_path_csr_and_import(runtime: Runtime, ca_token: HSMToken, tm
     assert csr.public_key() == ca_token.public_key(ISSUING_CA.key_label)
     signed = _sign_csr(csr, national, national_key)
     with runtime.transaction() as session:
-        installed = import_issuer_certificate(session, ca_token, signed.public_bytes(Encoding.PEM), now=NOW, actor="test")
+        installed = import_issuer_certificate(
+            session, ca_token, signed.public_bytes(Encoding.PEM), now=NOW, actor="test"
+        )
     assert installed == signed
     _, issuing_after, created = _hierarchy(runtime, external_root=national)
     assert issuing_after == signed and created == ()
-    openssl_verify(write_pem(tmp_path / "nat.pem", national), write_pem(tmp_path / "iss.pem", signed))
+    openssl_verify(
+        write_pem(tmp_path / "nat.pem", national), write_pem(tmp_path / "iss.pem", signed)
+    )
 
 
 def test_import_refuses_what_does_not_fit(runtime: Runtime, ca_token: HSMToken) -> None:
@@ -154,19 +187,38 @@ def test_import_refuses_what_does_not_fit(runtime: Runtime, ca_token: HSMToken) 
     csr = issuer_csr(ca_token)
     other_root, other_key = _national_root()
     stranger = ec.generate_private_key(ec.SECP384R1())
-    wrong_key_csr = x509.CertificateSigningRequestBuilder().subject_name(csr.subject).sign(stranger, hashes.SHA384())
+    wrong_key_csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(csr.subject)
+        .sign(stranger, hashes.SHA384())
+    )
     cases = [
         (_sign_csr(csr, other_root, other_key), CertificateMismatch, "does not chain"),
-        (_sign_csr(wrong_key_csr, national, national_key), CertificateMismatch, "not for the issuing key"),
+        (
+            _sign_csr(wrong_key_csr, national, national_key),
+            CertificateMismatch,
+            "not for the issuing key",
+        ),
         (_sign_csr(csr, national, national_key, ca=False), InvalidCertificate, "not a CA"),
     ]
     with runtime.transaction() as session:
         for cert, error, message in cases:
             with pytest.raises(error, match=message):
-                import_issuer_certificate(session, ca_token, cert.public_bytes(Encoding.PEM), now=NOW, actor="test")
+                import_issuer_certificate(
+                    session, ca_token, cert.public_bytes(Encoding.PEM), now=NOW, actor="test"
+                )
         with pytest.raises(InvalidCertificate):
-            import_issuer_certificate(session, ca_token, b"not a certificate", now=NOW, actor="test")
-        assert session.scalar(select(func.count()).select_from(CACertificate).where(CACertificate.name == "issuing")) == 0
+            import_issuer_certificate(
+                session, ca_token, b"not a certificate", now=NOW, actor="test"
+            )
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(CACertificate)
+                .where(CACertificate.name == "issuing")
+            )
+            == 0
+        )
 
 
 def test_a_different_configured_root_is_refused(runtime: Runtime) -> None:

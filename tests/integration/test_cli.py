@@ -46,10 +46,14 @@ def _counts(database_url: str) -> dict[str, int]:
     return counts
 
 
-def test_init_twice_same_keys_same_certificates(run_tamga: RunTamga, tmp_path: Path, database_url: str) -> None:
+def test_init_twice_same_keys_same_certificates(
+    run_tamga: RunTamga, tmp_path: Path, database_url: str
+) -> None:
     home = tmp_path / "home"
     first = run_tamga(home, "init", database_url=database_url)
-    assert "created root certificate" in first.stdout and "created issuing certificate" in first.stdout
+    assert (
+        "created root certificate" in first.stdout and "created issuing certificate" in first.stdout
+    )
     root_pem = run_tamga(home, "ca", "export", "root", database_url=database_url).stdout
     issuing_pem = run_tamga(home, "ca", "export", "issuing", database_url=database_url).stdout
     keys_before = {label: _token_keys(home, label) for label in ("tamga-ca", "tamga-cloud")}
@@ -58,7 +62,9 @@ def test_init_twice_same_keys_same_certificates(run_tamga: RunTamga, tmp_path: P
     second = run_tamga(home, "init", database_url=database_url)
     assert "nothing to do" in second.stdout
     assert run_tamga(home, "ca", "export", "root", database_url=database_url).stdout == root_pem
-    assert run_tamga(home, "ca", "export", "issuing", database_url=database_url).stdout == issuing_pem
+    assert (
+        run_tamga(home, "ca", "export", "issuing", database_url=database_url).stdout == issuing_pem
+    )
     assert {label: _token_keys(home, label) for label in ("tamga-ca", "tamga-cloud")} == keys_before
     assert _counts(database_url) == counts_before
     assert counts_before["ca_certificates"] == 2
@@ -86,7 +92,10 @@ def test_init_twice_same_keys_same_certificates(run_tamga: RunTamga, tmp_path: P
     openssl_verify(tmp_path / "root.pem", tmp_path / "issuing.pem")
     pkilint(tmp_path / "root.pem")
     pkilint(tmp_path / "issuing.pem")
-    assert "audit journal intact" in run_tamga(home, "audit", "verify", database_url=database_url).stdout
+    assert (
+        "audit journal intact"
+        in run_tamga(home, "audit", "verify", database_url=database_url).stdout
+    )
 
 
 def test_second_home_is_independent(run_tamga: RunTamga, tmp_path: Path) -> None:
@@ -96,7 +105,9 @@ def test_second_home_is_independent(run_tamga: RunTamga, tmp_path: Path) -> None
     root_a = x509.load_pem_x509_certificate(run_tamga(a, "ca", "export", "root").stdout.encode())
     root_b = x509.load_pem_x509_certificate(run_tamga(b, "ca", "export", "root").stdout.encode())
     assert root_a.public_key() != root_b.public_key()
-    assert (a / "secrets" / "tamga-ca.pin").read_text() != (b / "secrets" / "tamga-ca.pin").read_text()
+    assert (a / "secrets" / "tamga-ca.pin").read_text() != (
+        b / "secrets" / "tamga-ca.pin"
+    ).read_text()
     assert "tamga.db" in {p.name for p in a.iterdir()}
 
 
@@ -119,7 +130,9 @@ def _fails(result: subprocess.CompletedProcess[str], *words: str) -> str:
     return message
 
 
-def test_bad_input_gives_one_clear_line(run_tamga: RunTamga, installed: Path, tmp_path: Path) -> None:
+def test_bad_input_gives_one_clear_line(
+    run_tamga: RunTamga, installed: Path, tmp_path: Path
+) -> None:
     wrong = run_tamga(installed, "init", env={"TAMGA_CA_PIN": "wrong-pin-123"}, check=False)
     assert "wrong-pin-123" not in _fails(wrong, "refused the PIN")
 
@@ -128,7 +141,9 @@ def test_bad_input_gives_one_clear_line(run_tamga: RunTamga, installed: Path, tm
     assert "sekrit" not in _fails(unreachable, "cannot connect to")
     assert "sekrit" not in run_tamga(tmp_path / "x", "init", database_url=url, check=False).stderr
 
-    garbage = run_tamga(installed, "ca", "export", "root", database_url="mysql://x@y/z", check=False)
+    garbage = run_tamga(
+        installed, "ca", "export", "root", database_url="mysql://x@y/z", check=False
+    )
     _fails(garbage, "unsupported database backend")
 
     # A missing token: the CA token's files are gone.
@@ -148,7 +163,10 @@ def test_bad_input_gives_one_clear_line(run_tamga: RunTamga, installed: Path, tm
     assert no_file.returncode != 0
     not_cert = tmp_path / "junk.pem"
     not_cert.write_text("junk")
-    _fails(run_tamga(installed, "ca", "issuer-import", str(not_cert), check=False), "not an X.509 certificate")
+    _fails(
+        run_tamga(installed, "ca", "issuer-import", str(not_cert), check=False),
+        "not an X.509 certificate",
+    )
 
 
 def test_audit_verify_names_the_tampered_row(run_tamga: RunTamga, tmp_path: Path) -> None:
@@ -168,19 +186,36 @@ def test_audit_verify_names_the_tampered_row(run_tamga: RunTamga, tmp_path: Path
     _fails(result, "3")
 
 
-def test_clients_create_prints_token_once_on_last_line(run_tamga: RunTamga, installed: Path) -> None:
-    result = run_tamga(installed, "clients", "create", "--name", "reporting portal", "--role", "portal")
+def test_clients_create_prints_token_once_on_last_line(
+    run_tamga: RunTamga, installed: Path
+) -> None:
+    result = run_tamga(
+        installed, "clients", "create", "--name", "reporting portal", "--role", "portal"
+    )
     lines = result.stdout.strip().splitlines()
     token = lines[-1]
     assert token.startswith("tmg_") and " " not in token
     assert result.stdout.count(token) == 1 and token not in result.stderr
     db = sqlite3.connect(installed / "tamga.db")
-    stored = db.execute("SELECT token_sha256 FROM api_clients WHERE name = 'reporting portal'").fetchone()[0]
+    stored = db.execute(
+        "SELECT token_sha256 FROM api_clients WHERE name = 'reporting portal'"
+    ).fetchone()[0]
     assert token not in stored and len(stored) == 64
     db.close()
-    dup = run_tamga(installed, "clients", "create", "--name", "reporting portal", "--role", "portal", check=False)
+    dup = run_tamga(
+        installed,
+        "clients",
+        "create",
+        "--name",
+        "reporting portal",
+        "--role",
+        "portal",
+        check=False,
+    )
     _fails(dup, "already exists")
-    bad_role = run_tamga(installed, "clients", "create", "--name", "x", "--role", "king", check=False)
+    bad_role = run_tamga(
+        installed, "clients", "create", "--name", "x", "--role", "king", check=False
+    )
     assert bad_role.returncode == 2 and "king" in bad_role.stderr
 
 
@@ -191,10 +226,29 @@ def _openssl(*args: str, cwd: Path) -> None:
 def test_production_path_with_an_openssl_root(run_tamga: RunTamga, tmp_path: Path) -> None:
     """The national root is an openssl CA here; Tamga sends a CSR and imports the answer."""
     home = tmp_path / "home"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", "nat.key",
-             "-out", "nat.pem", "-days", "7300", "-subj", "/C=KG/O=Infocom/CN=National Root CA", "-sha384",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-             cwd=tmp_path)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        "nat.key",
+        "-out",
+        "nat.pem",
+        "-days",
+        "7300",
+        "-subj",
+        "/C=KG/O=Infocom/CN=National Root CA",
+        "-sha384",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=tmp_path,
+    )
     env = {"TAMGA_ROOT_CERT": str(tmp_path / "nat.pem")}
     first = run_tamga(home, "init", env=env)
     assert "awaits its certificate" in first.stdout and "created root key" not in first.stdout
@@ -205,8 +259,25 @@ def test_production_path_with_an_openssl_root(run_tamga: RunTamga, tmp_path: Pat
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
         "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
     )
-    _openssl("x509", "-req", "-in", "issuing.csr", "-CA", "nat.pem", "-CAkey", "nat.key", "-CAcreateserial",
-             "-days", "3650", "-sha384", "-extfile", "ext.cnf", "-out", "issuing.pem", cwd=tmp_path)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "issuing.csr",
+        "-CA",
+        "nat.pem",
+        "-CAkey",
+        "nat.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-sha384",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "issuing.pem",
+        cwd=tmp_path,
+    )
     missing = run_tamga(home, "ca", "export", "issuing", env=env, check=False)
     _fails(missing, "no issuing CA certificate")
     run_tamga(home, "ca", "issuer-import", str(tmp_path / "issuing.pem"), env=env)
@@ -216,9 +287,44 @@ def test_production_path_with_an_openssl_root(run_tamga: RunTamga, tmp_path: Pat
     assert (home / "public" / "ca" / "issuing.pem").read_text() == exported
     assert "nothing to do" in run_tamga(home, "init", env=env).stdout
     # An issuing certificate made by someone else's root is refused, and nothing changes.
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "o.key",
-             "-out", "o.pem", "-days", "30", "-subj", "/CN=Other", cwd=tmp_path)
-    _openssl("x509", "-req", "-in", "issuing.csr", "-CA", "o.pem", "-CAkey", "o.key", "-CAcreateserial",
-             "-days", "30", "-extfile", "ext.cnf", "-out", "bad.pem", cwd=tmp_path)
-    _fails(run_tamga(home, "ca", "issuer-import", str(tmp_path / "bad.pem"), env=env, check=False), "does not chain")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "o.key",
+        "-out",
+        "o.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Other",
+        cwd=tmp_path,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "issuing.csr",
+        "-CA",
+        "o.pem",
+        "-CAkey",
+        "o.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "bad.pem",
+        cwd=tmp_path,
+    )
+    _fails(
+        run_tamga(home, "ca", "issuer-import", str(tmp_path / "bad.pem"), env=env, check=False),
+        "does not chain",
+    )
     assert run_tamga(home, "ca", "export", "issuing", env=env).stdout == exported

@@ -14,7 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from pkcs11 import Attribute, ObjectClass
 
-from hsm import HSMError, HSMToken, KeyExists, KeyNotFound, TokenNotFound, UnsupportedAlgorithm, WrongPIN
+from hsm import (
+    HSMError,
+    HSMToken,
+    KeyExists,
+    KeyNotFound,
+    TokenNotFound,
+    UnsupportedAlgorithm,
+    WrongPIN,
+)
 from policies.keys import KeySpec, SignatureScheme
 from tests.hsm_fixtures import PKCS11_MODULE
 
@@ -29,7 +37,11 @@ def _verify(public: object, signature: bytes, data: bytes, scheme: SignatureSche
         public.verify(signature, data, ec.ECDSA(h))
     else:
         assert isinstance(public, rsa.RSAPublicKey)
-        pad = padding.PSS(padding.MGF1(h), padding.PSS.DIGEST_LENGTH) if scheme.is_pss else padding.PKCS1v15()
+        pad = (
+            padding.PSS(padding.MGF1(h), padding.PSS.DIGEST_LENGTH)
+            if scheme.is_pss
+            else padding.PKCS1v15()
+        )
         public.verify(signature, data, pad, h)
 
 
@@ -38,7 +50,9 @@ def _schemes(spec: KeySpec) -> list[SignatureScheme]:
 
 
 @pytest.mark.parametrize("spec_name", ["rsa-2048", "rsa-3072", "ec-p256", "ec-p384"])
-def test_every_scheme_signs_and_verifies(ca_token: HSMToken, key_label: str, spec_name: str) -> None:
+def test_every_scheme_signs_and_verifies(
+    ca_token: HSMToken, key_label: str, spec_name: str
+) -> None:
     spec = KeySpec.parse(spec_name)
     info = ca_token.generate_key(key_label, spec)
     assert info.public_key.key_size == (spec.rsa_bits or int(spec.curve[2:]))  # type: ignore[index]
@@ -106,14 +120,20 @@ def _raw_private(token_label: str, pin: str, key_label: str) -> dict[Attribute, 
                 )
             }
             with pytest.raises(pkcs11.exceptions.AttributeSensitive):
-                key[Attribute.VALUE if key[Attribute.KEY_TYPE] == pkcs11.KeyType.EC else Attribute.PRIVATE_EXPONENT]
+                key[
+                    Attribute.VALUE
+                    if key[Attribute.KEY_TYPE] == pkcs11.KeyType.EC
+                    else Attribute.PRIVATE_EXPONENT
+                ]
             return attrs
         finally:
             session.close()
 
 
 @pytest.mark.parametrize("spec_name", ["rsa-2048", "ec-p256"])
-def test_generated_keys_are_sensitive_and_sign_only(ca_token: HSMToken, key_label: str, spec_name: str) -> None:
+def test_generated_keys_are_sensitive_and_sign_only(
+    ca_token: HSMToken, key_label: str, spec_name: str
+) -> None:
     ca_token.generate_key(key_label, KeySpec.parse(spec_name))
     attrs = _raw_private(ca_token.label, "", key_label)
     assert attrs[Attribute.SENSITIVE] is True
@@ -137,7 +157,9 @@ def test_adapter_refuses_to_reveal_the_key(ca_token: HSMToken, key_label: str) -
         key.decrypt(b"x" * 256, padding.PKCS1v15())
 
 
-def test_eight_threads_sign_at_once(ca_token: HSMToken, cloud_token: HSMToken, key_label: str) -> None:
+def test_eight_threads_sign_at_once(
+    ca_token: HSMToken, cloud_token: HSMToken, key_label: str
+) -> None:
     ec_info = ca_token.generate_key(key_label, KeySpec.parse("ec-p256"))
     rsa_info = cloud_token.generate_key(key_label, KeySpec.parse("rsa-2048"))
     results: list[tuple[bytes, bytes, SignatureScheme]] = []
@@ -150,10 +172,22 @@ def test_eight_threads_sign_at_once(ca_token: HSMToken, cloud_token: HSMToken, k
             for i in range(25):
                 data = f"thread {n} message {i}".encode()
                 if n % 2:
-                    results.append((data, ca_token.sign(key_label, data, SignatureScheme.ECDSA_SHA256), SignatureScheme.ECDSA_SHA256))
+                    results.append(
+                        (
+                            data,
+                            ca_token.sign(key_label, data, SignatureScheme.ECDSA_SHA256),
+                            SignatureScheme.ECDSA_SHA256,
+                        )
+                    )
                 else:
-                    results.append((data, cloud_token.sign(key_label, data, SignatureScheme.RSA_PSS_SHA256), SignatureScheme.RSA_PSS_SHA256))
-        except BaseException as ex:  # noqa: BLE001 - collected and asserted below
+                    results.append(
+                        (
+                            data,
+                            cloud_token.sign(key_label, data, SignatureScheme.RSA_PSS_SHA256),
+                            SignatureScheme.RSA_PSS_SHA256,
+                        )
+                    )
+        except BaseException as ex:
             errors.append(ex)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
@@ -164,11 +198,18 @@ def test_eight_threads_sign_at_once(ca_token: HSMToken, cloud_token: HSMToken, k
     assert errors == []
     assert len(results) == 200
     for data, sig, scheme in results:
-        _verify(ec_info.public_key if scheme is SignatureScheme.ECDSA_SHA256 else rsa_info.public_key, sig, data, scheme)
+        _verify(
+            ec_info.public_key if scheme is SignatureScheme.ECDSA_SHA256 else rsa_info.public_key,
+            sig,
+            data,
+            scheme,
+        )
 
 
 @pytest.mark.parametrize("spec_name", ["ec-p384", "rsa-3072"])
-def test_certificate_builder_signs_through_hsm(ca_token: HSMToken, key_label: str, spec_name: str) -> None:
+def test_certificate_builder_signs_through_hsm(
+    ca_token: HSMToken, key_label: str, spec_name: str
+) -> None:
     ca_token.generate_key(key_label, KeySpec.parse(spec_name))
     key = ca_token.private_key(key_label)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "adapter test")])

@@ -39,12 +39,16 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture
-def server(run_tamga: RunTamga, tmp_path: Path, database_url: str) -> Iterator[tuple[str, Path, str]]:
+def server(
+    run_tamga: RunTamga, tmp_path: Path, database_url: str
+) -> Iterator[tuple[str, Path, str]]:
     home = tmp_path / "home"
     run_tamga(home, "init", database_url=database_url)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = tamga_env(home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2", TAMGA_PUBLIC_URL=base)
+    env = tamga_env(
+        home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2", TAMGA_PUBLIC_URL=base
+    )
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -56,7 +60,9 @@ def server(run_tamga: RunTamga, tmp_path: Path, database_url: str) -> Iterator[t
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("tamga serve did not start:\n" + (tmp_path / "serve.log").read_text())
+                raise AssertionError(
+                    "tamga serve did not start:\n" + (tmp_path / "serve.log").read_text()
+                )
             time.sleep(0.2)
         yield base, home, database_url
     finally:
@@ -72,7 +78,11 @@ def _check_selftest(check: dict[str, Any]) -> None:
     """Verify the worker's challenge signature ourselves, with the key it reports."""
     public = serialization.load_der_public_key(base64.b64decode(check["public_key"]))
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    public.verify(base64.b64decode(check["signature"]), base64.b64decode(check["challenge"]), ec.ECDSA(hashes.SHA256()))
+    public.verify(
+        base64.b64decode(check["signature"]),
+        base64.b64decode(check["challenge"]),
+        ec.ECDSA(hashes.SHA256()),
+    )
 
 
 def test_two_workers_each_sign(server: tuple[str, Path, str], run_tamga: RunTamga) -> None:
@@ -96,7 +106,11 @@ def test_two_workers_each_sign(server: tuple[str, Path, str], run_tamga: RunTamg
     exported = run_tamga(home, "ca", "export", "issuing", database_url=database_url).stdout
     assert x509.load_der_x509_certificate(body) == x509.load_pem_x509_certificate(exported.encode())
     status, _, body = _get(base + "/ca/root.crt")
-    assert status == 200 and x509.load_der_x509_certificate(body).subject == x509.load_der_x509_certificate(body).issuer
+    assert (
+        status == 200
+        and x509.load_der_x509_certificate(body).subject
+        == x509.load_der_x509_certificate(body).issuer
+    )
 
     status, headers, body = _get(base + "/no/such/thing")
     assert status == 404 and headers["Content-Type"] == "application/problem+json"

@@ -11,7 +11,13 @@ from signing_api.problems import PROBLEM_TYPES, Problem
 
 
 def test_key_specs_round_trip() -> None:
-    assert [s.name for s in SUPPORTED_KEY_SPECS] == ["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384"]
+    assert [s.name for s in SUPPORTED_KEY_SPECS] == [
+        "rsa-2048",
+        "rsa-3072",
+        "rsa-4096",
+        "ec-p256",
+        "ec-p384",
+    ]
     for spec in SUPPORTED_KEY_SPECS:
         assert KeySpec.parse(spec.name.upper()) == spec
     with pytest.raises(ValueError, match="unknown key type"):
@@ -23,21 +29,37 @@ def test_key_specs_round_trip() -> None:
 
 
 def test_signature_schemes() -> None:
-    assert SignatureScheme.RSA_PSS_SHA384.is_pss and SignatureScheme.RSA_PSS_SHA384.hash_name == "sha384"
+    assert (
+        SignatureScheme.RSA_PSS_SHA384.is_pss
+        and SignatureScheme.RSA_PSS_SHA384.hash_name == "sha384"
+    )
     assert SignatureScheme.ECDSA_SHA512.key_algorithm is KeyAlgorithm.EC
     assert KeySpec.parse("ec-p384").default_scheme is SignatureScheme.ECDSA_SHA384
 
 
 def test_ca_profiles() -> None:
-    assert ROOT_CA.key_spec.curve == "P-384" and ROOT_CA.validity_years == 20 and ROOT_CA.path_length is None
+    assert (
+        ROOT_CA.key_spec.curve == "P-384"
+        and ROOT_CA.validity_years == 20
+        and ROOT_CA.path_length is None
+    )
     assert ISSUING_CA.validity_years == 10 and ISSUING_CA.path_length == 0
     with pytest.raises(ValueError):
-        CAProfile(name="x", key_label="x", key_spec=ROOT_CA.key_spec, validity_years=0, path_length=None, subject=(("CN", "x"),))
+        CAProfile(
+            name="x",
+            key_label="x",
+            key_spec=ROOT_CA.key_spec,
+            validity_years=0,
+            path_length=None,
+            subject=(("CN", "x"),),
+        )
 
 
 def test_config_defaults_and_errors() -> None:
     config = Config.from_env({})
-    assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("/var/tamga.db")
+    assert config.database_url.startswith("sqlite:///") and config.database_url.endswith(
+        "/var/tamga.db"
+    )
     assert config.bind == "127.0.0.1:8000" and config.workers == 2
     assert config.public_url == "http://127.0.0.1:8000"
     assert "1234" not in repr(Config.from_env({"TAMGA_CA_PIN": "1234"}))
