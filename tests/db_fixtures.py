@@ -38,16 +38,19 @@ def pg_admin_url() -> str:
     """URL of a PostgreSQL role allowed to create databases; the run fails if it is down."""
     url = os.environ.get("TAMGA_TEST_DATABASE_URL", DEFAULT_PG_ADMIN_URL)
     admin = make_engine(url)
+    problem = None
     try:
         check_connection(admin)
     except DatabaseUnavailable as ex:
+        problem = str(ex)  # fail outside the except block: no chained traceback noise
+    finally:
+        admin.dispose()
+    if problem is not None:
         pytest.fail(
-            f"PostgreSQL is required for the tests and not reachable ({ex}). Run `make test` "
+            f"PostgreSQL is required for the tests and not reachable ({problem}). Run `make test` "
             "(it installs and starts PostgreSQL) or set TAMGA_TEST_DATABASE_URL.",
             pytrace=False,
         )
-    finally:
-        admin.dispose()
     return url
 
 

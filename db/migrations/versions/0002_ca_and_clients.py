@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ca_certificates")),
-        sa.UniqueConstraint("fingerprint_sha256", name=op.f("uq_ca_certificates_fingerprint_sha256")),
+        sa.UniqueConstraint(
+            "fingerprint_sha256", name=op.f("uq_ca_certificates_fingerprint_sha256")
+        ),
     )
     op.create_index(op.f("ix_ca_certificates_name"), "ca_certificates", ["name"])
     op.create_table(

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Tamga database (hand-written; run them with :func:`db.migrate.upgrade`)."""
