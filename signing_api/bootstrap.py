@@ -95,6 +95,13 @@ def publish_ca_files(session: Session, public_dir: Path) -> None:
             tmp.replace(target)
 
 
+def _restrict_sqlite_file(runtime: Runtime) -> None:
+    """The embedded database holds the audit journal and token hashes: owner-only (0600)."""
+    database = runtime.engine.url.database
+    if runtime.engine.dialect.name == "sqlite" and database and Path(database).exists():
+        os.chmod(database, 0o600)
+
+
 def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
     """Idempotent set-up of ``config.home``: secrets, tokens, schema, keys, CA hierarchy."""
     now = now or datetime.now(UTC)
@@ -115,6 +122,7 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
     runtime = Runtime(config)
     check_connection(runtime.engine)
     migrate.upgrade(runtime.engine)
+    _restrict_sqlite_file(runtime)
     for token in (runtime.ca_token, runtime.cloud_token):
         token.ping()  # wrong PIN or missing token: fail here, before anything is written
     with runtime.transaction() as session:

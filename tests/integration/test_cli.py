@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from tests.hsm_fixtures import PKCS11_MODULE
 from tests.pki_tools import openssl_verify, pkilint
@@ -83,6 +83,9 @@ def test_init_twice_same_keys_same_certificates(
     # Files for relying parties and the PIN files' protection.
     assert (home / "public" / "ca" / "root.pem").read_text() == root_pem
     assert (home / "secrets").stat().st_mode & 0o777 == 0o700
+    if database_url.startswith("sqlite"):
+        database_file = Path(str(make_url(database_url).database))
+        assert database_file.stat().st_mode & 0o777 == 0o600
     for pin_file in (home / "secrets").iterdir():
         assert pin_file.stat().st_mode & 0o777 == 0o600
 
