@@ -10,6 +10,7 @@ that session.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -129,6 +130,28 @@ def _wrap_errors(
 _LOGINS: dict[tuple[str, str], tuple[int, bytes]] = {}
 
 
+@contextlib.contextmanager
+def _softhsm_login_lock(module_path: str) -> Iterator[None]:
+    """Serialise opening sessions across the processes of one SoftHSM2 installation.
+
+    SoftHSM2 rewrites its token file on every C_Login; a process that reads the file at that
+    moment (gunicorn workers starting together) sees no token, no user PIN or a general error,
+    and keeps that view until it re-initialises. Each process opens its session once, so an
+    exclusive file lock beside ``SOFTHSM2_CONF`` costs nothing afterwards. Other modules need
+    no lock.
+    """
+    conf = os.environ.get("SOFTHSM2_CONF")
+    if "softhsm" not in os.path.basename(module_path).lower() or not conf:
+        yield
+        return
+    with open(conf + ".lock", "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 class _Library:
     """The loaded PKCS#11 module for this process (re-initialised after fork)."""
 
@@ -167,6 +190,9 @@ class HSMToken:
         self._pin = pin
         self._session: Any = None
         self._session_pid = 0
+        # Private-key objects by label, for this process's session: finding a key by label costs
+        # a C_FindObjects that SoftHSM2 answers by re-reading its object files (bench/hsm_sign.py).
+        self._keys: dict[str, tuple[Any, KeyType]] = {}
 
     def __repr__(self) -> str:
         return f"HSMToken(label={self.label!r}, module={self.module_path!r})"
@@ -181,6 +207,10 @@ class HSMToken:
     def _logged_in_session(self) -> Any:
         if self._session is not None and self._session_pid == os.getpid():
             return self._session
+        with _softhsm_login_lock(self.module_path):
+            return self._open_session()
+
+    def _open_session(self) -> Any:
         lib = _Library.get(self.module_path)
         try:
             token = lib.get_token(token_label=self.label)
@@ -197,6 +227,7 @@ class HSMToken:
             session = token.open(rw=True, user_pin=self._pin)
             _LOGINS[key] = (os.getpid(), pin_hash)
         self._session, self._session_pid = session, os.getpid()
+        self._keys = {}
         return session
 
     def close(self) -> None:
@@ -206,6 +237,7 @@ class HSMToken:
                 with contextlib.suppress(p11e.PKCS11Error):
                     self._session.close()
             self._session = None
+            self._keys = {}
 
     def ping(self) -> dict[str, str]:
         """Prove the token answers and we are logged in: return what it says of itself."""
@@ -224,8 +256,13 @@ class HSMToken:
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def _private(self, session: Any, label: str) -> Any:
-        return session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+    def _private(self, session: Any, label: str) -> tuple[Any, KeyType]:
+        """The private-key object labelled ``label`` and its key type, cached per session."""
+        cached = self._keys.get(label)
+        if cached is None:
+            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            cached = self._keys[label] = (key, key[Attribute.KEY_TYPE])
+        return cached
 
     def has_key(self, label: str) -> bool:
         def find(session: Any) -> bool:
@@ -296,6 +333,7 @@ class HSMToken:
                 raise KeyNotFound(f"no key {label!r} on token {self.label!r}")
             for obj in objs:
                 obj.destroy()
+            self._keys.pop(label, None)
 
         self._run(destroy, label)
 
@@ -314,8 +352,13 @@ class HSMToken:
             )
 
         def sign(session: Any) -> bytes:
-            key = self._private(session, label)
-            key_type = key[Attribute.KEY_TYPE]
+            try:
+                return sign_with(*self._private(session, label))
+            except (p11e.ObjectHandleInvalid, p11e.KeyHandleInvalid):
+                self._keys.pop(label, None)  # destroyed by another process: look it up again
+                return sign_with(*self._private(session, label))
+
+        def sign_with(key: Any, key_type: KeyType) -> bytes:
             wanted = KeyType.EC if scheme.key_algorithm is KeyAlgorithm.EC else KeyType.RSA
             if key_type != wanted:
                 raise UnsupportedAlgorithm(f"key {label!r} cannot sign with {scheme.value}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pkcs11
 import pytest
@@ -24,7 +27,7 @@ from hsm import (
     WrongPIN,
 )
 from policies.keys import KeySpec, SignatureScheme
-from tests.hsm_fixtures import PKCS11_MODULE
+from tests.hsm_fixtures import PKCS11_MODULE, TEST_PINS
 
 pytestmark = pytest.mark.hsm
 
@@ -274,3 +277,47 @@ def test_unsupported_key_specs_are_refused() -> None:
         KeySpec.parse("rsa-1024")
     with pytest.raises(ValueError):
         KeySpec.parse("ec-p521")
+
+
+def test_cached_key_handle_goes_stale_cleanly(ca_token: HSMToken, key_label: str) -> None:
+    ca_token.generate_key(key_label, KeySpec.parse("ec-p256"))
+    ca_token.sign(key_label, b"x", SignatureScheme.ECDSA_SHA256)  # handle now cached
+    other = HSMToken(PKCS11_MODULE, ca_token.label, TEST_PINS[ca_token.label])
+    other.destroy_key(key_label)
+    with pytest.raises(KeyNotFound):
+        ca_token.sign(key_label, b"x", SignatureScheme.ECDSA_SHA256)
+    info = other.generate_key(key_label, KeySpec.parse("ec-p256"))  # same label, new key
+    _verify(
+        info.public_key,
+        ca_token.sign(key_label, b"y", SignatureScheme.ECDSA_SHA256),
+        b"y",
+        SignatureScheme.ECDSA_SHA256,
+    )
+
+
+def _login_and_sign(conf: str, label: str, pin: str, key: str, start: Any) -> str:
+    import os
+
+    os.environ["SOFTHSM2_CONF"] = conf
+    token = HSMToken(PKCS11_MODULE, label, pin)
+    start.wait()
+    try:
+        token.sign(key, b"login race", SignatureScheme.ECDSA_SHA256)
+    except HSMError as ex:
+        return f"{type(ex).__name__}: {ex}"
+    return "ok"
+
+
+def test_processes_logging_in_together(ca_token: HSMToken, hsm_home: Path, key_label: str) -> None:
+    """SoftHSM2 rewrites its token file at login; simultaneous logins must still succeed."""
+    ca_token.generate_key(key_label, KeySpec.parse("ec-p256"))
+    ctx = multiprocessing.get_context("spawn")
+    conf = str(hsm_home / "softhsm2.conf")
+    outcomes: list[str] = []
+    for _ in range(5):
+        with ctx.Manager() as manager:
+            start = manager.Barrier(4)
+            with ctx.Pool(4) as pool:
+                args = [(conf, ca_token.label, TEST_PINS[ca_token.label], key_label, start)] * 4
+                outcomes += pool.starmap(_login_and_sign, args)
+    assert outcomes == ["ok"] * 20
