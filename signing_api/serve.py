@@ -34,7 +34,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        settings = {
+        settings: dict[str, Any] = {
             "bind": self.tamga_config.bind,
             "workers": self.tamga_config.workers,
             "worker_class": "gthread",
@@ -48,6 +48,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "post_worker_init": _post_worker_init,
             "proc_name": "tamga",
         }
+        # Recent gunicorn opens a control socket under ~/.gunicorn: outside TAMGA_HOME and shared
+        # between installations. Tamga does not use it.
+        if "control_socket_disable" in self.cfg.settings:
+            settings["control_socket_disable"] = True
         for key, value in settings.items():
             self.cfg.set(key, value)
 
