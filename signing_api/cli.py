@@ -85,7 +85,12 @@ def serve() -> None:
 
     config = _config()
     # Fail early and clearly on a bad database URL; tokens are checked per worker (/healthz).
-    check_connection(Runtime(config).engine)
+    # The engine is disposed before gunicorn forks: no pooled connection may be inherited.
+    engine = Runtime(config).engine
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
     run(config)
 
 
