@@ -36,6 +36,7 @@ from hsm.errors import (
     UnsupportedAlgorithm,
     WrongPIN,
 )
+from hsm.softhsm import is_softhsm
 from policies.keys import KeyAlgorithm, KeySpec, SignatureScheme
 
 __all__ = ["HSMToken", "KeyInfo", "PublicKey"]
@@ -141,7 +142,7 @@ def _softhsm_login_lock(module_path: str) -> Iterator[None]:
     no lock.
     """
     conf = os.environ.get("SOFTHSM2_CONF")
-    if "softhsm" not in os.path.basename(module_path).lower() or not conf:
+    if not is_softhsm(module_path) or not conf:
         yield
         return
     with open(conf + ".lock", "a+b") as lock_file:

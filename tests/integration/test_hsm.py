@@ -96,7 +96,7 @@ def test_wrong_scheme_for_key_is_refused(ca_token: HSMToken, key_label: str) -> 
         ca_token.sign(key_label, b"x", SignatureScheme.RSA_PKCS1_SHA256)
 
 
-def _raw_private(token_label: str, pin: str, key_label: str) -> dict[Attribute, object]:
+def _raw_private(token_label: str, key_label: str) -> dict[Attribute, object]:
     """Read a key's attributes with python-pkcs11 directly, bypassing our hsm package."""
     from hsm.token import _LOCK
 
@@ -138,7 +138,7 @@ def test_generated_keys_are_sensitive_and_sign_only(
     ca_token: HSMToken, key_label: str, spec_name: str
 ) -> None:
     ca_token.generate_key(key_label, KeySpec.parse(spec_name))
-    attrs = _raw_private(ca_token.label, "", key_label)
+    attrs = _raw_private(ca_token.label, key_label)
     assert attrs[Attribute.SENSITIVE] is True
     assert attrs[Attribute.ALWAYS_SENSITIVE] is True
     assert attrs[Attribute.EXTRACTABLE] is False
@@ -215,9 +215,18 @@ def test_certificate_builder_signs_through_hsm(
 ) -> None:
     ca_token.generate_key(key_label, KeySpec.parse(spec_name))
     key = ca_token.private_key(key_label)
+    cert = _self_signed(key, hashes.SHA384())
+    cert.verify_directly_issued_by(cert)
+    if spec_name.startswith("rsa"):
+        pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
+        pss_cert = _self_signed(key, hashes.SHA256(), rsa_padding=pss)
+        pss_cert.verify_directly_issued_by(pss_cert)
+
+
+def _self_signed(key: Any, hash_: hashes.SHA256 | hashes.SHA384, **kwargs: Any) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "adapter test")])
     now = datetime.now(UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -225,22 +234,8 @@ def test_certificate_builder_signs_through_hsm(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA384())
+        .sign(key, hash_, **kwargs)
     )
-    cert.verify_directly_issued_by(cert)
-    pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
-    if spec_name.startswith("rsa"):
-        pss_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256(), rsa_padding=pss)
-        )
-        pss_cert.verify_directly_issued_by(pss_cert)
 
 
 def test_key_lifecycle_errors(ca_token: HSMToken, key_label: str) -> None:
