@@ -1,4 +1,102 @@
 """Prepaid balances as a double-entry ledger; payments in; charges; documents out.
 
-Empty until its issue (#3).
+Other domains call the service functions re-exported here, always with a SQLAlchemy
+``Session`` already in a transaction, an aware UTC ``now`` and an ``actor`` for the audit
+journal. Amounts are integer tyiyn.
 """
+
+from billing.errors import (
+    AccountExists,
+    AccountNotFound,
+    AccountTerminated,
+    AmountTooLarge,
+    AmountTooSmall,
+    BillingError,
+    HoldNotOpen,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    MalformedAccount,
+    NotFound,
+    NotReversible,
+    PaymentForbidden,
+)
+from billing.ledger import (
+    Balance,
+    HoldInfo,
+    Posting,
+    balance,
+    charge,
+    credit,
+    hold,
+    open_account,
+    post_hold,
+    reverse,
+    void_hold,
+)
+from billing.payments import (
+    PaymentAccountInfo,
+    Receipt,
+    Target,
+    issue_payment_account,
+    receipts,
+    record_payment,
+    record_unmatched,
+    resolve_target,
+)
+from billing.statements import Drift, Statement, StatementLine, check_balances, statement
+from billing.termination import (
+    ServiceState,
+    TerminationInfo,
+    accrue_penalties,
+    pay_refund,
+    service_state,
+    terminate,
+)
+
+__all__ = [
+    "AccountExists",
+    "AccountNotFound",
+    "AccountTerminated",
+    "AmountTooLarge",
+    "AmountTooSmall",
+    "Balance",
+    "BillingError",
+    "Drift",
+    "HoldInfo",
+    "HoldNotOpen",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "MalformedAccount",
+    "NotFound",
+    "NotReversible",
+    "PaymentAccountInfo",
+    "PaymentForbidden",
+    "Posting",
+    "Receipt",
+    "ServiceState",
+    "Statement",
+    "StatementLine",
+    "Target",
+    "TerminationInfo",
+    "accrue_penalties",
+    "balance",
+    "charge",
+    "check_balances",
+    "credit",
+    "hold",
+    "issue_payment_account",
+    "open_account",
+    "pay_refund",
+    "post_hold",
+    "receipts",
+    "record_payment",
+    "record_unmatched",
+    "resolve_target",
+    "reverse",
+    "service_state",
+    "statement",
+    "terminate",
+    "void_hold",
+]
