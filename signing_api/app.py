@@ -10,9 +10,11 @@ from werkzeug.exceptions import HTTPException
 
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
+from signing_api.billing_api import billing_api
 from signing_api.config import Config
 from signing_api.health import health_report
 from signing_api.openapi import openapi_document
+from signing_api.osmp import osmp
 from signing_api.problems import PROBLEM_TYPES, Problem
 from signing_api.runtime import Runtime
 
@@ -93,6 +95,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["tamga"] = Runtime(config)
     app.register_blueprint(public)
+    app.register_blueprint(billing_api)
+    app.register_blueprint(osmp)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

@@ -172,6 +172,15 @@ def clients_create(name: str, role: str) -> None:
     click.echo(created.token)
 
 
+def _register_domain_groups() -> None:
+    from signing_api.cli_billing import billing_group
+
+    cli.add_command(billing_group)
+
+
+_register_domain_groups()
+
+
 def _operator() -> str:
     return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
 

@@ -32,6 +32,18 @@ def _der_certificate(name: str) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
+    """The whole document: the public routes below plus each route module's own fragment."""
+    from signing_api import billing_api, osmp
+
+    doc = _base_document(server_url)
+    for fragment in (billing_api.OPENAPI, osmp.OPENAPI):
+        doc["paths"].update(fragment.get("paths", {}))
+        for section, entries in fragment.get("components", {}).items():
+            doc["components"].setdefault(section, {}).update(entries)
+    return doc
+
+
+def _base_document(server_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
