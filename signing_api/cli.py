@@ -11,6 +11,7 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives import serialization
 
+from billing import BillingError
 from ca import CAError, active_certificate, import_issuer_certificate, issuer_csr
 from db import DBError, check_connection, verify_chain
 from hsm import HSMError
@@ -20,7 +21,7 @@ from signing_api.runtime import Runtime
 
 __all__ = ["main"]
 
-_EXPECTED = (HSMError, DBError, CAError, ConfigError, ClientError)
+_EXPECTED = (HSMError, DBError, CAError, BillingError, ConfigError, ClientError)
 
 
 class _Group(click.Group):
