@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -40,8 +41,9 @@ from billing.errors import (
 )
 from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, LedgerTransaction
 from db import audit
+from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn
-from policies.tariffs import Revenue
+from policies.tariffs import TARIFFS, Revenue, TariffSchedule
 
 __all__ = [
     "BANK",
@@ -54,6 +56,8 @@ __all__ = [
     "audit_event",
     "balance",
     "charge",
+    "charge_storage_fee",
+    "charge_tariff",
     "check_amount",
     "check_key",
     "clearing",
@@ -80,6 +84,7 @@ BANK = "asset:bank"
 CASH = "asset:cash"
 SUSPENSE = "liability:suspense"  # bank money nobody could match to a subscriber yet
 
+_BISHKEK = ZoneInfo(BUSINESS_TIME_ZONE)
 _PER_SUBSCRIBER = ("customer:", "receivable:", "refunds-payable:")
 MAX_AMOUNT = 10**13  # tyiyn: 100 billion som, far above any real payment; guards overflow
 
@@ -692,3 +697,51 @@ def account_balance(session: Session, code: str) -> int:
         .where(LedgerAccount.code == code)
     )
     return int(total or 0)
+
+
+# --- tariffed charges ------------------------------------------------------------------------
+
+
+def charge_tariff(
+    session: Session,
+    *,
+    inn: str,
+    tariff_code: str,
+    key: str,
+    now: datetime,
+    actor: str,
+    quantity: int = 1,
+    tariffs: TariffSchedule = TARIFFS,
+) -> Posting:
+    """Charge ``quantity`` × the price of ``tariff_code`` in force on today's Bishkek date."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InvalidAmount("the quantity is a positive whole number")
+    tariff = tariffs.price(tariff_code, now.astimezone(_BISHKEK).date())
+    title = tariff.title if quantity == 1 else f"{tariff.title} × {quantity}"
+    return charge(
+        session,
+        inn=inn,
+        amount=tariff.price * quantity,
+        key=key,
+        revenue_kind=tariff.revenue,
+        description=title,
+        now=now,
+        actor=actor,
+    )
+
+
+def charge_storage_fee(session: Session, *, inn: str, now: datetime, actor: str) -> Posting:
+    """The monthly cloud-storage fee, at most once per Bishkek calendar month (FAQ).
+
+    Filing calls it at the first report signed in a month and the CA at a renewal request; the
+    key ``storage:<inn>:<YYYY-MM>`` makes every later call that month a replay.
+    """
+    month = now.astimezone(_BISHKEK).strftime("%Y-%m")
+    return charge_tariff(
+        session,
+        inn=inn,
+        tariff_code="storage:monthly",
+        key=f"storage:{inn}:{month}",
+        now=now,
+        actor=actor,
+    )

@@ -276,3 +276,20 @@ def test_service_state_follows_the_balance(db: sessionmaker[Session]) -> None:
         _credit(s, 1, "c1")
         state = billing.service_state(s, INN, now=NOW + timedelta(days=31))
         assert (state.state, state.may_suspend) == ("active", True)
+
+
+def test_tariffed_charges_and_the_storage_fee_once_a_month(db: sessionmaker[Session]) -> None:
+    with db.begin() as s:
+        _credit(s, 2000_00, "c1")
+        cert = billing.charge_tariff(s, inn=INN, tariff_code="cert:head", key="cert:1:issue",
+                                     now=NOW, actor=ACTOR)  # fmt: skip
+        assert cert.amount == 1510_00
+        first = billing.charge_storage_fee(s, inn=INN, now=NOW, actor=ACTOR)
+        again = billing.charge_storage_fee(s, inn=INN, now=NOW + timedelta(days=20), actor=ACTOR)
+        assert again.replayed and again.transaction_id == first.transaction_id
+        # 2026-11-30 20:00 UTC is already 1 December in Bishkek (UTC+6): a new month.
+        december = billing.charge_storage_fee(
+            s, inn=INN, now=datetime(2026, 11, 30, 20, tzinfo=UTC), actor=ACTOR
+        )
+        assert december.key == f"storage:{INN}:2026-12" and not december.replayed
+        assert ledger.account_balance(s, ledger.revenue(Revenue.STORAGE)) == -2 * 100_00
