@@ -162,11 +162,8 @@ def record_payment(
     ledger.check_amount(amount)
     if not external_id or len(external_id) > 100:
         raise MalformedAccount("a payment needs an external id of 1-100 characters")
-    previous = _existing_receipt(session, channel, provider, external_id)
-    if previous is not None:
-        if previous.account != account or previous.amount != amount:
-            raise IdempotencyConflict(f"{channel}:{provider}:{external_id}")
-        return Receipt.of(previous, replayed=True)
+    if _existing_receipt(session, channel, provider, external_id) is not None:
+        return _replay(session, channel, provider, external_id, account, amount)
     target = resolve_target(session, account)
     source = source or _source_of(channel, provider)
     if not target.active:
@@ -201,6 +198,9 @@ def record_payment(
         actor=actor,
         kind="payment",
     )
+    if posting.replayed:
+        # The same payment was recorded while we waited for the subscriber's row lock.
+        return _replay(session, channel, provider, external_id, account, amount)
     if target.service == EDS:
         _pay_purpose(session, account, now=now, actor=actor)
     return _receipt(
@@ -289,6 +289,17 @@ def _settle_debt(
         posting,
         now,
     )
+
+
+def _replay(
+    session: Session, channel: str, provider: str, external_id: str, account: str, amount: int
+) -> Receipt:
+    previous = _existing_receipt(session, channel, provider, external_id)
+    if previous is None:  # the ledger key exists without its receipt: written by another path
+        raise IdempotencyConflict(f"{channel}:{provider}:{external_id}")
+    if previous.account != account or previous.amount != amount:
+        raise IdempotencyConflict(f"{channel}:{provider}:{external_id}")
+    return Receipt.of(previous, replayed=True)
 
 
 def _source_of(channel: str, provider: str) -> str:

@@ -82,9 +82,11 @@ def init() -> None:
 @cli.command()
 def serve() -> None:
     """Serve HTTP with gunicorn on TAMGA_BIND with TAMGA_WORKERS workers."""
+    from signing_api.osmp import ALLOW_VARIABLE, parse_allow
     from signing_api.serve import serve as run
 
     config = _config()
+    parse_allow(os.environ.get(ALLOW_VARIABLE, ""))  # a mistake stops here, not in each worker
     # Fail early and clearly on a bad database URL; tokens are checked per worker (/healthz).
     # The engine is disposed before gunicorn forks: no pooled connection may be inherited.
     engine = Runtime(config).engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -122,7 +123,7 @@ def test_openapi_documents_every_route(app: Flask) -> None:
     validate(doc)
     real = create_app(app.extensions["tamga"].config)
     routes = {
-        rule.rule.replace("<name>", "{name}")
+        re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for rule in real.url_map.iter_rules()
         if rule.endpoint != "static"
     }
