@@ -13,6 +13,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidAmount",
+    "InvalidName",
     "MalformedAccount",
     "NotFound",
     "NotReversible",
@@ -26,6 +27,10 @@ class BillingError(Exception):
 
 class InvalidAmount(BillingError):
     """An amount that is not a positive whole number of tyiyn."""
+
+
+class InvalidName(BillingError):
+    """A subscriber name that is empty or too long."""
 
 
 class MalformedAccount(BillingError):

@@ -36,6 +36,8 @@ from billing.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidName,
+    MalformedAccount,
     NotFound,
     NotReversible,
 )
@@ -312,10 +314,10 @@ def open_account(
 ) -> tuple[Balance, bool]:
     """Open a subscriber's balance; ``(balance, created)``. Same INN and name again: a replay."""
     if not is_inn(inn):
-        raise AccountNotFound(f"{inn!r} is not a 14-digit INN")
+        raise MalformedAccount(f"{inn!r} is not a 14-digit INN")
     name = " ".join(name.split())
     if not name or len(name) > 300:
-        raise AccountExists("a subscriber's name is 1-300 characters")
+        raise InvalidName("a subscriber's name is 1-300 characters")
     existing = session.get(CustomerAccount, inn)
     if existing is not None:
         if existing.name != name:

@@ -366,7 +366,8 @@ def issue_payment_account(
 ) -> PaymentAccountInfo:
     """A 16-digit payment account for one purpose of one subscriber (idempotent by purpose)."""
     ledger.check_amount(amount_due)
-    ledger.lock_customer(session, inn)
+    if ledger.lock_customer(session, inn).status != "active":
+        raise AccountTerminated(f"the contract of {inn} is terminated")
     found = session.scalars(
         select(PaymentAccount).where(PaymentAccount.purpose == purpose)
     ).one_or_none()

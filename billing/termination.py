@@ -171,10 +171,13 @@ def settle_debt(
 ) -> ledger.Posting:
     """A payment (bank or cash) against a terminated subscriber's debt."""
     ledger.lock_customer(session, inn)
-    _, owed = debt_outstanding(session, inn)
+    _, owed = debt_outstanding(session, inn) if session.get(Termination, inn) else (0, 0)
     key = f"debt:{inn}:{reference}"
     print_ = ledger.fingerprint(op="debt-payment", amount=amount, debit=source, credit=inn)
-    if ledger.existing_transaction(session, key, print_) is None and amount > owed:
+    first = ledger.existing_transaction(session, key, print_) is None
+    if first and owed <= 0:
+        raise AccountTerminated(f"the contract of {inn} is terminated and nothing is owed")
+    if first and amount > owed:
         raise AmountTooLarge(f"{inn} owes {owed / 100:.2f} som; {amount / 100:.2f} is too much")
     return ledger.transfer(
         session,
