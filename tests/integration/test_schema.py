@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
+import billing.bank  # registers bank_statement_lines
 import billing.models  # noqa: F401 - registers the billing tables
 import ca.models  # noqa: F401 - registers the CA tables on Base.metadata
 import signing_api.clients  # noqa: F401 - registers api_clients
