@@ -32,6 +32,7 @@ from billing.errors import (
 )
 from billing.models import CustomerAccount, Payment, PaymentAccount
 from policies.identifiers import is_inn, is_payment_account, payment_account_number
+from policies.providers import PROVIDERS
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -310,7 +311,9 @@ def _source_of(channel: str, provider: str) -> str:
 
 def _describe(channel: str, provider: str, external_id: str, target: Target) -> str:
     what = "Оплата ЭЦП" if target.service == EDS else "Пополнение баланса"
-    via = {"osmp": f"через {provider}", "bank": "банковским переводом", "cash": "в кассу"}
+    known = PROVIDERS.get(provider)
+    name = known.name if known else provider
+    via = {"osmp": f"через {name}", "bank": "банковским переводом", "cash": "в кассу"}
     return f"{what} {via[channel]}, документ {external_id}"
 
 

@@ -93,6 +93,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask("tamga")
     app.config["JSON_SORT_KEYS"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Cyrillic names stay readable
     app.extensions["tamga"] = Runtime(config)
     app.register_blueprint(public)
     app.register_blueprint(billing_api)
