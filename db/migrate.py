@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from db.errors import DBError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the functions: it costs ~0.3 s at start-up, and every `tamga`
+# command but `init` runs without it.
 
 __all__ = ["MIGRATIONS_DIR", "current_revision", "head_revision", "upgrade"]
 
@@ -32,17 +35,23 @@ def upgrade(engine: Engine) -> None:
             lock = text("SELECT pg_advisory_xact_lock(:key)")
             connection.execute(lock, {"key": _MIGRATION_LOCK_KEY})
         # On SQLite, BEGIN IMMEDIATE (see db.engine) already serialises concurrent migrators.
+        from alembic import command
+
         command.upgrade(alembic_config(connection), "head")
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str:
     """The newest revision that the code ships."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise DBError(f"no migrations found in {MIGRATIONS_DIR}")
@@ -51,6 +60,8 @@ def head_revision() -> str:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic configuration built in code; ``env.py`` migrates ``connection`` if given."""
+    from alembic.config import Config
+
     config = Config()
     # ConfigParser interpolation: a literal "%" in the path must be doubled.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
