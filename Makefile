@@ -68,8 +68,10 @@ lint: setup ## ruff, ruff format --check, mypy, import-linter
 	$(BIN)/mypy $(TYPED_PACKAGES)
 	$(BIN)/lint-imports
 
-bench: setup ## HSM signatures/s beside openssl speed (bench/hsm_sign.py)
+bench: setup ## HSM signatures/s beside openssl speed; ledger operations/s beside raw commits
 	$(BIN)/python bench/hsm_sign.py
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/ledger.py
 
 clean: ## remove .venv, caches and build output (keeps var/, which holds the keys)
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
