@@ -221,10 +221,23 @@ def lock_customer(session: Session, inn: str) -> CustomerAccount:
     return row
 
 
+# Ledger account ids by (database URL, code). Accounts are never deleted or renumbered (entries
+# reference them), so an id read back from the database stays right for the life of the process;
+# ids of accounts this session created are not cached until they are seen committed.
+_ACCOUNT_IDS: dict[tuple[str, str], int] = {}
+
+
 def _ledger_account(session: Session, code: str, inn: str | None = None) -> int:
     """The id of the ledger account ``code``, created on first use (race-safe)."""
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
+    cached = _ACCOUNT_IDS.get((database, code))
+    if cached is not None:
+        return cached
+    created: set[str] = session.info.setdefault("tamga_created_accounts", set())
     found = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == code))
     if found is not None:
+        if code not in created:
+            _ACCOUNT_IDS[(database, code)] = found
         return found
     try:
         with session.begin_nested():
@@ -232,6 +245,7 @@ def _ledger_account(session: Session, code: str, inn: str | None = None) -> int:
             session.add(row)
     except IntegrityError:  # another transaction created it first
         return session.scalars(select(LedgerAccount.id).where(LedgerAccount.code == code)).one()
+    created.add(code)
     return row.id
 
 
@@ -258,39 +272,50 @@ def journal(
     now: datetime,
     actor: str,
     reverses_id: int | None = None,
+    locked: bool = False,
 ) -> tuple[LedgerTransaction, bool]:
-    """Write one balanced transaction; ``(txn, False)`` if ``key`` won a race elsewhere."""
+    """Write one balanced transaction; ``(txn, False)`` if ``key`` won a race elsewhere.
+
+    ``locked``: the caller holds the subscriber's row lock and has looked the key up under it,
+    so no other transaction can take the key meanwhile and the savepoint is not needed.
+    """
     if sum(amount for _, amount in legs) != 0 or not legs or any(a == 0 for _, a in legs):
         raise ValueError(f"unbalanced or empty transaction {key}: {legs}")  # a bug, not input
-    try:
-        with session.begin_nested():
-            txn = LedgerTransaction(
-                idempotency_key=key,
-                fingerprint=print_,
-                kind=kind,
-                inn=inn,
-                amount=amount,
-                description=description,
-                actor=actor,
-                occurred_at=now,
-                reverses_id=reverses_id,
-            )
-            session.add(txn)
-    except IntegrityError:
-        # Only reachable without a customer lock (e.g. suspense): the key was taken meanwhile.
-        existing = existing_transaction(session, key, print_)
-        if existing is None:
-            raise
-        return existing, False
+    txn = LedgerTransaction(
+        idempotency_key=key,
+        fingerprint=print_,
+        kind=kind,
+        inn=inn,
+        amount=amount,
+        description=description,
+        actor=actor,
+        occurred_at=now,
+        reverses_id=reverses_id,
+    )
+    if locked:
+        session.add(txn)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(txn)
+        except IntegrityError:
+            # The key was taken meanwhile by a transaction that holds no lock of ours.
+            existing = existing_transaction(session, key, print_)
+            if existing is None:
+                raise
+            return existing, False
+    legs_out = []
     for code, leg in legs:
         account_inn = code.split(":", 1)[1] if code.startswith(_PER_SUBSCRIBER) else None
-        session.add(
+        legs_out.append(
             LedgerEntry(
                 transaction_id=txn.id,
                 account_id=_ledger_account(session, code, account_inn),
                 amount=leg,
             )
         )
+    session.add_all(legs_out)
     session.flush()
     return txn, True
 
@@ -380,6 +405,7 @@ def credit(
         legs=[(source, amount), (customer(inn), -amount)],
         now=now,
         actor=actor,
+        locked=True,
     )
     if created:
         row.posted += amount
@@ -430,6 +456,7 @@ def charge(
         legs=[(customer(inn), amount), (revenue(revenue_kind), -amount)],
         now=now,
         actor=actor,
+        locked=True,
     )
     if created:
         row.posted -= amount
@@ -579,6 +606,7 @@ def post_hold(session: Session, *, key: str, now: datetime, actor: str) -> Posti
         legs=[(customer(inn), held.amount), (revenue(kind), -held.amount)],
         now=now,
         actor=actor,
+        locked=True,
     )
     row.held -= held.amount
     row.posted -= held.amount

@@ -106,6 +106,7 @@ def terminate(
             legs=legs,
             now=now,
             actor=actor,
+            locked=True,
         )
         txn_id = txn.id
     row.posted -= refund
