@@ -11,19 +11,18 @@ stderr, nothing written; 3 ``reconcile`` found mismatches.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from policies.billing import BUSINESS_TIME_ZONE
-from signing_api.cli_billing import billing_group
+from signing_api.cli_billing import _refusals, _som, billing_group
 
 if TYPE_CHECKING:
     from billing.bank import ImportSummary, LineInfo
@@ -35,28 +34,7 @@ LIST_AT_MOST = 50  # suspense lines listed after an import (all: `tamga billing 
 MISMATCHES_FOUND = 3  # exit status of `reconcile` when the registry and our receipts differ
 _ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
 
-F = TypeVar("F", bound=Callable[..., Any])
 Progress = Callable[[int, int], None]
-
-
-def _refusals(command: F) -> F:
-    """A billing refusal becomes one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from billing import BillingError
-
-        try:
-            return command(*args, **kwargs)
-        except BillingError as ex:
-            raise click.ClickException(str(ex)) from ex
-
-    return cast(F, wrapper)
-
-
-def _som(tyiyn: int) -> str:
-    whole, rest = divmod(tyiyn, 100)
-    return f"{whole}.{rest:02d}"
 
 
 def _now() -> datetime:
