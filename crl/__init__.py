@@ -1,4 +1,34 @@
-"""Revocation status for relying parties: CRLs (and OCSP) built from ca/ data.
+"""Revocation status for relying parties: CRLs (and later OCSP) built from ca/ data.
 
-Empty until its issue (#4).
+``issue_crl`` signs a full CRL for the root or the issuing CA from the revoked entries it is
+given; ``refresh_crl`` reissues when the schedule (:mod:`policies.crl`) says so;
+``write_crl_files`` publishes one for static serving.
 """
+
+from crl.builder import (
+    IssuedCRL,
+    RevokedEntry,
+    crl_due,
+    current_crl,
+    issue_crl,
+    refresh_crl,
+    revoked_entries,
+)
+from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
+from crl.models import CRLIssue
+from crl.publish import write_crl_files
+
+__all__ = [
+    "CRLError",
+    "CRLIssue",
+    "ForeignIssuer",
+    "IssuedCRL",
+    "RevokedEntry",
+    "UnknownIssuer",
+    "crl_due",
+    "current_crl",
+    "issue_crl",
+    "refresh_crl",
+    "revoked_entries",
+    "write_crl_files",
+]

@@ -12,6 +12,7 @@ from ca import active_certificate
 from ca.errors import HierarchyNotReady
 from signing_api.billing_api import billing_api
 from signing_api.config import Config
+from signing_api.crl_http import crl_http
 from signing_api.health import health_report
 from signing_api.openapi import openapi_document
 from signing_api.osmp import osmp
@@ -98,6 +99,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(public)
     app.register_blueprint(billing_api)
     app.register_blueprint(osmp)
+    app.register_blueprint(crl_http)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

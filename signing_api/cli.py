@@ -177,8 +177,10 @@ def clients_create(name: str, role: str) -> None:
 
 def _register_domain_groups() -> None:
     from signing_api.cli_billing import billing_group
+    from signing_api.cli_crl import crl_group
 
     cli.add_command(billing_group)
+    cli.add_command(crl_group)
 
 
 _register_domain_groups()

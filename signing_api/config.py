@@ -68,8 +68,13 @@ class Config:
 
     @property
     def public_dir(self) -> Path:
-        """Files published for relying parties (CA certificates; later CRLs)."""
+        """Files published for relying parties: the CA certificates (``public/ca/``)."""
         return self.home / "public"
+
+    @property
+    def crl_publish_dir(self) -> Path:
+        """Where CRLs are written for a web server or CDN (issue #4: ``publish/crl/``)."""
+        return self.home / "publish" / "crl"
 
     @property
     def softhsm_conf(self) -> Path:

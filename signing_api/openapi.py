@@ -33,10 +33,10 @@ def _der_certificate(name: str) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     """The whole document: the public routes below plus each route module's own fragment."""
-    from signing_api import billing_api, osmp
+    from signing_api import billing_api, crl_http, osmp
 
     doc = _base_document(server_url)
-    for fragment in (billing_api.OPENAPI, osmp.OPENAPI):
+    for fragment in (billing_api.OPENAPI, osmp.OPENAPI, crl_http.OPENAPI):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(entries)

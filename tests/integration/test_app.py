@@ -129,6 +129,7 @@ def test_openapi_documents_every_route(app: Flask) -> None:
     }
     documented = set(doc["paths"])
     expanded = {r for r in routes if "{name}" not in r} | {"/ca/root.crt", "/ca/issuing.crt"}
+    expanded |= {"/crl/root.crl", "/crl/issuing.crl"}
     assert expanded == documented
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 import billing.bank  # registers bank_statement_lines
 import billing.models  # noqa: F401 - registers the billing tables
 import ca.models  # noqa: F401 - registers the CA tables on Base.metadata
+import crl.models  # noqa: F401 - registers crl_issues
 import signing_api.clients  # noqa: F401 - registers api_clients
 from db import Base, current_revision, head_revision
 

@@ -1,0 +1,43 @@
+"""Database rows of the CRL domain: every CRL ever signed, append-only.
+
+Migration 0005 makes the database refuse UPDATE and DELETE on ``crl_issues``: a CRL that was
+published is evidence (contract §8.2.7: the dispute commission checks the CRL), so it stays.
+``UNIQUE(issuer, number)`` is what keeps CRL numbers from repeating across nodes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db import Base, UTCDateTime
+
+__all__ = ["CRLIssue"]
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CRLIssue(Base):
+    """One signed CRL: its number, its dates, its DER and the digest used as HTTP ETag."""
+
+    __tablename__ = "crl_issues"
+    __table_args__ = (
+        UniqueConstraint("issuer", "number", name="uq_crl_issues_issuer_number"),
+        CheckConstraint("issuer IN ('root', 'issuing')", name="issuer_known"),
+        CheckConstraint("number > 0", name="number_positive"),
+        CheckConstraint("entries >= 0", name="entries_not_negative"),
+        CheckConstraint("next_update > this_update", name="next_after_this"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(16))  # "root" | "issuing"
+    number: Mapped[int] = mapped_column(BigInteger)  # the CRLNumber extension (RFC 5280 §5.2.3)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))  # lowercase hex of the DER; the ETag
+    entries: Mapped[int] = mapped_column(Integer)  # revoked certificates listed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,112 @@
+"""``tamga crl ...``: force a new CRL and publish it, or show the current one.
+
+``publish`` signs a new CRL for each issuer asked (even when the current one is fresh), writes
+it to ``$TAMGA_HOME/public/crl/<issuer>.crl`` and prints its number and dates. With
+``--issuer all`` an external national root, whose key is not ours, is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+import click
+from cryptography import x509
+
+from policies.crl import CRL_ISSUERS
+
+__all__ = ["crl_group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refusals(command: F) -> F:
+    """A CRL refusal becomes one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from crl import CRLError
+
+        try:
+            return command(*args, **kwargs)
+        except CRLError as ex:
+            raise click.ClickException(str(ex)) from ex
+
+    return cast(F, wrapper)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@click.group("crl")
+def crl_group() -> None:
+    """Certificate revocation lists of the root and the issuing CA."""
+
+
+@crl_group.command("publish")
+@click.option(
+    "--issuer",
+    type=click.Choice([*CRL_ISSUERS, "all"]),
+    default="all",
+    show_default=True,
+    help="which CA's CRL to issue",
+)
+@_refusals
+def crl_publish(issuer: str) -> None:
+    """Sign a new CRL now and write it for static serving."""
+    from crl import ForeignIssuer, refresh_crl, write_crl_files
+    from signing_api.cli import _operator, _runtime
+
+    runtime = _runtime()
+    for name in CRL_ISSUERS if issuer == "all" else (issuer,):
+        try:
+            with runtime.transaction() as session:
+                issued, _ = refresh_crl(
+                    session,
+                    issuer=name,
+                    token=runtime.ca_token,
+                    now=datetime.now(UTC),
+                    actor=f"cli:{_operator()}",
+                    force=True,
+                )
+        except ForeignIssuer as ex:
+            if issuer != "all":
+                raise
+            click.echo(f"{name}: skipped ({ex})")
+            continue
+        path = write_crl_files(issued.der, name, runtime.config.crl_publish_dir)
+        click.echo(
+            f"{name}: CRL number {issued.number}, thisUpdate {_stamp(issued.this_update)}, "
+            f"nextUpdate {_stamp(issued.next_update)}, {issued.entries} entries, {path}"
+        )
+
+
+@crl_group.command("show")
+@click.argument("issuer", type=click.Choice(CRL_ISSUERS))
+@_refusals
+def crl_show(issuer: str) -> None:
+    """Print the current CRL: number, dates and revoked certificates."""
+    from crl import current_crl
+    from signing_api.cli import _runtime
+
+    with _runtime().transaction() as session:
+        issued = current_crl(session, issuer, datetime.now(UTC))
+    if issued is None:
+        raise click.ClickException(
+            f"no {issuer} CRL has been issued yet (`tamga crl publish --issuer {issuer}`)"
+        )
+    click.echo(f"issuer:     {issuer}")
+    click.echo(f"number:     {issued.number}")
+    click.echo(f"thisUpdate: {_stamp(issued.this_update)}")
+    click.echo(f"nextUpdate: {_stamp(issued.next_update)}")
+    click.echo(f"sha256:     {issued.sha256}")
+    click.echo(f"entries:    {issued.entries}")
+    for entry in issued.load():
+        try:
+            reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+        except x509.ExtensionNotFound:
+            reason = "unspecified"  # RFC 5280 §5.3.1: written as no reasonCode at all
+        click.echo(f"  {entry.serial_number:x} {_stamp(entry.revocation_date_utc)} {reason}")

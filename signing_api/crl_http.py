@@ -1,0 +1,108 @@
+"""``GET /crl/<name>.crl``: the root's and the issuing CA's CRLs for relying parties (DER).
+
+The current CRL comes from the database; when there is none yet, or the newest is past its
+reissue time (:data:`policies.crl.CRL_POLICY`), the first request issues one with the CA key
+and writes it to ``$TAMGA_HOME/public/crl/`` for static serving as well. Caching follows the
+CRL itself: ``ETag`` is the DER's SHA-256, ``Last-Modified`` its thisUpdate, and caches may keep
+it until nextUpdate; a conditional request that matches gets 304.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from ca.errors import HierarchyNotReady
+from crl import ForeignIssuer, IssuedCRL, refresh_crl, write_crl_files
+from hsm import HSMError
+from policies.crl import CRL_ISSUERS
+from signing_api.problems import Problem
+from signing_api.runtime import Runtime
+
+__all__ = ["OPENAPI", "crl_http", "crl_response"]
+
+log = logging.getLogger("tamga.crl")
+crl_http = Blueprint("crl_http", __name__)
+
+ACTOR = "http:crl"
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["tamga"]
+    return runtime
+
+
+def _current(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
+    try:
+        with runtime.transaction() as session:
+            issued, new = refresh_crl(
+                session, issuer=name, token=runtime.ca_token, now=now, actor=ACTOR
+            )
+    except (HierarchyNotReady, ForeignIssuer) as ex:
+        raise Problem("not-found", str(ex)) from None
+    except HSMError as ex:
+        log.error("cannot issue the %s CRL: %s", name, ex)
+        raise Problem("unavailable", f"the {name} CRL cannot be issued right now") from None
+    if new:
+        try:  # the database copy is authoritative; a failed file write must not fail the fetch
+            write_crl_files(issued.der, name, runtime.config.crl_publish_dir)
+        except OSError as ex:
+            log.error("cannot write the %s CRL file: %s", name, ex)
+    return issued
+
+
+def crl_response(issued: IssuedCRL, now: datetime) -> Response:
+    """The DER with its caching headers, answered with 304 when the request's condition holds."""
+    response = Response(issued.der, mimetype="application/pkix-crl")
+    response.set_etag(issued.sha256)
+    response.last_modified = issued.this_update
+    response.expires = issued.next_update
+    response.cache_control.public = True
+    response.cache_control.max_age = max(0, int((issued.next_update - now).total_seconds()))
+    # werkzeug: If-None-Match (strong or weak match) first, else If-Modified-Since >= thisUpdate.
+    response.make_conditional(request)  # turns it into a 304 in place when the condition holds
+    return response
+
+
+@crl_http.get("/crl/<name>.crl")
+def crl_file(name: str) -> Response:
+    if name not in CRL_ISSUERS:
+        raise Problem("not-found", f"there is no CRL named {name!r}")
+    now = datetime.now(UTC)
+    return crl_response(_current(_runtime(), name, now), now)
+
+
+def _crl_path(name: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"get{name.title()}Crl",
+            "summary": f"The {name} CA's current full CRL (DER, RFC 5280)",
+            "tags": ["ca"],
+            "parameters": [
+                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                {"name": "If-Modified-Since", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "DER-encoded CRL; cacheable until its nextUpdate",
+                    "headers": {
+                        "ETag": {"schema": {"type": "string"}},
+                        "Last-Modified": {"schema": {"type": "string"}},
+                        "Cache-Control": {"schema": {"type": "string"}},
+                    },
+                    "content": {
+                        "application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "304": {"description": "The CRL named by If-None-Match / If-Modified-Since"},
+                "404": {"$ref": "#/components/responses/Problem"},
+                "503": {"$ref": "#/components/responses/Problem"},
+            },
+        }
+    }
+
+
+OPENAPI: dict[str, Any] = {"paths": {f"/crl/{name}.crl": _crl_path(name) for name in CRL_ISSUERS}}
