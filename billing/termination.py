@@ -15,6 +15,7 @@ from billing import ledger
 from billing.errors import AccountTerminated, AmountTooLarge, NotFound
 from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, Termination
 from policies.billing import BILLING_POLICY, BUSINESS_TIME_ZONE, BillingPolicy
+from policies.calendar import CALENDAR
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -111,7 +112,7 @@ def terminate(
         txn_id = txn.id
     row.posted -= refund
     row.status, row.terminated_at = "terminated", now
-    due = local_date(now) + timedelta(days=policy.termination_debt_due_days)
+    due = CALENDAR.add_working_days(local_date(now), policy.termination_debt_due_days)
     record = Termination(
         inn=inn,
         terminated_at=now,

@@ -11,9 +11,15 @@ if TYPE_CHECKING:
 __all__ = [
     "CAError",
     "CertificateMismatch",
+    "Conflict",
     "HierarchyNotReady",
     "InvalidCertificate",
+    "InvalidField",
+    "KeyRefused",
     "LintFailed",
+    "NotAllowed",
+    "NotFound",
+    "PaymentRequired",
 ]
 
 
@@ -40,3 +46,41 @@ class LintFailed(CAError):
         self.findings: tuple[Finding, ...] = tuple(findings)
         listed = "; ".join(str(finding) for finding in self.findings)
         super().__init__(f"pre-issuance lint refused the certificate: {listed}")
+
+
+class InvalidField(CAError):
+    """A request field is missing or malformed; ``field`` names it (API: 422 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(CAError):
+    """No such subscriber, holder, certificate, request... (or not one the caller may see)."""
+
+
+class Conflict(CAError):
+    """The request conflicts with the registry's current state (API: 409)."""
+
+
+class NotAllowed(CAError):
+    """The acting party may not do this to this object (API: 403)."""
+
+
+class KeyRefused(CAError):
+    """A subscriber's key or CSR is refused: no proof of possession, weak, or already certified."""
+
+    def __init__(self, message: str, field: str = "csr_pem") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class PaymentRequired(CAError):
+    """Issuance needs the price paid first: pay ``amount_due`` tyiyn to ``payment_account``."""
+
+    def __init__(self, message: str, *, amount_due: int, payment_account: str | None) -> None:
+        self.amount_due = amount_due
+        self.payment_account = payment_account
+        super().__init__(message)

@@ -14,8 +14,8 @@ class BillingPolicy:
     # §18.6: the late party pays 1 % of the overdue amount per day of delay. Basis points of the
     # outstanding principal, not compounded on earlier penalties.
     penalty_basis_points_per_day: int = 100
-    # §18.5: the debt found by the final reconciliation act is due 5 working days after it.
-    # Counted here in calendar days until the working-day calendar arrives with the CA registry.
+    # §18.5: the debt found by the final reconciliation act is due 5 working days after it
+    # (Kyrgyz working days, policies.calendar).
     termination_debt_due_days: int = 5
     # §3.9.2: at zero balance services stop until the balance is topped up.
     stop_at_zero_balance: bool = True

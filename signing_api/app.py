@@ -11,12 +11,17 @@ from werkzeug.exceptions import HTTPException
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
 from signing_api.billing_api import billing_api
+from signing_api.certificates_api import certificates_api
 from signing_api.config import Config
+from signing_api.cps import cps_text
 from signing_api.crl_http import crl_http
 from signing_api.health import health_report
 from signing_api.openapi import openapi_document
 from signing_api.osmp import osmp
 from signing_api.problems import PROBLEM_TYPES, Problem
+from signing_api.registry_api import registry_api
+from signing_api.renewals_api import renewals_api
+from signing_api.revocation_api import revocation_api
 from signing_api.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -55,6 +60,14 @@ def ca_certificate(name: str) -> Response:
     response = Response(
         cert.public_bytes(serialization.Encoding.DER), mimetype="application/pkix-cert"
     )
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@public.get("/cps")
+def cps() -> Response:
+    """The certification practice statement summary the certificates' policies point at."""
+    response = Response(cps_text(_runtime().config.public_url), mimetype="text/plain")
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
@@ -100,6 +113,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(billing_api)
     app.register_blueprint(osmp)
     app.register_blueprint(crl_http)
+    for blueprint in (registry_api, certificates_api, revocation_api, renewals_api):
+        app.register_blueprint(blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

@@ -181,6 +181,10 @@ def _register_domain_groups() -> None:
 
     cli.add_command(billing_group)
     cli.add_command(crl_group)
+    from signing_api import cli_certificates, cli_registry, cli_renewals, cli_revocation
+
+    for module in (cli_registry, cli_certificates, cli_revocation, cli_renewals):
+        module.register(ca)
 
 
 _register_domain_groups()

@@ -12,13 +12,21 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from db import Base, audit
+import ca.models  # noqa: F401 - subscribers.inn, the target of client_subscribers.inn
+from db import Base, UTCDateTime, audit
 from policies.roles import ClientRole
 
-__all__ = ["ApiClient", "ClientError", "CreatedClient", "authenticate", "create_client"]
+__all__ = [
+    "ApiClient",
+    "ClientError",
+    "ClientSubscriber",
+    "CreatedClient",
+    "authenticate",
+    "create_client",
+]
 
 TOKEN_PREFIX = "tmg_"  # noqa: S105 - a prefix that makes leaked tokens greppable
 
@@ -40,6 +48,21 @@ class ApiClient(Base):
     @property
     def client_role(self) -> ClientRole:
         return ClientRole(self.role)
+
+
+class ClientSubscriber(Base):
+    """Which subscribers a non-officer API client may see and act for: its scope.
+
+    A portal client sees the subscribers it registered and those an officer granted it
+    (``tamga clients grant``); an officer client sees every subscriber.
+    """
+
+    __tablename__ = "client_subscribers"
+
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"), primary_key=True)
+    inn: Mapped[str] = mapped_column(ForeignKey("subscribers.inn"), primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    granted_by: Mapped[str] = mapped_column(String(64))
 
 
 @dataclass(frozen=True)

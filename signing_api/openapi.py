@@ -33,10 +33,19 @@ def _der_certificate(name: str) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     """The whole document: the public routes below plus each route module's own fragment."""
-    from signing_api import billing_api, crl_http, osmp
+    from signing_api import (
+        billing_api,
+        certificates_api,
+        crl_http,
+        osmp,
+        registry_api,
+        renewals_api,
+        revocation_api,
+    )
 
     doc = _base_document(server_url)
-    for fragment in (billing_api.OPENAPI, osmp.OPENAPI, crl_http.OPENAPI):
+    fragments = (billing_api, osmp, crl_http, registry_api, certificates_api)
+    for fragment in (m.OPENAPI for m in (*fragments, revocation_api, renewals_api)):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(entries)
@@ -87,6 +96,19 @@ def _base_document(server_url: str) -> dict[str, Any]:
                         "200": {
                             "description": "OpenAPI document",
                             "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/cps": {
+                "get": {
+                    "operationId": "getCps",
+                    "summary": "The certification practice statement summary (the CPS URI)",
+                    "tags": ["ca"],
+                    "responses": {
+                        "200": {
+                            "description": "Plain text, UTF-8",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
                         }
                     },
                 }

@@ -33,12 +33,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("not-found", "No such resource", 404),
         ProblemType("method-not-allowed", "Method not allowed on this resource", 405),
         ProblemType("insufficient-funds", "The balance does not cover the amount", 402),
+        ProblemType("payment-required", "The price must be paid first", 402),
         ProblemType("conflict", "The request conflicts with the current state", 409),
         ProblemType("account-terminated", "The subscriber's contract is terminated", 409),
         ProblemType(
             "idempotency-conflict", "The idempotency key was used for a different request", 422
         ),
         ProblemType("validation-failed", "The request has invalid fields", 422),
+        ProblemType("certificate-refused", "The certificate cannot be issued as requested", 422),
         ProblemType("internal-error", "Internal server error", 500),
         ProblemType("unavailable", "A component the service needs is unavailable", 503),
     )

@@ -157,3 +157,15 @@ def test_bearer_tokens_and_roles(app: Flask, runtime: Runtime) -> None:
     assert all(
         officer.token not in e.details and portal.token not in e.details for e in failed + created
     )
+
+
+def test_cps_lists_every_role_policy(app: Flask) -> None:
+    from policies.cert_profiles import CertRole, policy_oid
+
+    response = app.test_client().get("/cps")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    for role in CertRole:
+        assert f"{policy_oid(role)}  {role.value}" in text
+    assert "/crl/issuing.crl" in text

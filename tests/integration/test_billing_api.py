@@ -347,7 +347,8 @@ def test_termination_refunds_the_balance_and_blocks_money(api: Api, tmp_path: Pa
     done = api.post(path, {"reason": "Письмо о расторжении №12"})
     assert done.status_code == 201, done.json
     ended = done.json
-    assert (ended["refund"], ended["debt"], ended["debt_due_on"]) == (500_00, 0, "2026-11-18")
+    # The debt falls due 5 Kyrgyz working days after Friday 13th.
+    assert (ended["refund"], ended["debt"], ended["debt_due_on"]) == (500_00, 0, "2026-11-20")
     assert (
         ended["final_act"] == f"/api/v1/accounts/{INN}/documents/act?from=2026-11-10&to=2026-11-13"
     )

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 import billing
 from billing.document_data import local_date
 from db import AuditEntry
+from policies.calendar import CALENDAR
 from signing_api.app import create_app
 from signing_api.clients import create_client
 from signing_api.runtime import Runtime
@@ -180,7 +181,7 @@ def test_termination_and_the_daily_penalty_job(
     final = tmp_path / "final.pdf"
     done = tamga("billing", "terminate", INN, "--reason", "Письмо №7", "--debt", "100.00",
                  "--act", str(final))  # fmt: skip
-    due = local_date(datetime.now(UTC)) + timedelta(days=5)
+    due = CALENDAR.add_working_days(local_date(datetime.now(UTC)), 5)
     assert f"terminated: refund 80.00 som, debt 100.00 som due {due}" in done.stdout
     words = _pdf_text(final)
     # The refund stays the subscriber's (a move between its own accounts); the debt is new.

@@ -1,0 +1,313 @@
+"""The registration authority's registry: subscribers and the holders who act for them.
+
+Every change is journalled. A subscriber's billing account is opened when it is registered
+(through ``billing``'s service function), so that payments can reach it at once. The seven
+requisites a renewal must find unchanged (§18.2.2) are read from here by ``requisites``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import billing
+from ca.errors import Conflict, InvalidField, NotFound
+from ca.models import Holder, Subscriber
+from ca.profiles import SubjectIdentity
+from db import audit
+from policies.identifiers import is_inn
+
+__all__ = [
+    "REQUISITES",
+    "check_inn",
+    "create_holder",
+    "create_subscriber",
+    "get_holder",
+    "get_subscriber",
+    "list_holders",
+    "requisites",
+    "split_full_name",
+    "subject_identity",
+    "update_holder",
+    "update_subscriber",
+]
+
+# §18.2.2, in the contract's order: what a renewal compares with the certificate being renewed.
+REQUISITES = (
+    "company_inn",
+    "company_name",
+    "locality",
+    "full_name",
+    "position",
+    "passport_series",
+    "email",
+)
+
+_SUBSCRIBER_FIELDS = {"name": 64, "legal_form": 64, "locality": 128, "email": 254}
+_HOLDER_FIELDS = {
+    "full_name": 64,
+    "position": 64,
+    "passport_series": 32,
+    "email": 254,
+    "phone": 32,
+}
+_PASSPORT = re.compile(r"^[A-ZА-ЯЁ0-9][A-ZА-ЯЁ0-9 -]{1,31}$")
+_PHONE = re.compile(r"^\+?[0-9]{7,15}$")
+
+
+def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
+    value = data.get(field)
+    if not isinstance(value, str):
+        raise InvalidField(field, "is required and must be a string")
+    value = " ".join(value.split())
+    if not value:
+        raise InvalidField(field, "must not be empty")
+    if len(value) > limit:
+        raise InvalidField(field, f"is longer than {limit} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidField(field, "has control characters")
+    return value
+
+
+def check_inn(inn: object, field: str = "inn") -> str:
+    """The INN, or InvalidField unless it is 14 ASCII digits."""
+    if not isinstance(inn, str) or not is_inn(inn):
+        raise InvalidField(field, "an INN is exactly 14 digits")
+    return inn
+
+
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """(surname, given names): the passport order is "Surname Given [Patronymic]"."""
+    parts = full_name.split()
+    if len(parts) < 2:
+        raise InvalidField("full_name", "give the surname and the given name")
+    return parts[0], " ".join(parts[1:])
+
+
+def _identity_check(fields: dict[str, str], company: str, inn: str, locality: str) -> None:
+    """Refuse holder data that would not make a valid certificate subject (X.520 bounds...)."""
+    surname, given = split_full_name(fields["full_name"])
+    try:
+        SubjectIdentity(
+            full_name=fields["full_name"],
+            surname=surname,
+            given_name=given,
+            position=fields["position"],
+            company=company,
+            company_inn=inn,
+            locality=locality,
+            email=fields["email"],
+        )
+    except ValueError as ex:
+        message = str(ex)
+        field = message.split(" ", 1)[0]
+        raise InvalidField(field if field in fields else "email", message) from None
+
+
+def _subscriber_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    fields = {name: _text(data, name, limit) for name, limit in _SUBSCRIBER_FIELDS.items()}
+    _identity_check(
+        {"full_name": "Check Name", "position": "-", "email": fields["email"]},
+        fields["name"],
+        "0" * 14,
+        fields["locality"],
+    )
+    return fields
+
+
+def create_subscriber(
+    session: Session, data: Mapping[str, Any], *, now: datetime, actor: str
+) -> tuple[Subscriber, bool]:
+    """Register a subscriber and open its billing account: ``(row, created)``.
+
+    ``data``: inn, name, legal_form, locality, email. The same INN with the same data again is
+    a replay (``created`` False); with other data it is a Conflict (use ``update_subscriber``).
+    """
+    inn = check_inn(data.get("inn"))
+    fields = _subscriber_fields(data)
+    existing = session.get(Subscriber, inn)
+    if existing is not None:
+        if all(getattr(existing, k) == v for k, v in fields.items()):
+            return existing, False
+        raise Conflict(f"INN {inn} is already registered as {existing.name!r}")
+    try:
+        billing.open_account(session, inn=inn, name=fields["name"], now=now, actor=actor)
+    except billing.AccountExists as ex:
+        raise Conflict(str(ex)) from None
+    row = Subscriber(inn=inn, status="active", created_at=now, updated_at=now, **fields)
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.subscriber.registered",
+        object=f"subscriber:{inn}",
+        details={"inn": inn, **fields},
+        now=now,
+    )
+    return row, True
+
+
+def get_subscriber(session: Session, inn: str) -> Subscriber:
+    row = session.get(Subscriber, inn) if isinstance(inn, str) else None
+    if row is None:
+        raise NotFound(f"no subscriber with INN {inn}")
+    return row
+
+
+def update_subscriber(
+    session: Session, inn: str, changes: Mapping[str, Any], *, now: datetime, actor: str
+) -> Subscriber:
+    """Change a subscriber's requisites (name, legal form, locality, e-mail); journalled.
+
+    Certificates already issued keep what they say: a changed requisite is what makes the
+    next renewal go to an officer (§18.2.3).
+    """
+    row = get_subscriber(session, inn)
+    unknown = set(changes) - set(_SUBSCRIBER_FIELDS)
+    if unknown:
+        raise InvalidField(sorted(unknown)[0], "cannot be changed here")
+    merged = {k: changes.get(k, getattr(row, k)) for k in _SUBSCRIBER_FIELDS}
+    fields = _subscriber_fields(merged)
+    before = {k: getattr(row, k) for k in fields if getattr(row, k) != fields[k]}
+    if not before:
+        return row
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.updated_at = now
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.subscriber.changed",
+        object=f"subscriber:{inn}",
+        details={"before": before, "after": {k: fields[k] for k in before}},
+        now=now,
+    )
+    return row
+
+
+def _holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    fields = {name: _text(data, name, limit) for name, limit in _HOLDER_FIELDS.items()}
+    passport = fields["passport_series"].upper()
+    if not _PASSPORT.match(passport):
+        raise InvalidField("passport_series", "letters and digits, e.g. ID1234567 or AN 1234567")
+    fields["passport_series"] = passport
+    phone = fields["phone"].replace(" ", "").replace("-", "")
+    if not _PHONE.match(phone):
+        raise InvalidField("phone", "7 to 15 digits, optionally after +, e.g. +996555123456")
+    fields["phone"] = phone
+    return fields
+
+
+def create_holder(
+    session: Session, data: Mapping[str, Any], *, now: datetime, actor: str
+) -> Holder:
+    """Register a holder for the subscriber ``data["inn"]``.
+
+    ``data``: inn, full_name, position, passport_series, email, phone.
+    """
+    inn = check_inn(data.get("inn"))
+    subscriber = get_subscriber(session, inn)
+    if subscriber.status != "active":
+        raise Conflict(f"subscriber {inn} is {subscriber.status}")
+    fields = _holder_fields(data)
+    _identity_check(fields, subscriber.name, inn, subscriber.locality)
+    surname, given = split_full_name(fields["full_name"])
+    row = Holder(
+        subscriber_inn=inn,
+        surname=surname,
+        given_name=given,
+        status="active",
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.holder.registered",
+        object=f"holder:{row.id}",
+        # The passport series is personal data: the journal keeps who and for whom, not it.
+        details={"inn": inn, "full_name": fields["full_name"], "position": fields["position"]},
+        now=now,
+    )
+    return row
+
+
+def get_holder(session: Session, holder_id: int) -> Holder:
+    row = session.get(Holder, holder_id) if isinstance(holder_id, int) else None
+    if row is None:
+        raise NotFound(f"no holder {holder_id}")
+    return row
+
+
+def list_holders(session: Session, inn: str) -> list[Holder]:
+    get_subscriber(session, inn)
+    query = select(Holder).where(Holder.subscriber_inn == inn).order_by(Holder.id)
+    return list(session.scalars(query))
+
+
+def update_holder(
+    session: Session, holder_id: int, changes: Mapping[str, Any], *, now: datetime, actor: str
+) -> Holder:
+    """Change a holder's requisites; journalled (which fields changed, not the values)."""
+    row = get_holder(session, holder_id)
+    unknown = set(changes) - set(_HOLDER_FIELDS)
+    if unknown:
+        raise InvalidField(sorted(unknown)[0], "cannot be changed here")
+    merged = {k: changes.get(k, getattr(row, k)) for k in _HOLDER_FIELDS}
+    fields = _holder_fields(merged)
+    subscriber = get_subscriber(session, row.subscriber_inn)
+    _identity_check(fields, subscriber.name, subscriber.inn, subscriber.locality)
+    changed = sorted(k for k in fields if getattr(row, k) != fields[k])
+    if not changed:
+        return row
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.surname, row.given_name = split_full_name(fields["full_name"])
+    row.updated_at = now
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.holder.changed",
+        object=f"holder:{holder_id}",
+        details={"changed": changed},
+        now=now,
+    )
+    return row
+
+
+def subject_identity(subscriber: Subscriber, holder: Holder) -> SubjectIdentity:
+    """What a certificate for ``holder`` acting for ``subscriber`` names today."""
+    return SubjectIdentity(
+        full_name=holder.full_name,
+        surname=holder.surname,
+        given_name=holder.given_name,
+        position=holder.position,
+        company=subscriber.name,
+        company_inn=subscriber.inn,
+        locality=subscriber.locality,
+        email=holder.email,
+    )
+
+
+def requisites(subscriber: Subscriber, holder: Holder) -> dict[str, str]:
+    """The seven §18.2.2 requisites as they stand in the registry now."""
+    return {
+        "company_inn": subscriber.inn,
+        "company_name": subscriber.name,
+        "locality": subscriber.locality,
+        "full_name": holder.full_name,
+        "position": holder.position,
+        "passport_series": holder.passport_series,
+        "email": holder.email,
+    }

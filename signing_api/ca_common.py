@@ -1,0 +1,157 @@
+"""What the CA's HTTP routes share: error mapping, the caller's scope, the acting holder.
+
+Scope: an officer client sees every subscriber; any other client sees only the subscribers in
+its scope (``client_subscribers``: the ones it registered, and those an officer granted it with
+``tamga clients grant``). An object outside the caller's scope is answered 404, exactly like an
+object that does not exist, so that a client cannot even learn which INNs are registered.
+
+Acting holder: the portal acts for a holder it has authenticated and names it in the
+``X-Tamga-Holder`` header (the holder id). Rules that depend on *who* acts (a holder revoking its
+own certificate, a company head revoking its company's others) read it with ``acting_holder``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import billing
+from ca.errors import (
+    CAError,
+    Conflict,
+    InvalidField,
+    KeyRefused,
+    LintFailed,
+    NotAllowed,
+    NotFound,
+    PaymentRequired,
+)
+from ca.models import Holder
+from db import audit
+from policies.roles import ClientRole
+from signing_api.billing_api import problem_of
+from signing_api.clients import ClientSubscriber
+from signing_api.problems import Problem
+from signing_api.runtime import Runtime
+
+__all__ = [
+    "HOLDER_HEADER",
+    "acting_holder",
+    "ca_problem",
+    "ca_transaction",
+    "grant",
+    "is_officer",
+    "json_body",
+    "require_visible",
+    "runtime",
+    "visible_inns",
+]
+
+HOLDER_HEADER = "X-Tamga-Holder"
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["tamga"]
+    return rt
+
+
+_SIMPLE: tuple[tuple[type[CAError], str], ...] = (
+    (NotFound, "not-found"),
+    (NotAllowed, "forbidden"),
+    (Conflict, "conflict"),
+)
+
+
+def ca_problem(ex: CAError) -> Problem:
+    """The problem+json for a CA refusal."""
+    problem = Problem("conflict", str(ex))
+    for cls, slug in _SIMPLE:
+        if isinstance(ex, cls):
+            problem = Problem(slug, str(ex))
+    if isinstance(ex, InvalidField):
+        problem = Problem("validation-failed", str(ex), errors={ex.field: ex.message})
+    elif isinstance(ex, KeyRefused):
+        problem = Problem("certificate-refused", str(ex), errors={ex.field: str(ex)})
+    elif isinstance(ex, LintFailed):
+        findings = [str(f) for f in ex.findings]
+        problem = Problem("certificate-refused", str(ex), extra={"lint_findings": findings})
+    elif isinstance(ex, PaymentRequired):
+        extra = {"amount_due": ex.amount_due, "payment_account": ex.payment_account}
+        problem = Problem("payment-required", str(ex), extra=extra)
+    return problem
+
+
+@contextmanager
+def ca_transaction() -> Iterator[Session]:
+    """A session in a transaction; a CA or billing refusal rolls back and becomes a Problem."""
+    try:
+        with runtime().transaction() as session:
+            yield session
+    except CAError as ex:
+        raise ca_problem(ex) from None
+    except billing.BillingError as ex:
+        raise problem_of(ex) from None
+
+
+def is_officer() -> bool:
+    role: ClientRole = g.client_role
+    return role is ClientRole.OFFICER
+
+
+def visible_inns(session: Session) -> set[str] | None:
+    """The INNs the caller may see; None means all (an officer)."""
+    if is_officer():
+        return None
+    query = select(ClientSubscriber.inn).where(ClientSubscriber.client_id == g.client_id)
+    return set(session.scalars(query))
+
+
+def require_visible(session: Session, inn: str, what: str = "subscriber") -> None:
+    """404 unless the caller may see subscriber ``inn``'s objects."""
+    inns = visible_inns(session)
+    if inns is not None and inn not in inns:
+        raise Problem("not-found", f"no {what} of that reference is visible to this client")
+
+
+def grant(session: Session, *, client_id: int, inn: str, now: datetime, actor: str) -> bool:
+    """Put subscriber ``inn`` in client ``client_id``'s scope; False if it already was."""
+    if session.get(ClientSubscriber, (client_id, inn)) is not None:
+        return False
+    session.add(ClientSubscriber(client_id=client_id, inn=inn, granted_at=now, granted_by=actor))
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="client.scope.granted",
+        object=f"client:{client_id}",
+        details={"inn": inn},
+        now=now,
+    )
+    return True
+
+
+def acting_holder(session: Session) -> Holder | None:
+    """The holder named by ``X-Tamga-Holder`` (checked against the caller's scope), if any."""
+    raw = request.headers.get(HOLDER_HEADER)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise Problem("bad-request", f"{HOLDER_HEADER} is a holder id (digits)")
+    holder = session.get(Holder, int(raw))
+    if holder is None:
+        raise Problem("not-found", f"{HOLDER_HEADER}: no such holder")
+    require_visible(session, holder.subscriber_inn, "holder")
+    return holder
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise Problem("bad-request", "the body must be a JSON object (application/json)")
+    return data

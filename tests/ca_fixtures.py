@@ -1,0 +1,105 @@
+"""Fixtures for the CA registry and certificate lifecycle tests (issue #4).
+
+``ca_api`` is the Flask app over a real database and SoftHSM, with the CA hierarchy made at
+``CA_NOW``, a movable clock, and three API clients: ``officer``, ``portal`` (company A's
+portal client) and ``portal_b`` (another portal client, scoped to other subscribers).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import billing
+from ca import ensure_hierarchy
+from signing_api.app import create_app
+from signing_api.clients import create_client
+from signing_api.runtime import Runtime
+
+CA_NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday, 12:00 in Bishkek
+CA_URL = "http://127.0.0.1:8000"
+CLIENTS = ("officer", "portal", "portal_b")
+_RECEIPTS = itertools.count(1)
+
+
+class Clock:
+    """A callable clock the app reads through ``app.config["TAMGA_CLOCK"]``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class CaApi:
+    client: FlaskClient
+    runtime: Runtime
+    clock: Clock
+    tokens: dict[str, str] = field(default_factory=dict)
+    client_ids: dict[str, int] = field(default_factory=dict)
+
+    def headers(
+        self, who: str | None, holder: int | None = None, extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        found = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        if holder is not None:
+            found["X-Tamga-Holder"] = str(holder)
+        return {**found, **(extra or {})}
+
+    def get(
+        self, path: str, who: str | None = "officer", holder: int | None = None, **query: Any
+    ) -> Any:
+        return self.client.get(path, headers=self.headers(who, holder), query_string=query)
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        who: str | None = "officer",
+        holder: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        return self.client.post(
+            path, json=body if body is not None else {}, headers=self.headers(who, holder, headers)
+        )
+
+    def pay(self, account: str, amount: int, channel: str = "cash") -> billing.Receipt:
+        """Money reaches ``account`` (an INN or a payment account) through the cash desk."""
+        with self.runtime.transaction() as session:
+            return billing.record_payment(
+                session,
+                channel=channel,
+                provider="",
+                external_id=f"test-{next(_RECEIPTS)}-{account}",
+                account=account,
+                amount=amount,
+                paid_at=self.clock.now,
+                now=self.clock.now,
+                actor="test",
+            )
+
+
+@pytest.fixture
+def ca_api(runtime: Runtime) -> CaApi:
+    """The app with the hierarchy made at ``CA_NOW`` and the three clients."""
+    app: Flask = create_app(runtime.config)
+    app.extensions["tamga"] = runtime
+    clock = Clock(CA_NOW)
+    app.config["TAMGA_CLOCK"] = clock
+    api = CaApi(app.test_client(), runtime, clock)
+    with runtime.transaction() as session:
+        ensure_hierarchy(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW)
+        for name in CLIENTS:
+            role = "officer" if name == "officer" else "portal"
+            made = create_client(session, name=name, role=role, now=CA_NOW, actor="test")
+            api.tokens[name] = made.token
+            api.client_ids[name] = made.client_id
+    return api
