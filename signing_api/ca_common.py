@@ -12,12 +12,12 @@ own certificate, a company head revoking its company's others) read it with ``ac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,11 +43,14 @@ from signing_api.runtime import Runtime
 __all__ = [
     "HOLDER_HEADER",
     "acting_holder",
+    "actor",
     "ca_problem",
     "ca_transaction",
     "grant",
     "is_officer",
     "json_body",
+    "now",
+    "reply",
     "require_visible",
     "runtime",
     "visible_inns",
@@ -59,6 +62,28 @@ HOLDER_HEADER = "X-Tamga-Holder"
 def runtime() -> Runtime:
     rt: Runtime = current_app.extensions["tamga"]
     return rt
+
+
+def now() -> datetime:
+    """The time; ``app.config["TAMGA_CLOCK"]`` (a callable) lets tests move it."""
+    clock: Callable[[], datetime] | None = current_app.config.get("TAMGA_CLOCK")
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+def actor() -> str:
+    """The audit journal's name for the calling client."""
+    return f"client:{g.client_id}"
+
+
+def reply(body: Any, status: int = 200, *, location: str | None = None) -> Response:
+    """A JSON answer; echoes ``Idempotency-Key`` as the billing API does."""
+    response = jsonify(body)
+    response.status_code = status
+    if location:
+        response.headers["Location"] = location
+    if (key := request.headers.get("Idempotency-Key")) is not None:
+        response.headers["Idempotency-Key"] = key
+    return response
 
 
 _SIMPLE: tuple[tuple[type[CAError], str], ...] = (
