@@ -53,6 +53,7 @@ __all__ = [
     "SubjectIdentity",
     "build_certificate",
     "check_subscriber_key",
+    "key_spec_name",
     "lint_certificate",
     "matches_linted",
     "organization_identifier",
@@ -112,7 +113,7 @@ class SubjectIdentity:
             raise ValueError(f"email {self.email!r} is not a plausible ASCII e-mail address")
 
 
-def _key_spec_name(public_key: PublicKey) -> str:
+def key_spec_name(public_key: PublicKey) -> str:
     """``rsa-2048``, ``ec-p256``... as ``KeySpec.name`` spells it."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"rsa-{public_key.key_size}"
@@ -133,7 +134,7 @@ def check_subscriber_key(public_key: object, storage: Storage) -> None:
     else:
         raise KeyRejected(f"{type(public_key).__name__} keys are not certified (RSA or EC only)")
     allowed = [spec.name for spec in CLOUD_ALLOWED_KEY_SPECS]
-    if storage is Storage.CLOUD and _key_spec_name(public_key) not in allowed:
+    if storage is Storage.CLOUD and key_spec_name(public_key) not in allowed:
         raise KeyRejected(f"cloud keys must be one of {allowed}")
 
 

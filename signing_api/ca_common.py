@@ -45,6 +45,7 @@ __all__ = [
     "acting_holder",
     "actor",
     "ca_problem",
+    "ca_refusals",
     "ca_transaction",
     "grant",
     "is_officer",
@@ -113,15 +114,21 @@ def ca_problem(ex: CAError) -> Problem:
 
 
 @contextmanager
-def ca_transaction() -> Iterator[Session]:
-    """A session in a transaction; a CA or billing refusal rolls back and becomes a Problem."""
+def ca_refusals() -> Iterator[None]:
+    """A CA or billing refusal raised inside becomes a Problem."""
     try:
-        with runtime().transaction() as session:
-            yield session
+        yield
     except CAError as ex:
         raise ca_problem(ex) from None
     except billing.BillingError as ex:
         raise problem_of(ex) from None
+
+
+@contextmanager
+def ca_transaction() -> Iterator[Session]:
+    """A session in a transaction; a CA or billing refusal rolls back and becomes a Problem."""
+    with ca_refusals(), runtime().transaction() as session:
+        yield session
 
 
 def is_officer() -> bool:

@@ -103,3 +103,58 @@ def ca_api(runtime: Runtime) -> CaApi:
             api.tokens[name] = made.token
             api.client_ids[name] = made.client_id
     return api
+
+
+SUBSCRIBER = {
+    "inn": "01234567890123",
+    "name": 'ОсОО "Тест"',
+    "legal_form": "ОсОО",
+    "locality": "Бишкек",
+    "email": "office@test.kg",
+}
+HOLDER = {
+    "full_name": "Проверкина Проверка Проверковна",
+    "position": "Руководитель",
+    "passport_series": "ID1234567",
+    "email": "head@test.kg",
+    "phone": "+996555123456",
+}
+
+
+def register(
+    api: CaApi,
+    *,
+    inn: str = SUBSCRIBER["inn"],
+    name: str = SUBSCRIBER["name"],
+    grant_to: str | None = "portal",
+    **holder: str,
+) -> int:
+    """A subscriber (made once) and a new holder through the registry service; the holder id.
+
+    ``grant_to`` puts the subscriber in that client's scope.
+    """
+    from ca.models import Subscriber
+    from ca.registry import create_holder, create_subscriber
+    from signing_api.clients import ClientSubscriber
+
+    with api.runtime.transaction() as session:
+        if session.get(Subscriber, inn) is None:
+            create_subscriber(
+                session, {**SUBSCRIBER, "inn": inn, "name": name}, now=api.clock.now, actor="test"
+            )
+        if (
+            grant_to is not None
+            and session.get(ClientSubscriber, (api.client_ids[grant_to], inn)) is None
+        ):
+            session.add(
+                ClientSubscriber(
+                    client_id=api.client_ids[grant_to],
+                    inn=inn,
+                    granted_at=api.clock.now,
+                    granted_by="test",
+                )
+            )
+        row = create_holder(
+            session, {**HOLDER, **holder, "inn": inn}, now=api.clock.now, actor="test"
+        )
+        return row.id
