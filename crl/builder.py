@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca import active_certificate
+from ca.revocation import crl_entries, last_status_change
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
 from crl.models import CRLIssue
 from db import audit
@@ -281,9 +282,9 @@ def current_crl(session: Session, issuer: str, now: datetime) -> IssuedCRL | Non
 
 
 def crl_due(session: Session, issuer: str, now: datetime, policy: CRLPolicy = CRL_POLICY) -> bool:
-    """True when ``issuer`` has no CRL yet or its newest is ``policy.reissue_every`` old."""
+    """True when ``issuer`` has no CRL yet, its newest is old, or a status changed since."""
     newest = current_crl(session, issuer, now)
-    return newest is None or _stale(newest, now, policy)
+    return newest is None or _stale(newest, now, policy) or _changed_since(session, issuer, newest)
 
 
 def _stale(issued: IssuedCRL, now: datetime, policy: CRLPolicy) -> bool:
@@ -291,14 +292,32 @@ def _stale(issued: IssuedCRL, now: datetime, policy: CRLPolicy) -> bool:
 
 
 def revoked_entries(session: Session, issuer: str, now: datetime) -> tuple[RevokedEntry, ...]:
-    """What the CA has revoked or suspended under ``issuer``, for its next CRL.
+    """What the CA has revoked or suspended under ``issuer`` and not expired, for its next CRL.
 
-    The registry of subscriber certificates and their revocations comes with the revocation
-    work of issue #4; until then nothing is revoked and every CRL is empty. Nothing revokes an
-    issuing CA either, so the root's list stays empty.
+    The issuing CA's entries come from the certificate registry (``ca.revocation``); nothing
+    revokes an issuing CA, so the root's list stays empty.
     """
     _check_issuer(issuer)
-    return ()
+    if issuer != ISSUING_CA.name:
+        return ()
+    return tuple(
+        RevokedEntry(
+            serial=entry.serial,
+            revoked_at=entry.revoked_at,
+            reason=entry.reason,
+            invalidity_date=entry.invalidity_date,
+            not_after=entry.not_after,
+        )
+        for entry in crl_entries(session, now)
+    )
+
+
+def _changed_since(session: Session, issuer: str, issued: IssuedCRL) -> bool:
+    """A certificate changed status after ``issued`` was signed: it must be reissued."""
+    if issuer != ISSUING_CA.name:
+        return False
+    changed = last_status_change(session)
+    return changed is not None and changed > issued.this_update
 
 
 def refresh_crl(
@@ -313,7 +332,8 @@ def refresh_crl(
 ) -> tuple[IssuedCRL, bool]:
     """(the CRL to publish, whether it was just issued): the current one unless due or forced."""
     current = current_crl(session, issuer, now)
-    if current is not None and not force and not _stale(current, now, policy):
+    fresh = current is not None and not _stale(current, now, policy)
+    if current is not None and fresh and not force and not _changed_since(session, issuer, current):
         return current, False
     issued = issue_crl(
         session,

@@ -22,7 +22,7 @@ from policies.crl import CRL_ISSUERS
 from signing_api.problems import Problem
 from signing_api.runtime import Runtime
 
-__all__ = ["OPENAPI", "crl_http", "crl_response"]
+__all__ = ["OPENAPI", "crl_http", "crl_response", "refresh_published"]
 
 log = logging.getLogger("tamga.crl")
 crl_http = Blueprint("crl_http", __name__)
@@ -35,7 +35,8 @@ def _runtime() -> Runtime:
     return runtime
 
 
-def _current(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
+def refresh_published(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
+    """The CRL in force, reissued (and written for static serving) when it is due."""
     try:
         with runtime.transaction() as session:
             issued, new = refresh_crl(
@@ -71,8 +72,9 @@ def crl_response(issued: IssuedCRL, now: datetime) -> Response:
 def crl_file(name: str) -> Response:
     if name not in CRL_ISSUERS:
         raise Problem("not-found", f"there is no CRL named {name!r}")
-    now = datetime.now(UTC)
-    return crl_response(_current(_runtime(), name, now), now)
+    clock = current_app.config.get("TAMGA_CLOCK")  # tests move time; production has none
+    now = clock() if clock is not None else datetime.now(UTC)
+    return crl_response(refresh_published(_runtime(), name, now), now)
 
 
 def _crl_path(name: str) -> dict[str, Any]:

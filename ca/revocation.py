@@ -1,0 +1,298 @@
+"""Suspending, resuming and revoking subscriber certificates (RFC 5280 reasons).
+
+Who may (§ "Suspension and revocation" of issue #4): an officer any certificate; a holder its
+own; a company's head (a holder with an active ``head`` or ``head_as_accountant`` certificate
+of that company) the company's other certificates. Suspension is ``certificateHold`` and can be
+lifted; revocation is final. A revoked cloud key is destroyed in ``tamga-cloud`` by the caller
+after the commit (``destroy_revoked_key``), so that a rollback never leaves a certificate
+active without its key.
+
+Every change is a ``certificate_events`` row (append-only) and an audit entry; the row keeps the
+latest reason and dates, which is what the CRL entry says (``crl_entries``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ca.errors import Conflict, InvalidField, NotAllowed
+from ca.models import Certificate, CertificateEvent, Holder
+from db import audit
+from hsm import HSMError, HSMToken, KeyNotFound
+
+__all__ = [
+    "HEAD_ROLES",
+    "REVOCATION_REASONS",
+    "Actor",
+    "CrlEntry",
+    "crl_entries",
+    "destroy_revoked_key",
+    "head_holders",
+    "last_status_change",
+    "parse_reason",
+    "resume",
+    "revoke",
+    "suspend",
+]
+
+HEAD_ROLES = ("head", "head_as_accountant")
+
+# The reasons a subscriber certificate can be revoked with; certificateHold is ``suspend``.
+REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
+    flag.name: flag
+    for flag in (
+        x509.ReasonFlags.unspecified,
+        x509.ReasonFlags.key_compromise,
+        x509.ReasonFlags.affiliation_changed,
+        x509.ReasonFlags.superseded,
+        x509.ReasonFlags.cessation_of_operation,
+    )
+}
+_HOLD = x509.ReasonFlags.certificate_hold
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: an officer, or a holder (``holder_id``) through a portal; ``name`` journals."""
+
+    name: str
+    officer: bool = False
+    holder_id: int | None = None
+
+
+def parse_reason(value: object) -> x509.ReasonFlags:
+    """An RFC 5280 reason by its RFC name (``keyCompromise``) or ours (``key_compromise``)."""
+    if isinstance(value, str):
+        for name, flag in REVOCATION_REASONS.items():
+            if value in (name, flag.value):
+                return flag
+        if value in (_HOLD.name, _HOLD.value):
+            raise InvalidField("reason", "certificateHold is a suspension: use suspend")
+    choices = ", ".join(flag.value for flag in REVOCATION_REASONS.values())
+    raise InvalidField("reason", f"one of {choices}")
+
+
+def head_holders(session: Session, inn: str, now: datetime) -> set[int]:
+    """Holders who head company ``inn``: they have a valid head certificate of it."""
+    query = select(Certificate.holder_id).where(
+        Certificate.subscriber_inn == inn,
+        Certificate.role.in_(HEAD_ROLES),
+        Certificate.status == "active",
+        Certificate.not_before <= now,
+        Certificate.not_after > now,
+    )
+    return set(session.scalars(query))
+
+
+def _authorise(session: Session, row: Certificate, who: Actor, now: datetime) -> None:
+    if who.officer:
+        return
+    if who.holder_id is None:
+        raise NotAllowed("name the acting holder (X-Tamga-Holder) or ask an officer")
+    holder = session.get(Holder, who.holder_id)
+    if holder is None or holder.subscriber_inn != row.subscriber_inn:
+        raise NotAllowed("a holder may act only on its own company's certificates")
+    if row.holder_id == who.holder_id:
+        return
+    if who.holder_id in head_holders(session, row.subscriber_inn, now):
+        return
+    raise NotAllowed("only the holder, its company's head or an officer may do this")
+
+
+def _locked(session: Session, row: Certificate) -> Certificate:
+    locked = session.get_one(Certificate, row.id, with_for_update=True)
+    session.refresh(locked)
+    return locked
+
+
+def _record(
+    session: Session,
+    row: Certificate,
+    *,
+    action: str,
+    reason: str | None,
+    invalidity_date: datetime | None,
+    note: str | None,
+    now: datetime,
+    who: Actor,
+) -> None:
+    session.add(
+        CertificateEvent(
+            certificate_id=row.id,
+            action=action,
+            reason=reason,
+            invalidity_date=invalidity_date,
+            note=note,
+            at=now,
+            actor=who.name,
+        )
+    )
+    details: dict[str, object] = {"serial": row.serial, "inn": row.subscriber_inn}
+    if reason:
+        details["reason"] = reason
+    if invalidity_date is not None:
+        details["invalidity_date"] = invalidity_date.isoformat()
+    if note:
+        details["note"] = note[:500]
+    if who.holder_id is not None:
+        details["acting_holder"] = who.holder_id
+    audit.append(
+        session,
+        actor=who.name,
+        action=f"ca.certificate.{action}",
+        object=f"certificate:{row.serial}",
+        details=details,
+        now=now,
+    )
+    session.flush()
+
+
+def _require_live(row: Certificate, now: datetime, *, allowed: tuple[str, ...]) -> None:
+    if row.status == "revoked":
+        raise Conflict(f"certificate {row.serial} is revoked (final)")
+    if row.status not in allowed:
+        raise Conflict(f"certificate {row.serial} is {row.status}")
+    if row.not_after <= now:
+        raise Conflict(f"certificate {row.serial} expired on {row.not_after:%Y-%m-%d}")
+
+
+def _note(note: object) -> str | None:
+    if note is None:
+        return None
+    if not isinstance(note, str) or len(note) > 1000:
+        raise InvalidField("note", "a text of at most 1000 characters")
+    return " ".join(note.split()) or None
+
+
+def revoke(
+    session: Session,
+    row: Certificate,
+    *,
+    reason: object,
+    invalidity_date: datetime | None = None,
+    note: object = None,
+    now: datetime,
+    who: Actor,
+) -> Certificate:
+    """Revoke an active or suspended certificate for good (Conflict if revoked already)."""
+    flag = parse_reason(reason)
+    text = _note(note)
+    if invalidity_date is not None:
+        if invalidity_date.tzinfo is None:
+            raise InvalidField("invalidity_date", "give a time zone (e.g. 2026-11-23T08:00:00Z)")
+        if invalidity_date > now:
+            raise InvalidField("invalidity_date", "must not be in the future")
+        if invalidity_date < row.not_before:
+            raise InvalidField("invalidity_date", "is before the certificate was valid")
+    _authorise(session, row, who, now)
+    row = _locked(session, row)
+    _require_live(row, now, allowed=("active", "suspended"))
+    row.status, row.revoked_at, row.revocation_reason = "revoked", now, flag.name
+    row.invalidity_date = invalidity_date
+    row.auto_renew = False
+    _record(session, row, action="revoked", reason=flag.name, invalidity_date=invalidity_date,
+            note=text, now=now, who=who)  # fmt: skip
+    return row
+
+
+def suspend(
+    session: Session, row: Certificate, *, note: object = None, now: datetime, who: Actor
+) -> Certificate:
+    """Put an active certificate on hold (certificateHold); ``resume`` lifts it."""
+    text = _note(note)
+    _authorise(session, row, who, now)
+    row = _locked(session, row)
+    _require_live(row, now, allowed=("active",))
+    row.status, row.revoked_at, row.revocation_reason = "suspended", now, _HOLD.name
+    row.invalidity_date = None
+    _record(session, row, action="suspended", reason=_HOLD.name, invalidity_date=None,
+            note=text, now=now, who=who)  # fmt: skip
+    return row
+
+
+def resume(
+    session: Session, row: Certificate, *, note: object = None, now: datetime, who: Actor
+) -> Certificate:
+    """Lift a suspension: the certificate is valid again and leaves the next CRL."""
+    text = _note(note)
+    _authorise(session, row, who, now)
+    row = _locked(session, row)
+    _require_live(row, now, allowed=("suspended",))
+    row.status, row.revoked_at, row.revocation_reason = "active", None, None
+    _record(session, row, action="resumed", reason=None, invalidity_date=None, note=text,
+            now=now, who=who)  # fmt: skip
+    return row
+
+
+def destroy_revoked_key(
+    transaction_session: Session, row: Certificate, cloud_token: HSMToken, *, now: datetime
+) -> bool:
+    """Destroy a revoked cloud certificate's key; True when it is gone (now or before).
+
+    Call after the revocation committed, with a new session; it records ``key_destroyed_at``
+    and journals ``ca.key.destroyed``.
+    """
+    if row.status != "revoked" or row.key_label is None or row.key_destroyed_at is not None:
+        return row.key_destroyed_at is not None
+    try:
+        cloud_token.destroy_key(row.key_label)
+    except KeyNotFound:
+        pass  # destroyed by an earlier attempt that could not record it
+    except HSMError:
+        return False
+    locked = transaction_session.get_one(Certificate, row.id, with_for_update=True)
+    locked.key_destroyed_at = now
+    audit.append(
+        transaction_session,
+        actor="ca",
+        action="ca.key.destroyed",
+        object=f"certificate:{row.serial}",
+        details={"serial": row.serial, "key_label": row.key_label},
+        now=now,
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class CrlEntry:
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags
+    invalidity_date: datetime | None
+    not_after: datetime
+
+
+def crl_entries(session: Session, now: datetime) -> list[CrlEntry]:
+    """Revoked and suspended certificates of the issuing CA that have not expired at ``now``."""
+    query = (
+        select(Certificate)
+        .where(
+            Certificate.status.in_(("revoked", "suspended")),
+            Certificate.not_after > now,
+            Certificate.revoked_at <= now,
+        )
+        .order_by(Certificate.id)
+    )
+    return [
+        CrlEntry(
+            serial=int(row.serial, 16),
+            revoked_at=row.revoked_at,  # type: ignore[arg-type]  # set with the status
+            reason=x509.ReasonFlags[row.revocation_reason or "unspecified"],
+            invalidity_date=row.invalidity_date,
+            not_after=row.not_after,
+        )
+        for row in session.scalars(query)
+    ]
+
+
+def last_status_change(session: Session) -> datetime | None:
+    """When a certificate was last suspended, resumed or revoked (the CRL must follow)."""
+    query = select(func.max(CertificateEvent.at)).where(
+        CertificateEvent.action.in_(("suspended", "resumed", "revoked"))
+    )
+    return session.scalar(query)
