@@ -40,6 +40,7 @@ from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -94,6 +95,15 @@ CERTIFICATE_STATES = (
     "suspended",
     "revoked",
 )
+
+
+# RFC 4514 leaves these as dotted OIDs; people read the names openssl prints.
+_NAMES = {
+    NameOID.TITLE: "title",
+    NameOID.SURNAME: "SN",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+}
 
 
 @dataclass(frozen=True)
@@ -308,6 +318,7 @@ def _plan(
     storage: object,
     now: datetime,
     actor: str,
+    prepaid: bool,
 ) -> _Plan:
     if not isinstance(holder_id, int) or isinstance(holder_id, bool):
         raise InvalidField("holder_id", "is required and must be an integer")
@@ -325,8 +336,10 @@ def _plan(
         if state.status != "active":
             raise Conflict(f"the contract of {subscriber.inn} is {state.status}")
         tariff, price = certificate_price(cert_role, cert_storage, now)
-        first, refusal = _first_payment(
-            session, subscriber.inn, tariff, price, now=now, actor=actor
+        first, refusal = (
+            (None, None)
+            if prepaid
+            else _first_payment(session, subscriber.inn, tariff, price, now=now, actor=actor)
         )
     if refusal is not None:
         raise refusal
@@ -401,7 +414,13 @@ def issue_certificate(
         _role(role)
         wanted = _key_request(storage, csr=csr, key_spec=key_spec)
         plan = _plan(
-            transaction, holder_id=holder_id, role=role, storage=storage, now=now, actor=actor
+            transaction,
+            holder_id=holder_id,
+            role=role,
+            storage=storage,
+            now=now,
+            actor=actor,
+            prepaid=prepaid_key is not None,
         )
         if prepaid_key is None and plan.first_payment is None:
             with transaction() as session:  # refuse early, before a key is generated
@@ -554,7 +573,7 @@ def _reserve(
                 key_spec=key_spec,
                 key_label=key_label,
                 spki_sha256=digest,
-                subject=linted.subject.rfc4514_string(),
+                subject=linted.subject.rfc4514_string(_NAMES),
                 requisites=requisites(subscriber, holder),
                 not_before=request.not_before,
                 not_after=request.not_after,
@@ -638,7 +657,8 @@ def _fail(
         row = session.get_one(Certificate, row_id, with_for_update=True)
         if row.status != "pending":
             return
-        row.status, row.request_key, row.der = "failed", None, None
+        # A failed row frees its request key and renewal link for the next attempt.
+        row.status, row.request_key, row.der, row.renewal_of = "failed", None, None, None
         if destroyed:
             row.key_destroyed_at = now
         if not row.payment_key.startswith("pa:"):  # the first payment waits for a retry

@@ -30,6 +30,7 @@ __all__ = [
     "REVOCATION_REASONS",
     "Actor",
     "CrlEntry",
+    "authorise",
     "crl_entries",
     "destroy_revoked_key",
     "head_holders",
@@ -89,7 +90,8 @@ def head_holders(session: Session, inn: str, now: datetime) -> set[int]:
     return set(session.scalars(query))
 
 
-def _authorise(session: Session, row: Certificate, who: Actor, now: datetime) -> None:
+def authorise(session: Session, row: Certificate, who: Actor, now: datetime) -> None:
+    """NotAllowed unless ``who`` may change ``row``'s status (see the module docstring)."""
     if who.officer:
         return
     if who.holder_id is None:
@@ -189,7 +191,7 @@ def revoke(
             raise InvalidField("invalidity_date", "must not be in the future")
         if invalidity_date < row.not_before:
             raise InvalidField("invalidity_date", "is before the certificate was valid")
-    _authorise(session, row, who, now)
+    authorise(session, row, who, now)
     row = _locked(session, row)
     _require_live(row, now, allowed=("active", "suspended"))
     row.status, row.revoked_at, row.revocation_reason = "revoked", now, flag.name
@@ -205,7 +207,7 @@ def suspend(
 ) -> Certificate:
     """Put an active certificate on hold (certificateHold); ``resume`` lifts it."""
     text = _note(note)
-    _authorise(session, row, who, now)
+    authorise(session, row, who, now)
     row = _locked(session, row)
     _require_live(row, now, allowed=("active",))
     row.status, row.revoked_at, row.revocation_reason = "suspended", now, _HOLD.name
@@ -220,7 +222,7 @@ def resume(
 ) -> Certificate:
     """Lift a suspension: the certificate is valid again and leaves the next CRL."""
     text = _note(note)
-    _authorise(session, row, who, now)
+    authorise(session, row, who, now)
     row = _locked(session, row)
     _require_live(row, now, allowed=("suspended",))
     row.status, row.revoked_at, row.revocation_reason = "active", None, None

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import billing
+from ca.cms import CMSInvalid
 from ca.errors import (
     CAError,
     Conflict,
@@ -104,6 +105,8 @@ def ca_problem(ex: CAError) -> Problem:
         problem = Problem("validation-failed", str(ex), errors={ex.field: ex.message})
     elif isinstance(ex, KeyRefused):
         problem = Problem("certificate-refused", str(ex), errors={ex.field: str(ex)})
+    elif isinstance(ex, CMSInvalid):
+        problem = Problem("validation-failed", str(ex), errors={"signature": str(ex)})
     elif isinstance(ex, LintFailed):
         findings = [str(f) for f in ex.findings]
         problem = Problem("certificate-refused", str(ex), extra={"lint_findings": findings})

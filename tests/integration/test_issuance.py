@@ -191,7 +191,7 @@ def test_rutoken_csr_checks(ca_api: CaApi, tmp_path: Path) -> None:
             "role": "accountant",
             "storage": "rutoken",
             "csr_pem": _csr(ec.generate_private_key(ec.SECP256R1())),
-        },  # fmt: skip
+        },
     )
     assert "paid as cert:accountant" in _problem(rutoken_first, 409, "conflict")["detail"]
     _issue(ca_api, holder, role="accountant")
