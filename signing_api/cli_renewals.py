@@ -1,11 +1,118 @@
-"""``tamga ca ...`` commands (issue #4). Work in progress."""
+"""``tamga ca renew-due`` (the daily §18.2 job) and the officer's renewal queue.
+
+``renew-due`` renews the cloud certificates whose auto-renewal can no longer be cancelled and
+lists every certificate it could not renew with the reason (cancelled, requisites changed,
+balance); it exits 0 even then, since those are the subscribers' matters, and 1 only when an
+issuance failed. ``renewals`` lists requests; ``renewal approve|reject`` decides one in review.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 import click
+
+from signing_api.cli_certificates import ca_refusals, cli_actor, print_json
+
+if TYPE_CHECKING:
+    from ca.renewal import Issuers
 
 __all__ = ["register"]
 
 
-def register(ca: click.Group) -> None:
+def _issuers() -> Issuers:
+    from ca.renewal import Issuers
+    from signing_api.cli import _runtime
+
+    rt = _runtime()
+    return Issuers(rt.ca_token, rt.cloud_token, rt.config.public_url)
+
+
+def register(ca: click.Group) -> None:  # noqa: PLR0915 - one nested command each
     """Add this module's commands to the ``tamga ca`` group."""
+
+    @ca.command("renew-due")
+    @click.option("--json", "as_json", is_flag=True, help="the outcomes as JSON")
+    @ca_refusals
+    def renew_due_command(as_json: bool) -> None:
+        """Renew the cloud certificates that are due (run daily)."""
+        from dataclasses import asdict
+
+        from ca.renewal import renew_due
+        from signing_api.cli import _runtime
+
+        rt = _runtime()
+        outcomes = renew_due(rt.transaction, _issuers(), now=datetime.now(UTC), actor=cli_actor())
+        if as_json:
+            print_json([asdict(o) for o in outcomes])
+        else:
+            for o in outcomes:
+                detail = f"→ {o.new_serial}" if o.new_serial else o.reason
+                click.echo(f"{o.serial}  {o.inn}  {o.outcome}: {detail}")
+            renewed = sum(o.outcome == "renewed" for o in outcomes)
+            click.echo(f"{renewed} renewed, {len(outcomes) - renewed} not renewed")
+        if any(o.outcome == "failed" for o in outcomes):
+            raise SystemExit(1)
+
+    @ca.command("renewals")
+    @click.option("--status", type=click.Choice(["review", "accepted", "approved", "rejected",
+                                                 "issued"]))  # fmt: skip
+    @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+    @ca_refusals
+    def renewals(status: str | None, as_json: bool) -> None:
+        """Renewal requests (``--status review`` is the officer's queue)."""
+        from sqlalchemy import select
+
+        from ca.models import RenewalRequest
+        from signing_api.cli import _runtime
+        from signing_api.renewals_api import renewal_json
+
+        with _runtime().transaction() as session:
+            query = select(RenewalRequest).order_by(RenewalRequest.id)
+            if status:
+                query = query.where(RenewalRequest.status == status)
+            views = [renewal_json(session, r) for r in session.scalars(query)]
+        if as_json:
+            print_json({"renewals": views, "count": len(views)})
+            return
+        for v in views:
+            changed = ", ".join(v["changed"]) or "-"
+            late = " LATE" if v["late"] else ""
+            click.echo(f"{v['id']:>6}  {v['serial']}  {v['status']}{late}  changed: {changed}"
+                       f"  documents: {len(v['documents'])}")  # fmt: skip
+
+    @ca.group("renewal")
+    def renewal() -> None:
+        """Decide a renewal request in review."""
+
+    @renewal.command("approve")
+    @click.argument("renewal_id", type=int)
+    @click.option("--note", help="what was checked")
+    @ca_refusals
+    def approve(renewal_id: int, note: str | None) -> None:
+        """Approve: the price is charged and the new certificate issued."""
+        from ca.models import Certificate
+        from ca.renewal import approve_renewal
+        from signing_api.cli import _runtime
+
+        rt = _runtime()
+        done = approve_renewal(rt.transaction, _issuers(), renewal_id, note=note,
+                               now=datetime.now(UTC), actor=cli_actor())  # fmt: skip
+        with rt.transaction() as session:
+            new = session.get_one(Certificate, done.new_certificate_id)
+            click.echo(f"renewal {renewal_id} issued certificate {new.serial}")
+
+    @renewal.command("reject")
+    @click.argument("renewal_id", type=int)
+    @click.option("--note", required=True, help="why (the subscriber is told)")
+    @ca_refusals
+    def reject(renewal_id: int, note: str) -> None:
+        """Reject a renewal in review."""
+        from ca.renewal import reject_renewal
+        from signing_api.cli import _runtime
+
+        with _runtime().transaction() as session:
+            reject_renewal(session, renewal_id, note=note, now=datetime.now(UTC),
+                           actor=cli_actor())  # fmt: skip
+        click.echo(f"renewal {renewal_id} rejected")

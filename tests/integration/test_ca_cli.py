@@ -1,0 +1,109 @@
+"""``tamga ca issue|show|list|suspend|resume|revoke|renew-due|renewals`` as an officer runs them.
+
+Real subprocesses on a home made by ``tamga init`` (SQLite and SoftHSM under it): a RuToken
+certificate from a CSR file, unpaid refusal naming the amount, openssl on the written file,
+a revocation that lands in the published CRL.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import billing
+from signing_api.config import Config
+from signing_api.runtime import Runtime
+from tests.pki_tools import openssl_verify, pkilint
+from tests.tamga_fixtures import RunTamga, tamga_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.hsm]
+
+INN = "01234567890123"
+
+
+def test_officer_issues_and_revokes_from_the_console(run_tamga: RunTamga, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+
+    def tamga(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_tamga(home, *args, check=check)
+
+    tamga("init")
+    tamga("ca", "subscriber", "add", "--inn", INN, "--name", 'ОсОО "Тест"', "--legal-form",
+          "ОсОО", "--locality", "Бишкек", "--email", "office@test.kg")  # fmt: skip
+    holder = json.loads(
+        tamga(
+            "ca",
+            "holder",
+            "add",
+            "--inn",
+            INN,
+            "--full-name",
+            "Асанова Айгуль",
+            "--position",
+            "Главный бухгалтер",
+            "--passport-series",
+            "ID1234567",
+            "--email",
+            "acc@test.kg",
+            "--phone",
+            "+996555123456",
+            "--json",
+        ).stdout
+    )["id"]
+    key = ec.generate_private_key(ec.SECP384R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")]))
+        .sign(key, hashes.SHA384())
+    )
+    csr_file = tmp_path / "token.csr"
+    csr_file.write_bytes(csr.public_bytes(serialization.Encoding.DER))
+    issue = ["ca", "issue", "--holder", str(holder), "--role", "accountant", "--storage",
+             "rutoken", "--csr", str(csr_file)]  # fmt: skip
+    unpaid = tamga(*issue, check=False)
+    assert unpaid.returncode == 1 and "payment account" in unpaid.stderr
+    account = unpaid.stderr.split("payment account ")[1][:16]
+    assert account.isdigit()
+    _pay(home, account, 1200_00)
+    out = tmp_path / "acc.pem"
+    done = json.loads(tamga(*issue, "-o", str(out), "--json").stdout)
+    serial = done["serial"]
+    chain = tmp_path / "chain.pem"
+    chain.write_text(tamga("ca", "export", "root").stdout)
+    issuing = tmp_path / "issuing.pem"
+    issuing.write_text(tamga("ca", "export", "issuing").stdout)
+    assert "OK" in openssl_verify(chain, out, "-untrusted", str(issuing))
+    pkilint(out)
+    assert serial in tamga("ca", "list", "--inn", INN).stdout
+    assert "valid" in tamga("ca", "show", serial).stdout
+
+    assert "suspended" in tamga("ca", "suspend", serial, "--note", "проверка").stdout
+    assert "active" in tamga("ca", "resume", serial).stdout
+    revoked = tamga("ca", "revoke", serial, "--reason", "keyCompromise").stdout
+    assert "revoked" in revoked and "CRL number" in revoked
+    crl = x509.load_der_x509_crl((home / "publish" / "crl" / "issuing.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    again = tamga("ca", "revoke", serial, "--reason", "superseded", check=False)
+    assert again.returncode == 1 and "revoked (final)" in again.stderr
+    assert tamga("ca", "show", "ffff", check=False).returncode == 1
+
+    due = tamga("ca", "renew-due").stdout
+    assert "0 renewed" in due
+    assert "0" in tamga("ca", "renewals", "--json").stdout
+
+
+def _pay(home: Path, account: str, amount: int) -> None:
+    """The payment account is paid (as a terminal would), in the home's own database."""
+    with Runtime(Config.from_env(tamga_env(home))).transaction() as session:
+        billing.record_payment(
+            session, channel="cash", provider="", external_id="К-1", account=account,
+            amount=amount, paid_at=datetime.now(UTC), now=datetime.now(UTC), actor="test",
+        )  # fmt: skip
