@@ -25,16 +25,20 @@ from policies.identifiers import is_inn
 __all__ = [
     "REQUISITES",
     "check_inn",
+    "check_text",
     "create_holder",
     "create_subscriber",
     "get_holder",
     "get_subscriber",
     "list_holders",
+    "list_subscribers",
     "requisites",
     "split_full_name",
     "subject_identity",
     "update_holder",
     "update_subscriber",
+    "validate_holder",
+    "validate_subscriber",
 ]
 
 # §18.2.2, in the contract's order: what a renewal compares with the certificate being renewed.
@@ -72,6 +76,11 @@ def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidField(field, "has control characters")
     return value
+
+
+def check_text(data: Mapping[str, Any], field: str, limit: int) -> str:
+    """``data[field]`` as one line of at most ``limit`` characters (whitespace collapsed)."""
+    return _text(data, field, limit)
 
 
 def check_inn(inn: object, field: str = "inn") -> str:
@@ -120,6 +129,28 @@ def _subscriber_fields(data: Mapping[str, Any]) -> dict[str, str]:
     return fields
 
 
+def validate_subscriber(data: Mapping[str, Any]) -> dict[str, str]:
+    """The subscriber fields as ``create_subscriber`` would store them (inn included).
+
+    InvalidField naming the first bad field; nothing is read or written.
+    """
+    inn = check_inn(data.get("inn"))
+    return {"inn": inn, **_subscriber_fields(data)}
+
+
+def validate_holder(
+    data: Mapping[str, Any], company: str, inn: str, locality: str
+) -> dict[str, str]:
+    """The holder fields as ``create_holder`` would store them for that company (no inn).
+
+    Checks that the holder with this company would make a valid certificate subject, as
+    ``create_holder`` does; InvalidField naming the first bad field.
+    """
+    fields = _holder_fields(data)
+    _identity_check(fields, company, inn, locality)
+    return fields
+
+
 def create_subscriber(
     session: Session, data: Mapping[str, Any], *, now: datetime, actor: str
 ) -> tuple[Subscriber, bool]:
@@ -158,6 +189,16 @@ def get_subscriber(session: Session, inn: str) -> Subscriber:
     if row is None:
         raise NotFound(f"no subscriber with INN {inn}")
     return row
+
+
+def list_subscribers(session: Session, inns: set[str] | None = None) -> list[Subscriber]:
+    """Subscribers by INN; only those in ``inns`` unless it is None."""
+    query = select(Subscriber).order_by(Subscriber.inn)
+    if inns is not None:
+        if not inns:
+            return []
+        query = query.where(Subscriber.inn.in_(sorted(inns)))
+    return list(session.scalars(query))
 
 
 def update_subscriber(

@@ -175,6 +175,32 @@ def clients_create(name: str, role: str) -> None:
     click.echo(created.token)
 
 
+@clients.command("grant")
+@click.argument("name")
+@click.option("--inn", required=True, help="the subscriber to put in the client's scope")
+def clients_grant(name: str, inn: str) -> None:
+    """Let a non-officer client (the portal) see and act for subscriber --inn."""
+    from sqlalchemy import select
+
+    from ca.registry import get_subscriber
+    from signing_api.ca_common import grant
+    from signing_api.clients import ApiClient
+
+    runtime = _runtime()
+    with runtime.transaction() as session:
+        client = session.scalar(select(ApiClient).where(ApiClient.name == name.strip()))
+        if client is None:
+            raise ClientError(f"no client named {name!r}")
+        if client.role == "officer":
+            raise ClientError(f"{name!r} is an officer client: it sees every subscriber already")
+        subscriber = get_subscriber(session, inn)
+        granted = grant(
+            session, client_id=client.id, inn=subscriber.inn, now=_now(), actor=f"cli:{_operator()}"
+        )
+    verb = "granted" if granted else "already in scope:"
+    click.echo(f"{verb} client {client.id} ({client.name}) subscriber {inn} ({subscriber.name})")
+
+
 def _register_domain_groups() -> None:
     from signing_api.cli_billing import billing_group
     from signing_api.cli_crl import crl_group
