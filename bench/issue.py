@@ -30,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +40,7 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parents[1]
 TAMGA = ROOT / ".venv" / "bin" / "tamga"
 INN = "01234567890123"
+REASONS = {True: x509.ReasonFlags.key_compromise, False: x509.ReasonFlags.superseded}
 
 
 def _env(home: Path, database_url: str | None) -> dict[str, str]:
@@ -57,7 +59,7 @@ def _csr() -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--certs", type=int, default=100, help="certificates per variant")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
@@ -71,6 +73,7 @@ def main() -> None:
     os.environ.update(env)
 
     import billing
+    from ca.errors import PaymentRequired
     from ca.issuance import issue_certificate
     from ca.profiles import lint_certificate
     from ca.registry import create_holder, create_subscriber
@@ -86,68 +89,134 @@ def main() -> None:
     with rt.transaction() as session:
         create_subscriber(
             session,
-            {"inn": INN, "name": "ОсОО Бенч", "legal_form": "ОсОО", "locality": "Бишкек",
-             "email": "bench@test.kg"},
-            now=now, actor="bench",
-        )  # fmt: skip
+            {
+                "inn": INN,
+                "name": "ОсОО Бенч",
+                "legal_form": "ОсОО",
+                "locality": "Бишкек",
+                "email": "bench@test.kg",
+            },
+            now=now,
+            actor="bench",
+        )
         holders = [
             create_holder(
                 session,
-                {"inn": INN, "full_name": f"Бенчев Холдер{i}", "position": "Бухгалтер",
-                 "passport_series": "ID1234567", "email": f"h{i}@test.kg",
-                 "phone": "+996555123456"},
-                now=now, actor="bench",
+                {
+                    "inn": INN,
+                    "full_name": f"Бенчев Холдер{i}",
+                    "position": "Бухгалтер",
+                    "passport_series": "ID1234567",
+                    "email": f"h{i}@test.kg",
+                    "phone": "+996555123456",
+                },
+                now=now,
+                actor="bench",
             ).id
             for i in range(3 * n + 1)
-        ]  # fmt: skip
+        ]
         billing.record_payment(
-            session, channel="cash", provider="", external_id="bench", account=INN,
-            amount=10**12, paid_at=now, now=now, actor="bench",
-        )  # fmt: skip
+            session,
+            channel="cash",
+            provider="",
+            external_id="bench",
+            account=INN,
+            amount=10**12,
+            paid_at=now,
+            now=now,
+            actor="bench",
+        )
     # The first certificate goes through its payment account; pay it and issue it untimed.
     from billing.models import PaymentAccount
 
     try:
-        issue_certificate(rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
-                          holder_id=holders[0], role="accountant", storage="cloud",
-                          public_url=rt.config.public_url, now=now, actor="bench")  # fmt: skip
-    except Exception:  # noqa: BLE001 - PaymentRequired names the account
+        issue_certificate(
+            rt.transaction,
+            ca_token=rt.ca_token,
+            cloud_token=rt.cloud_token,
+            holder_id=holders[0],
+            role="accountant",
+            storage="cloud",
+            public_url=rt.config.public_url,
+            now=now,
+            actor="bench",
+        )
+    except PaymentRequired:  # the first certificate is paid through its payment account
         with rt.transaction() as session:
             pa = session.query(PaymentAccount).one()
             billing.record_payment(
-                session, channel="cash", provider="", external_id="bench-pa", account=pa.number,
-                amount=pa.amount_due, paid_at=now, now=now, actor="bench",
-            )  # fmt: skip
-        issue_certificate(rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
-                          holder_id=holders[0], role="accountant", storage="cloud",
-                          public_url=rt.config.public_url, now=now, actor="bench")  # fmt: skip
+                session,
+                channel="cash",
+                provider="",
+                external_id="bench-pa",
+                account=pa.number,
+                amount=pa.amount_due,
+                paid_at=now,
+                now=now,
+                actor="bench",
+            )
+        issue_certificate(
+            rt.transaction,
+            ca_token=rt.ca_token,
+            cloud_token=rt.cloud_token,
+            holder_id=holders[0],
+            role="accountant",
+            storage="cloud",
+            public_url=rt.config.public_url,
+            now=now,
+            actor="bench",
+        )
 
-    def run(label: str, ids: list[int], **kw: object) -> float:
+    def run(label: str, ids: list[int], **kw: Any) -> float:
         start = time.perf_counter()
         for holder in ids:
-            issue_certificate(rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
-                              holder_id=holder, role="accountant", public_url=rt.config.public_url,
-                              now=datetime.now(UTC), actor="bench", **kw)  # type: ignore[arg-type]  # fmt: skip
+            issue_certificate(
+                rt.transaction,
+                ca_token=rt.ca_token,
+                cloud_token=rt.cloud_token,
+                holder_id=holder,
+                role="accountant",
+                public_url=rt.config.public_url,
+                now=datetime.now(UTC),
+                actor="bench",
+                **kw,
+            )
         rate = len(ids) / (time.perf_counter() - start)
         print(f"  {label:<44} {rate:8.1f} certificates/s")
         return rate
 
-    print(f"Tamga issuance benchmark — {platform.node()}, {platform.machine()}, "
-          f"Python {platform.python_version()}, {'PostgreSQL' if args.database_url else 'SQLite'}"
-          f", {n} certificates per variant")  # fmt: skip
+    print(
+        f"Tamga issuance benchmark — {platform.node()}, {platform.machine()}, "
+        f"Python {platform.python_version()}, {'PostgreSQL' if args.database_url else 'SQLite'}"
+        f", {n} certificates per variant"
+    )
     print("end to end (issue_certificate: key, lint, HSM signature, hold, four transactions):")
     run("cloud P-256, pkilint included", holders[1 : n + 1], storage="cloud")
-    run("cloud P-256, pkilint excluded", holders[n + 1 : 2 * n + 1], storage="cloud",
-        lint=lambda _c: [])  # fmt: skip
+    run(
+        "cloud P-256, pkilint excluded",
+        holders[n + 1 : 2 * n + 1],
+        storage="cloud",
+        lint=lambda _c: [],
+    )
     csrs = [_csr() for _ in range(n)]
     start = time.perf_counter()
     for holder, csr in zip(holders[2 * n + 1 :], csrs, strict=True):
-        issue_certificate(rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
-                          holder_id=holder, role="accountant", storage="rutoken", csr=csr,
-                          public_url=rt.config.public_url, now=datetime.now(UTC),
-                          actor="bench")  # fmt: skip
-    print(f"  {'RuToken CSR (P-256), pkilint included':<44} "
-          f"{n / (time.perf_counter() - start):8.1f} certificates/s")  # fmt: skip
+        issue_certificate(
+            rt.transaction,
+            ca_token=rt.ca_token,
+            cloud_token=rt.cloud_token,
+            holder_id=holder,
+            role="accountant",
+            storage="rutoken",
+            csr=csr,
+            public_url=rt.config.public_url,
+            now=datetime.now(UTC),
+            actor="bench",
+        )
+    print(
+        f"  {'RuToken CSR (P-256), pkilint included':<44} "
+        f"{n / (time.perf_counter() - start):8.1f} certificates/s"
+    )
 
     print("raw baselines, same run:")
     spec = KeySpec.parse("ec-p256")
@@ -155,26 +224,29 @@ def main() -> None:
     labels = [f"bench-{secrets.token_hex(6)}" for _ in range(n)]
     for label in labels:
         rt.cloud_token.generate_key(label, spec)
-    print(f"  {'tamga-cloud P-256 key pairs generated':<44} "
-          f"{n / (time.perf_counter() - start):8.1f} /s")  # fmt: skip
+    print(
+        f"  {'tamga-cloud P-256 key pairs generated':<44} "
+        f"{n / (time.perf_counter() - start):8.1f} /s"
+    )
     for label in labels:
         rt.cloud_token.destroy_key(label)
     digest = os.urandom(48)
     start = time.perf_counter()
     for _ in range(n):
         rt.ca_token.sign_digest(ISSUING_CA.key_label, digest, SignatureScheme("ecdsa-sha384"))
-    print(f"  {'issuing CA key (P-384) signatures':<44} "
-          f"{n / (time.perf_counter() - start):8.1f} /s")  # fmt: skip
+    print(
+        f"  {'issuing CA key (P-384) signatures':<44} {n / (time.perf_counter() - start):8.1f} /s"
+    )
     with rt.transaction() as session:
         from ca.models import Certificate
 
-        der = session.query(Certificate).filter(Certificate.der.is_not(None)).first().der  # type: ignore[union-attr]
-    cert = x509.load_der_x509_certificate(der)
+        row = session.query(Certificate).filter(Certificate.der.is_not(None)).first()
+        assert row is not None and row.der is not None
+        cert = x509.load_der_x509_certificate(row.der)
     start = time.perf_counter()
     for _ in range(n):
         lint_certificate(cert)
-    print(f"  {'pkilint alone on one certificate':<44} "
-          f"{n / (time.perf_counter() - start):8.1f} /s")  # fmt: skip
+    print(f"  {'pkilint alone on one certificate':<44} {n / (time.perf_counter() - start):8.1f} /s")
 
     print("CRL generation (issue_crl, issuing CA, synthetic entries):")
     for size in (int(s) for s in args.crl_sizes.split(",")):
@@ -182,19 +254,28 @@ def main() -> None:
             RevokedEntry(
                 serial=secrets.randbits(159) | (1 << 64),
                 revoked_at=now - timedelta(minutes=i % 10_000),
-                reason=x509.ReasonFlags.key_compromise if i % 3 == 0 else x509.ReasonFlags.superseded,
+                reason=REASONS[i % 3 == 0],
                 invalidity_date=now - timedelta(days=1) if i % 3 == 0 else None,
                 not_after=now + timedelta(days=365),
             )
             for i in range(size)
-        ]  # fmt: skip
+        ]
         start = time.perf_counter()
         with rt.transaction() as session:
-            issued = issue_crl(session, issuer="issuing", token=rt.ca_token, revoked=entries,
-                               now=datetime.now(UTC), actor="bench")  # fmt: skip
+            issued = issue_crl(
+                session,
+                issuer="issuing",
+                token=rt.ca_token,
+                revoked=entries,
+                now=datetime.now(UTC),
+                actor="bench",
+            )
         took = time.perf_counter() - start
-        print(f"  {size:>7} entries: {took:6.2f} s to build, sign and record; "
-              f"{len(issued.der) / 1e6:6.2f} MB DER ({len(issued.der) / size:.0f} bytes/entry)")  # fmt: skip
+        size_mb, per_entry = len(issued.der) / 1e6, len(issued.der) / size
+        print(
+            f"  {size:>7} entries: {took:6.2f} s to build, sign and record; "
+            f"{size_mb:6.2f} MB DER ({per_entry:.0f} bytes/entry)"
+        )
     print(f"(home {home} left for inspection)", file=sys.stderr)
 
 
