@@ -61,6 +61,7 @@ from ca.profiles import (
     prelint,
     signature_hash,
 )
+from ca.registrations import parse_role, parse_storage
 from ca.registry import requisites, subject_identity
 from ca.serials import reserve_serial
 from db import audit
@@ -208,21 +209,6 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     return csr
 
 
-def _role(value: object) -> CertRole:
-    try:
-        return CertRole(value)
-    except ValueError:
-        choices = ", ".join(r.value for r in CertRole)
-        raise InvalidField("role", f"one of {choices}") from None
-
-
-def _storage(value: object) -> Storage:
-    try:
-        return Storage(value)
-    except ValueError:
-        raise InvalidField("storage", "cloud or rutoken") from None
-
-
 def _check_not_certified_elsewhere(session: Session, digest: str, holder_id: int) -> None:
     """A public key belongs to one person; a key once revoked as compromised is dead."""
     query = select(Certificate).where(
@@ -322,7 +308,7 @@ def _plan(
 ) -> _Plan:
     if not isinstance(holder_id, int) or isinstance(holder_id, bool):
         raise InvalidField("holder_id", "is required and must be an integer")
-    cert_role, cert_storage = _role(role), _storage(storage)
+    cert_role, cert_storage = parse_role(role), parse_storage(storage)
     with transaction() as session:
         holder = session.get(Holder, holder_id)
         if holder is None:
@@ -411,7 +397,7 @@ def issue_certificate(
     with _refusal_audited(transaction, actor=actor, now=now, what=what):
         if not isinstance(holder_id, int) or isinstance(holder_id, bool):
             raise InvalidField("holder_id", "is required and must be an integer")
-        _role(role)
+        parse_role(role)
         wanted = _key_request(storage, csr=csr, key_spec=key_spec)
         plan = _plan(
             transaction,
@@ -485,7 +471,7 @@ def _key_request(
     storage: object, *, csr: bytes | str | None, key_spec: str | None
 ) -> PublicKey | KeySpec:
     """What the request says of the key: a checked RuToken key, or the cloud key to make."""
-    if _storage(storage) is Storage.RUTOKEN:
+    if parse_storage(storage) is Storage.RUTOKEN:
         if key_spec is not None:
             raise InvalidField("key_spec", "a RuToken key is made on the token: send csr_pem")
         if csr is None or (isinstance(csr, str | bytes) and not csr.strip()):

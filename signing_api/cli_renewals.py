@@ -9,6 +9,7 @@ issuance failed. ``renewals`` lists requests; ``renewal approve|reject`` decides
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -102,6 +103,132 @@ def register(ca: click.Group) -> None:  # noqa: PLR0915 - one nested command eac
         with rt.transaction() as session:
             new = session.get_one(Certificate, done.new_certificate_id)
             click.echo(f"renewal {renewal_id} issued certificate {new.serial}")
+
+    @ca.command("renewal-request")
+    @click.argument("serial")
+    @click.option(
+        "--out",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="write the text here (the exact bytes to sign); default: stdout",
+    )
+    @ca_refusals
+    def renewal_request(serial: str, out: Path | None) -> None:
+        """The seed 003 renewal request of a certificate, for its holder to sign."""
+        from ca.issuance import get_certificate
+        from ca.renewal import renewal_terms
+        from signing_api.cli import _runtime
+
+        with _runtime().transaction() as session:
+            terms = renewal_terms(session, get_certificate(session, serial), datetime.now(UTC))
+        if out is None:
+            click.echo(terms.text, nl=False)
+        else:
+            out.write_bytes(terms.text.encode("utf-8"))
+        changed = ", ".join(terms.changed) or "none"
+        click.echo(
+            f"price {terms.price / 100:.2f} som; changed requisites: {changed}"
+            f"{'; LATE' if terms.late else ''}",
+            err=True,
+        )
+
+    @renewal.command("submit")
+    @click.argument("serial")
+    @click.option(
+        "--document",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="the request text as it was signed",
+    )
+    @click.option(
+        "--signature",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="the detached CMS signature (DER or PEM)",
+    )
+    @click.option(
+        "--csr",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="RuToken: the new CSR made on the token",
+    )
+    @ca_refusals
+    def submit(serial: str, document: Path, signature: Path, csr: Path | None) -> None:
+        """Submit a signed renewal request at the office (RuToken: with the new CSR)."""
+        from ca.issuance import get_certificate
+        from ca.models import Certificate
+        from ca.renewal import submit_renewal
+        from signing_api.cli import _runtime
+
+        rt = _runtime()
+        with rt.transaction() as session:
+            row_id = get_certificate(session, serial).id
+        try:
+            text = document.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{document} is not UTF-8 text") from None
+        done = submit_renewal(
+            rt.transaction,
+            _issuers(),
+            certificate_id=row_id,
+            document=text,
+            signature=signature.read_bytes(),
+            csr=None if csr is None else csr.read_bytes(),
+            now=datetime.now(UTC),
+            actor=cli_actor(),
+            officer=True,
+        )
+        if done.new_certificate_id is None:
+            click.echo(f"renewal {done.id} is in review: changed {', '.join(done.changed)}")
+            return
+        with rt.transaction() as session:
+            new = session.get_one(Certificate, done.new_certificate_id)
+            click.echo(
+                f"renewal {done.id} issued certificate {new.serial} "
+                f"from {new.not_before:%Y-%m-%d %H:%M} UTC{' (late)' if done.late else ''}"
+            )
+
+    @renewal.command("document")
+    @click.argument("renewal_id", type=int)
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @ca_refusals
+    def document(renewal_id: int, file: Path) -> None:
+        """Attach a supporting document to a renewal in review."""
+        import mimetypes
+
+        from ca.renewal import add_document
+        from signing_api.cli import _runtime
+
+        with _runtime().transaction() as session:
+            row = add_document(
+                session,
+                renewal_id,
+                filename=file.name,
+                content_type=mimetypes.guess_type(file.name)[0] or "application/octet-stream",
+                data=file.read_bytes(),
+                now=datetime.now(UTC),
+                actor=cli_actor(),
+            )
+            click.echo(f"document {row.id} ({row.filename}, sha256 {row.sha256[:16]}…) attached")
+
+    @ca.command("auto-renewal")
+    @click.argument("serial")
+    @click.option("--on/--off", "enabled", required=True, help="restore or cancel")
+    @ca_refusals
+    def auto_renewal(serial: str, enabled: bool) -> None:
+        """Cancel (or restore) a cloud certificate's automatic renewal (§18.2)."""
+        from ca.issuance import get_certificate
+        from ca.renewal import set_auto_renew
+        from signing_api.cli import _runtime
+
+        with _runtime().transaction() as session:
+            row = set_auto_renew(
+                session,
+                get_certificate(session, serial),
+                enabled=enabled,
+                now=datetime.now(UTC),
+                actor=cli_actor(),
+            )
+            click.echo(f"{row.serial}: auto-renewal {'on' if row.auto_renew else 'off'}")
 
     @renewal.command("reject")
     @click.argument("renewal_id", type=int)

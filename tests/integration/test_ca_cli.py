@@ -85,6 +85,10 @@ def test_officer_issues_and_revokes_from_the_console(run_tamga: RunTamga, tmp_pa
     assert serial in tamga("ca", "list", "--inn", INN).stdout
     assert "valid" in tamga("ca", "show", serial).stdout
 
+    early = tamga("ca", "renewal-request", serial, check=False)
+    assert early.returncode == 1 and "renewal of" in early.stderr and "opens on" in early.stderr
+    cloud_only = tamga("ca", "auto-renewal", serial, "--off", check=False)
+    assert cloud_only.returncode == 1 and "only cloud" in cloud_only.stderr
     assert "suspended" in tamga("ca", "suspend", serial, "--note", "проверка").stdout
     assert "active" in tamga("ca", "resume", serial).stdout
     revoked = tamga("ca", "revoke", serial, "--reason", "keyCompromise").stdout

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 import billing
@@ -221,3 +222,79 @@ def test_renew_due_and_cancellation(ca_api: CaApi) -> None:
     with rt.transaction() as session:
         automatic = session.scalars(select(RenewalRequest)).one()
         assert automatic.automatic and automatic.status == "issued"
+
+
+def test_rutoken_renewal_at_the_office_signed_by_openssl(ca_api: CaApi, tmp_path: Path) -> None:
+    """The request is signed by ``openssl cms`` with the token's key; a new CSR comes with it."""
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    _issue(ca_api, holder)  # the first (cloud) certificate used the payment account
+    ca_api.pay(INN, 10 * PRICE)
+    old_key = ec.generate_private_key(ec.SECP256R1())
+    made = ca_api.post(
+        "/api/v1/certificates",
+        {"holder_id": holder, "role": "head", "storage": "rutoken", "csr_pem": _csr(old_key)},
+    )
+    assert made.status_code == 201, made.json
+    serial = made.json["serial"]
+    ca_api.clock.now = datetime(2027, 11, 2, 6, 0, tzinfo=UTC)
+    text = ca_api.get(f"/api/v1/certificates/{serial}/renewal-request").data
+    (tmp_path / "request.txt").write_bytes(text)
+    (tmp_path / "signer.pem").write_text(made.json["certificate_pem"])
+    (tmp_path / "key.pem").write_bytes(
+        old_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    signed = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-sign",
+            "-binary",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+            "-in",
+            str(tmp_path / "request.txt"),
+            "-signer",
+            str(tmp_path / "signer.pem"),
+            "-inkey",
+            str(tmp_path / "key.pem"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert signed.returncode == 0, signed.stderr
+    new_key = ec.generate_private_key(ec.SECP384R1())
+    body = {
+        "serial": serial,
+        "document": text.decode(),
+        "signature": base64.b64encode(signed.stdout).decode(),
+        "csr_pem": _csr(new_key),
+    }
+    # A RuToken renewal is made at the office: not through the portal.
+    _problem(ca_api.post("/api/v1/renewals", body, who="portal", holder=holder), 403, "forbidden")
+    no_csr = {k: v for k, v in body.items() if k != "csr_pem"}
+    _problem(ca_api.post("/api/v1/renewals", no_csr), 422, "validation-failed")
+    done = ca_api.post("/api/v1/renewals", body)
+    assert done.status_code == 201, done.json
+    new = ca_api.get(f"/api/v1/certificates/{done.json['new_serial']}").json
+    cert = x509.load_pem_x509_certificate(new["certificate_pem"].encode())
+    assert cert.public_key() == new_key.public_key() and new["storage"] == "rutoken"
+    assert new["not_before"] == made.json["not_after"]
+
+
+def _csr(key: Any) -> str:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "token")]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
