@@ -226,9 +226,20 @@ def _body() -> _Fields:
 
 
 def _path_inn(inn: str) -> str:
-    """The INN in a path; a malformed one names no resource: 404, like an unknown one."""
+    """The INN in a path, which the caller may see.
+
+    A malformed INN names no resource: 404, like an unknown one. A portal sees only the
+    subscribers in its scope (``client_subscribers``, docs/architecture.md); any other INN
+    answers 404 too, so that a portal cannot learn whether a company is a subscriber.
+    """
     if not is_inn(inn):
         raise Problem("not-found", f"{inn[:40]!r} is not a 14-digit INN: no such account")
+    if g.client_role is not ClientRole.OFFICER:
+        from signing_api.clients import ClientSubscriber
+
+        with _runtime().transaction() as session:
+            if session.get(ClientSubscriber, (g.client_id, inn)) is None:
+                raise Problem("not-found", f"no account {inn} is visible to this client")
     return inn
 
 

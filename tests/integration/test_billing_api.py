@@ -18,11 +18,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
 import billing
+from ca.models import Subscriber
 from db import AuditEntry
 from policies.identifiers import is_payment_account
 from policies.tariffs import Revenue
 from signing_api.app import create_app
-from signing_api.clients import create_client
+from signing_api.clients import ApiClient, ClientSubscriber, create_client
 from signing_api.runtime import Runtime
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
@@ -104,9 +105,17 @@ def _audit(api: Api, action: str) -> int:
 
 
 def _open(api: Api, inn: str = INN, name: str = NAME) -> dict[str, Any]:
+    """Open the account, register the subscriber and put it in portal 1's scope."""
     response = api.post("/api/v1/accounts", {"inn": inn, "name": name})
     assert response.status_code == 201, response.json
     body: dict[str, Any] = response.json
+    with api.runtime.transaction() as session:
+        session.add(Subscriber(inn=inn, name=name[:64], legal_form="ОсОО", locality="Бишкек",
+                               email="office@test.kg", status="active", created_at=NOW,
+                               updated_at=NOW))  # fmt: skip
+        portal = session.scalars(select(ApiClient).where(ApiClient.name == "portal 1")).one()
+        session.add(ClientSubscriber(client_id=portal.id, inn=inn, granted_at=NOW,
+                                     granted_by="test"))  # fmt: skip
     return body
 
 
@@ -200,6 +209,12 @@ def test_account_view_and_who_may_read_it(api: Api) -> None:
     for role in ("agency", "commission"):
         _problem(api.get(path, role=role), 403, "forbidden")
     _problem(api.get(path, role=None), 401, "unauthorized")
+    # Another portal, whose scope does not hold this subscriber, cannot even see that it exists.
+    with api.runtime.transaction() as session:
+        other = create_client(session, name="portal 2", role="portal", now=NOW, actor="test")
+    for suffix in ("", "/receipts", "/documents/act?from=2026-11-01&to=2026-11-30"):
+        hidden = api.client.get(path + suffix, headers={"Authorization": f"Bearer {other.token}"})
+        _problem(hidden, 404, "not-found")
     _problem(api.get(f"/api/v1/accounts/{OTHER}"), 404, "not-found")
     _problem(api.get("/api/v1/accounts/12345"), 404, "not-found")
     _problem(api.get("/api/v1/accounts/0123456789012x"), 404, "not-found")
