@@ -34,6 +34,7 @@ __all__ = [
     "import_issuer_certificate",
     "issuer_csr",
     "load_certificate",
+    "store_certificate",
 ]
 
 _NAME_OIDS = {
@@ -117,6 +118,13 @@ def _store(
         )
     )
     session.flush()
+
+
+def store_certificate(
+    session: Session, name: str, cert: x509.Certificate, *, key_label: str | None, now: datetime
+) -> None:
+    """Install ``cert`` as the active ``name`` certificate (e.g. "tsa"); older ones go inactive."""
+    _store(session, name, cert, key_label, now)
 
 
 def _ensure_key(

@@ -393,6 +393,56 @@ def issue_certificate(
         replay = _replay(session, request_key)
     if replay is not None:
         return Issued(replay, replayed=True)
+    try:
+        return _issue_once(
+            transaction,
+            ca_token=ca_token,
+            cloud_token=cloud_token,
+            holder_id=holder_id,
+            role=role,
+            storage=storage,
+            public_url=public_url,
+            now=now,
+            actor=actor,
+            csr=csr,
+            key_spec=key_spec,
+            request_key=request_key,
+            not_before=not_before,
+            renewal_of=renewal_of,
+            prepaid_key=prepaid_key,
+            lint=lint,
+        )
+    except CAError:
+        # A concurrent request with the same key may have issued (or be issuing) meanwhile:
+        # it decides, not the refusal this one met on the way (e.g. its payment already used).
+        if request_key is not None:
+            with transaction() as session:
+                replay = _replay(session, request_key)
+            if replay is not None:
+                return Issued(replay, replayed=True)
+        raise
+
+
+def _issue_once(
+    transaction: Transaction,
+    *,
+    ca_token: HSMToken,
+    cloud_token: HSMToken,
+    holder_id: object,
+    role: object,
+    storage: object,
+    public_url: str,
+    now: datetime,
+    actor: str,
+    csr: bytes | str | None = None,
+    key_spec: str | None = None,
+    request_key: str | None = None,
+    not_before: datetime | None = None,
+    renewal_of: int | None = None,
+    prepaid_key: str | None = None,
+    lint: Linter = lint_certificate,
+) -> Issued:
+    """``issue_certificate`` after the replay check."""
     what = f"holder:{holder_id}"
     with _refusal_audited(transaction, actor=actor, now=now, what=what):
         if not isinstance(holder_id, int) or isinstance(holder_id, bool):

@@ -382,6 +382,70 @@ class HSMToken:
 
         return self._run(sign, label)
 
+    # -- HMAC secrets (TOTP seeds): imported once, used on the token, never read back ----------
+
+    def import_hmac_secret(self, label: str, secret: bytes) -> None:
+        """Store ``secret`` as a sensitive, non-extractable HMAC key labelled ``label``.
+
+        For RFC 6238 one-time codes: the token computes HMAC-SHA1 over the counter, so the seed
+        never has to leave it again (the enrolment hands it to the holder once).
+        """
+        if not label or len(label) > 64:
+            raise HSMError("a key label must be 1 to 64 characters")
+        if not 16 <= len(secret) <= 64:
+            raise HSMError("an HMAC secret is 16 to 64 bytes")
+
+        def create(session: Any) -> None:
+            if any(True for _ in session.get_objects({Attribute.LABEL: label})):
+                raise KeyExists(f"a key labelled {label!r} already exists on token {self.label!r}")
+            session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.GENERIC_SECRET,
+                    Attribute.LABEL: label,
+                    Attribute.VALUE: secret,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                    Attribute.VERIFY: True,
+                    Attribute.ENCRYPT: False,
+                    Attribute.DECRYPT: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.DERIVE: False,
+                    Attribute.MODIFIABLE: False,
+                }
+            )
+
+        self._run(create, label)
+
+    def hmac_sha1(self, label: str, data: bytes) -> bytes:
+        """HMAC-SHA1 of ``data`` with the secret ``label`` (CKM_SHA_1_HMAC, on the token)."""
+
+        def compute(session: Any) -> bytes:
+            key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+            return bytes(key.sign(data, mechanism=Mechanism.SHA_1_HMAC))
+
+        return self._run(compute, label)
+
+    def destroy_secret(self, label: str) -> None:
+        """Destroy the secret key labelled ``label`` (KeyNotFound when there is none)."""
+
+        def destroy(session: Any) -> None:
+            objs = list(
+                session.get_objects(
+                    {Attribute.LABEL: label, Attribute.CLASS: ObjectClass.SECRET_KEY}
+                )
+            )
+            if not objs:
+                raise KeyNotFound(f"no secret {label!r} on token {self.label!r}")
+            for obj in objs:
+                obj.destroy()
+
+        self._run(destroy, label)
+
     def private_key(self, label: str) -> Any:
         """A pyca/cryptography private key whose ``sign()`` signs on this token."""
         from hsm.adapter import hsm_private_key  # local: adapter imports this module

@@ -15,6 +15,7 @@ from signing_api.certificates_api import certificates_api
 from signing_api.config import Config
 from signing_api.cps import cps_text
 from signing_api.crl_http import crl_http
+from signing_api.csc import csc
 from signing_api.health import health_report
 from signing_api.openapi import openapi_document
 from signing_api.osmp import osmp
@@ -23,6 +24,7 @@ from signing_api.registry_api import registry_api
 from signing_api.renewals_api import renewals_api
 from signing_api.revocation_api import revocation_api
 from signing_api.runtime import Runtime
+from signing_api.tsa_http import tsa_http
 
 __all__ = ["create_app"]
 
@@ -113,7 +115,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(billing_api)
     app.register_blueprint(osmp)
     app.register_blueprint(crl_http)
-    for blueprint in (registry_api, certificates_api, revocation_api, renewals_api):
+    app.register_blueprint(tsa_http)  # its static /ca/tsa.crt outranks /ca/<name>.crt
+    for blueprint in (registry_api, certificates_api, revocation_api, renewals_api, csc):
         app.register_blueprint(blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from ca import active_certificate, ensure_hierarchy, load_certificate
 from ca.errors import HierarchyNotReady
+from ca.tsa import ensure_tsa
 from db import audit, check_connection, migrate
 from hsm.softhsm import init_token, is_softhsm, token_labels, write_config
 from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
+from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
 from signing_api.health import HEALTH_KEY, ensure_health_key
 from signing_api.runtime import Runtime, point_softhsm_at_home
@@ -80,7 +82,7 @@ def _ensure_softhsm_tokens(config: Config, created: list[str]) -> None:
 
 def publish_ca_files(session: Session, public_dir: Path) -> None:
     """Write the CA certificates (DER ``.crt`` and ``.pem``) for a web server or CDN."""
-    for name in ("root", "issuing"):
+    for name in ("root", "issuing", TSA.name):
         try:
             cert = active_certificate(session, name)
         except HierarchyNotReady:
@@ -93,6 +95,24 @@ def publish_ca_files(session: Session, public_dir: Path) -> None:
             tmp = target.with_suffix(suffix + ".tmp")
             tmp.write_bytes(cert.public_bytes(encoding))
             tmp.replace(target)
+
+
+def _ensure_tsa(
+    session: Session, runtime: Runtime, public_url: str, now: datetime, created: list[str]
+) -> None:
+    """The time-stamping key and certificate, once the issuing CA has its certificate."""
+    had_key = runtime.ca_token.has_key(TSA.key_label)
+    try:
+        active_certificate(session, TSA.name)
+        had_certificate = True
+    except HierarchyNotReady:
+        had_certificate = False
+    ensure_tsa(session, runtime.ca_token, public_url=public_url, now=now, actor="tamga-init")
+    created.extend(
+        what
+        for what, had in (("tsa key", had_key), ("tsa certificate", had_certificate))
+        if not had
+    )
 
 
 def _restrict_sqlite_file(runtime: Runtime) -> None:
@@ -145,6 +165,8 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
             external_root=external_root,
         )
         created.extend(status.created)
+        if status.issuing is not None:  # production: the TSA waits for the imported issuing CA
+            _ensure_tsa(session, runtime, config.public_url, now, created)
         publish_ca_files(session, config.public_dir)
     runtime.engine.dispose()
     return InitReport(created=tuple(created), awaiting_issuer_import=status.issuing is None)

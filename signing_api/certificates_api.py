@@ -33,6 +33,7 @@ from ca.models import Certificate, Holder
 from policies.roles import ClientRole
 from signing_api.auth import require_client
 from signing_api.ca_common import (
+    acting_holder,
     actor,
     ca_refusals,
     ca_transaction,
@@ -43,6 +44,7 @@ from signing_api.ca_common import (
     runtime,
     visible_inns,
 )
+from signing_api.credentials import SigningRefused, check_pin, enrol
 from signing_api.problems import Problem
 
 __all__ = [
@@ -57,7 +59,7 @@ certificates_api = Blueprint("certificates", __name__)
 
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
-_FIELDS = {"holder_id", "role", "storage", "csr_pem", "key_spec"}
+_FIELDS = {"holder_id", "role", "storage", "csr_pem", "key_spec", "pin"}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -141,6 +143,18 @@ def issue() -> Response:
         if body.get(name) is not None and not isinstance(body[name], str):
             raise Problem("validation-failed", f"{name} is a string", errors={name: "a string"})
     holder_id = body.get("holder_id")
+    pin = body.get("pin")
+    if pin is not None and (body.get("storage") != "cloud" or not isinstance(pin, str)):
+        raise Problem(
+            "validation-failed",
+            "a PIN is set for cloud certificates only",
+            errors={"pin": "a string, for storage cloud"},
+        )
+    if pin is not None:
+        try:
+            check_pin(pin)  # before anything is issued or charged
+        except SigningRefused as ex:
+            raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
     rt, moment, who, key = runtime(), now(), actor(), request_key()
     with ca_transaction() as session:
         if isinstance(holder_id, int) and not isinstance(holder_id, bool):
@@ -165,8 +179,39 @@ def issue() -> Response:
     with ca_transaction() as session:
         row = session.get_one(Certificate, issued.certificate.id)
         view = certificate_json(session, row, now=moment) | {"chain_pem": chain_pem(session)}
+    if pin is not None and not issued.replayed:
+        view["otpauth_uri"] = _enrol(row.serial, pin, moment, who)
     return reply(
         view, 200 if issued.replayed else 201, location=f"/api/v1/certificates/{row.serial}"
+    )
+
+
+def _enrol(serial: str, pin: object, moment: datetime, who: str) -> str:
+    """Set the holder's PIN and TOTP seed; the otpauth URI (shown this once)."""
+    rt = runtime()
+    try:
+        with rt.transaction() as session:
+            row = get_certificate(session, serial)
+            return enrol(session, rt.cloud_token, row, pin=pin, now=moment, actor=who)
+    except SigningRefused as ex:
+        raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
+
+
+@certificates_api.post("/api/v1/certificates/<serial>/activation")
+@require_client(*_CALLERS)
+def activate(serial: str) -> Response:
+    """Set the PIN and OTP of a cloud certificate issued without them (its holder only)."""
+    body = json_body()
+    moment, who = now(), actor()
+    with ca_transaction() as session:
+        row = _visible_certificate(session, serial)
+        holder = acting_holder(session)
+        if holder is None or holder.id != row.holder_id:
+            raise Problem(
+                "forbidden", "only the certificate's holder sets its PIN (X-Tamga-Holder)"
+            )
+    return reply(
+        {"serial": serial, "otpauth_uri": _enrol(serial, body.get("pin"), moment, who)}, 201
     )
 
 
@@ -266,6 +311,27 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _ok("the list", {"type": "object"}), "422": _PROBLEM},
             },
         },
+        "/api/v1/certificates/{serial}/activation": {
+            "post": {
+                "operationId": "activateCertificate",
+                "summary": "Set a cloud certificate's PIN; the otpauth URI once (its holder)",
+                "parameters": [_SERIAL],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"pin": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _ok("the otpauth URI", {"type": "object"}),
+                    "403": _PROBLEM,
+                    "404": _PROBLEM,
+                    "422": _PROBLEM,
+                },
+            }
+        },
         "/api/v1/certificates/{serial}": {
             "get": {
                 "operationId": "getCertificate",
@@ -296,6 +362,7 @@ OPENAPI: dict[str, Any] = {
                     "storage": {"type": "string", "enum": ["cloud", "rutoken"]},
                     "csr_pem": {"type": "string", "description": "RuToken: PKCS#10, PEM"},
                     "key_spec": {"type": "string", "enum": ["ec-p256", "rsa-2048"]},
+                    "pin": {"type": "string", "description": "cloud: the holder's PIN"},
                 },
             },
             "Certificate": {

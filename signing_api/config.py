@@ -31,6 +31,7 @@ class Config:
     cloud_pin: str | None = field(default=None, repr=False)
     root_cert: Path | None = None  # production: the national root's certificate
     log_level: str = "info"
+    maintenance_window: bool = True  # Fridays 17:30-20:30 Bishkek: signing answers 503
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -49,6 +50,9 @@ class Config:
         if not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"TAMGA_PUBLIC_URL must be an http(s) URL, not {public_url!r}")
         root_cert = env.get("TAMGA_ROOT_CERT")
+        window = env.get("TAMGA_MAINTENANCE_WINDOW", "on").lower()
+        if window not in ("on", "off"):
+            raise ConfigError(f"TAMGA_MAINTENANCE_WINDOW is on or off, not {window!r}")
         return cls(
             home=home,
             database_url=env.get("TAMGA_DATABASE_URL") or f"sqlite:///{home / 'tamga.db'}",
@@ -60,6 +64,7 @@ class Config:
             cloud_pin=env.get("TAMGA_CLOUD_PIN") or None,
             root_cert=Path(root_cert).expanduser().resolve() if root_cert else None,
             log_level=env.get("TAMGA_LOG_LEVEL", "info").lower(),
+            maintenance_window=window == "on",
         )
 
     @property

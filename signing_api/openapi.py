@@ -37,15 +37,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         billing_api,
         certificates_api,
         crl_http,
+        csc,
         osmp,
         registry_api,
         renewals_api,
         revocation_api,
+        tsa_http,
     )
 
     doc = _base_document(server_url)
     fragments = (billing_api, osmp, crl_http, registry_api, certificates_api)
-    for fragment in (m.OPENAPI for m in (*fragments, revocation_api, renewals_api)):
+    more = (revocation_api, renewals_api, tsa_http, csc)
+    for fragment in (m.OPENAPI for m in (*fragments, *more)):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(entries)

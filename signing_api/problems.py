@@ -41,6 +41,10 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ),
         ProblemType("validation-failed", "The request has invalid fields", 422),
         ProblemType("certificate-refused", "The certificate cannot be issued as requested", 422),
+        ProblemType(
+            "unsupported-media-type", "The request body has an unsupported media type", 415
+        ),
+        ProblemType("payload-too-large", "The request body is too large", 413),
         ProblemType("internal-error", "Internal server error", 500),
         ProblemType("unavailable", "A component the service needs is unavailable", 503),
     )

@@ -67,11 +67,11 @@ def test_init_twice_same_keys_same_certificates(
     )
     assert {label: _token_keys(home, label) for label in ("tamga-ca", "tamga-cloud")} == keys_before
     assert _counts(database_url) == counts_before
-    assert counts_before["ca_certificates"] == 2
+    assert counts_before["ca_certificates"] == 3  # root, issuing, tsa
 
     # Every private key on both tokens: sensitive, never extractable, sign-only, unreadable.
     labels = {k["label"] for keys in keys_before.values() for k in keys}
-    assert labels == {"tamga-root-ca", "tamga-issuing-ca", "tamga-healthcheck"}
+    assert labels == {"tamga-root-ca", "tamga-issuing-ca", "tamga-tsa", "tamga-healthcheck"}
     for keys in keys_before.values():
         for key in keys:
             assert key["sensitive"] and key["always_sensitive"], key
@@ -288,6 +288,8 @@ def test_production_path_with_an_openssl_root(run_tamga: RunTamga, tmp_path: Pat
     (tmp_path / "exported.pem").write_text(exported)
     openssl_verify(tmp_path / "nat.pem", tmp_path / "exported.pem")
     assert (home / "public" / "ca" / "issuing.pem").read_text() == exported
+    # The TSA needs the issuing CA: the first init after the import makes it, the next none.
+    assert "created tsa certificate" in run_tamga(home, "init", env=env).stdout
     assert "nothing to do" in run_tamga(home, "init", env=env).stdout
     # An issuing certificate made by someone else's root is refused, and nothing changes.
     _openssl(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -316,3 +317,21 @@ def test_processes_logging_in_together(ca_token: HSMToken, hsm_home: Path, key_l
                 args = [(conf, ca_token.label, TEST_PINS[ca_token.label], key_label, start)] * 4
                 outcomes += pool.starmap(_login_and_sign, args)
     assert outcomes == ["ok"] * 20
+
+
+def test_hmac_secret_signs_on_the_token_and_never_leaves(
+    cloud_token: HSMToken, key_label: str
+) -> None:
+    """TOTP seeds: SoftHSM computes the same HMAC-SHA1 as software; the seed stays inside."""
+    import hmac as software_hmac
+
+    secret = os.urandom(20)
+    cloud_token.import_hmac_secret(key_label, secret)
+    for counter in (0, 1, 2**32):
+        data = counter.to_bytes(8, "big")
+        assert cloud_token.hmac_sha1(key_label, data) == software_hmac.digest(secret, data, "sha1")
+    with pytest.raises(KeyExists):
+        cloud_token.import_hmac_secret(key_label, secret)
+    cloud_token.destroy_secret(key_label)
+    with pytest.raises(HSMError):
+        cloud_token.hmac_sha1(key_label, b"\0" * 8)

@@ -1,0 +1,477 @@
+"""The operator's RFC 3161 Time-Stamping Authority: its certificate and its time-stamp tokens.
+
+``ensure_tsa`` (called by ``tamga init``) makes the TSA key in the CA token and has the issuing
+CA certify it: extendedKeyUsage timeStamping only, critical (RFC 3161 §2.3). ``timestamp_response``
+answers a DER TimeStampReq with a DER TimeStampResp; ``timestamp_token`` makes the token for a
+digest of our own (CAdES-B-T's signature-time-stamp). Both sign on the HSM.
+
+What a token contains (RFC 3161 §2.4.2, RFC 5652):
+
+- ContentInfo / SignedData v3, eContentType id-ct-TSTInfo, the TSTInfo DER as eContent;
+- TSTInfo v1: our policy (:data:`policies.tsa.TSA_POLICY_OID`), the request's messageImprint
+  byte for byte, a 159-bit serial from the serial registry, genTime (UTC, fractions of a second
+  without trailing zeros), accuracy, ordering absent (FALSE), the nonce if the request had one,
+  and ``tsa`` = the TSA certificate's subject as a directoryName;
+- one SignerInfo (issuerAndSerialNumber) with signed attributes content-type, message-digest and
+  signing-certificate-v2 (RFC 5035; ESSCertIDv2 with SHA-256 of the TSA certificate);
+  ECDSA with SHA-256 by the ``tamga-tsa`` key;
+- the TSA certificate in ``certificates`` only when the request's certReq is true.
+
+Client mistakes never raise: they become a TimeStampResp with status ``rejection`` and the
+PKIFailureInfo bit that says why. A TSA that cannot sign (no certificate yet, certificate not
+valid now, HSM failure) raises :class:`TSAUnavailable` or ``HSMError``; the caller answers
+``systemFailure`` (:func:`rejection_response`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from sqlalchemy.orm import Session
+
+from ca.errors import CAError, CertificateMismatch, HierarchyNotReady, LintFailed
+from ca.hierarchy import active_certificate, store_certificate
+from ca.profiles import lint_certificate, matches_linted, signature_hash
+from ca.serials import reserve_serial
+from db import audit
+from hsm import HSMToken, PublicKey
+from policies.ca_profiles import ISSUING_CA
+from policies.tsa import TSA
+
+__all__ = [
+    "TSAUnavailable",
+    "TimeStampRefused",
+    "ensure_tsa",
+    "rejection_response",
+    "timestamp_response",
+    "timestamp_token",
+]
+
+_NAME_OIDS = {
+    "C": NameOID.COUNTRY_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "CN": NameOID.COMMON_NAME,
+    "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
+}
+_FAIL_INFO_NAMES = frozenset(tsp.PKIFailureInfo._map.values())
+_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+
+
+class TSAUnavailable(CAError):
+    """The TSA cannot sign now: its certificate is missing or not valid at this moment."""
+
+
+class TimeStampRefused(CAError):
+    """A request the TSA will not time-stamp; ``fail_info`` is the PKIFailureInfo bit's name."""
+
+    def __init__(self, fail_info: str, message: str) -> None:
+        if fail_info not in _FAIL_INFO_NAMES:
+            raise ValueError(f"unknown PKIFailureInfo {fail_info!r}")
+        self.fail_info = fail_info
+        super().__init__(message)
+
+
+# --- the TSA certificate -------------------------------------------------------------------
+
+
+def _add_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February → 28 February
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def _ensure_key(session: Session, token: HSMToken, actor: str, now: datetime) -> PublicKey:
+    if token.has_key(TSA.key_label):
+        return token.public_key(TSA.key_label)
+    info = token.generate_key(TSA.key_label, TSA.key_spec)  # sensitive, never extractable
+    audit.append(
+        session,
+        actor=actor,
+        action="key.generated",
+        object=f"hsm:{token.label}/{TSA.key_label}",
+        details={"algorithm": TSA.key_spec.name, "key_id": info.key_id.hex(), "purpose": "tsa"},
+        now=now,
+    )
+    return info.public_key
+
+
+def _tsa_builder(
+    session: Session,
+    issuing: x509.Certificate,
+    public: PublicKey,
+    public_url: str,
+    now: datetime,
+) -> x509.CertificateBuilder:
+    # The TSA certificate must not outlive the issuing CA that vouches for it.
+    not_after = min(_add_years(now, TSA.validity_years), issuing.not_valid_after_utc)
+    serial = reserve_serial(session, issuer=ISSUING_CA.name, purpose="tsa certificate", now=now)
+    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    uri = x509.UniformResourceIdentifier
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(_NAME_OIDS[k], v) for k, v in TSA.subject]))
+        .issuer_name(issuing.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(now)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        # RFC 3161 §2.3: timeStamping as the only purpose, and the extension critical.
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([uri(f"{public_url}/crl/issuing.crl")], None, None, None)]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS,
+                        uri(f"{public_url}/ca/issuing.crt"),
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    )
+
+
+def _throwaway_key(issuing: x509.Certificate) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    key = issuing.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return ec.generate_private_key(key.curve)
+    if isinstance(key, rsa.RSAPublicKey):
+        return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
+    raise CAError(f"unsupported issuing key type {type(key).__name__}")
+
+
+def _issue_tsa_certificate(
+    session: Session,
+    token: HSMToken,
+    issuing: x509.Certificate,
+    public: PublicKey,
+    public_url: str,
+    now: datetime,
+) -> x509.Certificate:
+    # 1. the body, linted as signed by a throwaway key of the issuing key's type;
+    # 2. only a clean body is signed by the issuing key on the HSM, and must be the linted one.
+    builder = _tsa_builder(session, issuing, public, public_url, now)
+    algorithm = signature_hash(issuing)
+    linted = builder.sign(_throwaway_key(issuing), algorithm)
+    findings = lint_certificate(linted)
+    if findings:
+        raise LintFailed(findings)
+    cert = builder.sign(token.private_key(ISSUING_CA.key_label), algorithm)
+    matches_linted(cert, linted)
+    return cert
+
+
+def ensure_tsa(
+    session: Session, ca_token: HSMToken, *, public_url: str, now: datetime, actor: str
+) -> x509.Certificate:
+    """The TSA certificate, making the TSA key and its certificate first if they are missing.
+
+    Idempotent: an installed certificate for the key on the token is returned unchanged.
+    Raises ``HierarchyNotReady`` while the issuing CA has no certificate (production path
+    before ``tamga ca issuer-import``) and ``CertificateMismatch`` when the installed TSA
+    certificate is not for the key on the token.
+    """
+    now = now.astimezone(UTC).replace(microsecond=0)
+    issuing = active_certificate(session, ISSUING_CA.name)
+    public = _ensure_key(session, ca_token, actor, now)
+    try:
+        current = active_certificate(session, TSA.name)
+    except HierarchyNotReady:
+        current = None
+    if current is not None:
+        if current.public_key().public_bytes(*_SPKI) != public.public_bytes(*_SPKI):
+            raise CertificateMismatch(
+                "the TSA key on the token does not match the installed TSA certificate"
+            )
+        return current
+    cert = _issue_tsa_certificate(session, ca_token, issuing, public, public_url.rstrip("/"), now)
+    store_certificate(session, TSA.name, cert, key_label=TSA.key_label, now=now)
+    audit.append(
+        session,
+        actor=actor,
+        action="certificate.issued",
+        object=f"ca:{TSA.name}",
+        details={
+            "serial": format(cert.serial_number, "x"),
+            "subject": cert.subject.rfc4514_string(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        },
+        now=now,
+    )
+    return cert
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a TimeStampReq asks for, once checked."""
+
+    hash_name: str
+    imprint: tsp.MessageImprint  # echoed byte for byte (RFC 3161 §2.4.2)
+    nonce: int | None
+    cert_req: bool
+
+
+# asn1crypto reports malformed DER with these; a TSA must answer any byte string, not crash.
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+
+
+def _check_imprint(hash_name: str, hashed_message: bytes) -> None:
+    if hash_name not in TSA.accepted_hashes:
+        raise TimeStampRefused(
+            "bad_alg",
+            f"hash algorithm {hash_name} is not accepted; use one of "
+            + ", ".join(TSA.accepted_hashes),
+        )
+    if len(hashed_message) != hashlib.new(hash_name).digest_size:
+        raise TimeStampRefused("bad_data_format", f"the hashed message is not a {hash_name} digest")
+
+
+def _parse_request(der: bytes) -> _Request:
+    try:
+        request = tsp.TimeStampReq.load(der, strict=True)
+        request.native  # noqa: B018 - asn1crypto parses lazily: force every field now
+        imprint = request["message_imprint"]
+        algorithm = imprint["hash_algorithm"]
+        hash_name = algorithm["algorithm"].native
+        parameters = algorithm["parameters"].native
+        hashed_message = imprint["hashed_message"].native
+        version = request["version"].native
+    except _PARSE_ERRORS:
+        raise TimeStampRefused("bad_data_format", "the body is not a DER TimeStampReq") from None
+    if version != "v1":
+        raise TimeStampRefused("bad_data_format", "only TimeStampReq version 1 is known")
+    # SHA-2 identifiers carry absent or NULL parameters (RFC 5754 §2); anything else is not one.
+    if parameters is not None:
+        raise TimeStampRefused("bad_alg", "the hash algorithm has unexpected parameters")
+    _check_imprint(hash_name, hashed_message)
+    policy = request["req_policy"].native
+    if policy is not None and policy != TSA.policy_oid:
+        raise TimeStampRefused(
+            "unaccepted_policy", f"this TSA time-stamps under policy {TSA.policy_oid} only"
+        )
+    if request["extensions"].native is not None:
+        raise TimeStampRefused("unaccepted_extensions", "this TSA accepts no request extensions")
+    return _Request(
+        hash_name=hash_name,
+        imprint=tsp.MessageImprint.load(imprint.dump()),
+        nonce=request["nonce"].native,
+        cert_req=bool(request["cert_req"].native),
+    )
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def _tsa_certificate(session: Session, now: datetime) -> x509.Certificate:
+    try:
+        cert = active_certificate(session, TSA.name)
+    except HierarchyNotReady as ex:
+        raise TSAUnavailable("the TSA has no certificate yet (run `tamga init`)") from ex
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise TSAUnavailable("the TSA certificate is not valid at this moment")
+    return cert
+
+
+def _signing_certificate_v2(der: bytes, cert: x509.Certificate) -> tsp.SigningCertificateV2:
+    """RFC 5035 ESSCertIDv2: SHA-256 (the DEFAULT, hence omitted) of the TSA certificate."""
+    issuer = asn1_x509.GeneralName(
+        {"directory_name": asn1_x509.Name.load(cert.issuer.public_bytes())}
+    )
+    return tsp.SigningCertificateV2(
+        {
+            "certs": [
+                {
+                    "cert_hash": hashlib.sha256(der).digest(),
+                    "issuer_serial": {"issuer": [issuer], "serial_number": cert.serial_number},
+                }
+            ]
+        }
+    )
+
+
+def _tst_info(cert: x509.Certificate, request: _Request, serial: int, now: datetime) -> tsp.TSTInfo:
+    fields: dict[str, Any] = {
+        "version": "v1",
+        "policy": TSA.policy_oid,
+        "message_imprint": request.imprint,
+        "serial_number": serial,
+        "gen_time": now,
+        "accuracy": {"seconds": TSA.accuracy_seconds},
+        # ordering is left out: DER omits a DEFAULT FALSE (tokens are not ordered by genTime).
+        "tsa": asn1_x509.GeneralName(
+            {"directory_name": asn1_x509.Name.load(cert.subject.public_bytes())}
+        ),
+    }
+    if request.nonce is not None:
+        fields["nonce"] = request.nonce
+    return tsp.TSTInfo(fields)
+
+
+def _signed_token(
+    ca_token: HSMToken, cert: x509.Certificate, tst_info: tsp.TSTInfo, cert_req: bool
+) -> cms.ContentInfo:
+    hash_name = TSA.signature_hash
+    cert_der = cert.public_bytes(serialization.Encoding.DER)
+    signed_attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["tst_info"]},
+            {
+                "type": "message_digest",
+                "values": [hashlib.new(hash_name, tst_info.dump()).digest()],
+            },
+            {"type": "signing_certificate_v2", "values": [_signing_certificate_v2(cert_der, cert)]},
+        ]
+    )
+    # The signature covers the attributes' DER with the SET OF tag (RFC 5652 §5.4).
+    digest = hashlib.new(hash_name, signed_attrs.dump()).digest()
+    signature = ca_token.sign_digest(TSA.key_label, digest, TSA.key_spec.default_scheme)
+    digest_algorithm = algos.DigestAlgorithm({"algorithm": hash_name})  # parameters absent
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": {
+                        "issuer": asn1_x509.Name.load(cert.issuer.public_bytes()),
+                        "serial_number": cert.serial_number,
+                    }
+                }
+            ),
+            "digest_algorithm": digest_algorithm,
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": {"algorithm": f"{hash_name}_ecdsa"},
+            "signature": signature,
+        }
+    )
+    signed_data: dict[str, Any] = {
+        "version": "v3",  # RFC 5652 §5.1: eContentType other than id-data
+        "digest_algorithms": [digest_algorithm],
+        "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+        "signer_infos": [signer_info],
+    }
+    if cert_req:  # RFC 3161 §2.4.1: the TSA certificate exactly when certReq is true
+        signed_data["certificates"] = [
+            cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(cert_der)})
+        ]
+    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
+
+
+def _grant(
+    session: Session, ca_token: HSMToken, request: _Request, *, now: datetime, actor: str
+) -> cms.ContentInfo:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    now = now.astimezone(UTC)
+    cert = _tsa_certificate(session, now)
+    serial = reserve_serial(session, issuer=TSA.name, purpose="tsa-token", now=now)
+    token = _signed_token(ca_token, cert, _tst_info(cert, request, serial, now), request.cert_req)
+    audit.append(
+        session,
+        actor=actor,
+        action="tsa.token.issued",
+        object=f"tsa:{serial:x}",
+        details={
+            "serial": format(serial, "x"),
+            "hash_algorithm": request.hash_name,
+            "imprint": bytes(request.imprint["hashed_message"].native).hex(),
+        },
+        now=now,
+    )
+    return token
+
+
+class _RejectionResp(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
+    """TimeStampResp without a token. asn1crypto's ``tsp.TimeStampResp`` makes timeStampToken
+    mandatory, but RFC 3161 §2.4.2 has it OPTIONAL, and absent unless granted."""
+
+    _fields: ClassVar[list[tuple[str, Any]]] = [("status", tsp.PKIStatusInfo)]
+
+
+def rejection_response(fail_info: str, text: str) -> bytes:
+    """DER TimeStampResp with status rejection, ``fail_info`` (e.g. "bad_alg") and ``text``."""
+    if fail_info not in _FAIL_INFO_NAMES:
+        raise ValueError(f"unknown PKIFailureInfo {fail_info!r}")
+    status = {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}
+    der: bytes = _RejectionResp({"status": status}).dump()
+    return der
+
+
+def timestamp_response(
+    session: Session, ca_token: HSMToken, request_der: bytes, *, now: datetime, actor: str
+) -> bytes:
+    """DER TimeStampResp for a DER TimeStampReq: granted, or rejected with the reason.
+
+    Raises only when the TSA itself cannot sign (:class:`TSAUnavailable`, ``HSMError``).
+    """
+    try:
+        request = _parse_request(request_der)
+    except TimeStampRefused as refused:
+        return rejection_response(refused.fail_info, str(refused))
+    token = _grant(session, ca_token, request, now=now, actor=actor)
+    response = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
+    der: bytes = response.dump()
+    return der
+
+
+def timestamp_token(
+    session: Session,
+    ca_token: HSMToken,
+    digest: bytes,
+    hash_name: str,
+    *,
+    now: datetime,
+    actor: str,
+    nonce: int | None = None,
+) -> bytes:
+    """DER TimeStampToken (ContentInfo) over ``digest``, for CAdES-B-T's signature-time-stamp.
+
+    The TSA certificate is always included (as with certReq true) so that a validator holding
+    only the signed document finds it. Raises :class:`TimeStampRefused` for a hash the TSA does
+    not accept or a digest of the wrong length.
+    """
+    _check_imprint(hash_name, digest)
+    imprint = tsp.MessageImprint(
+        {"hash_algorithm": {"algorithm": hash_name}, "hashed_message": digest}
+    )
+    request = _Request(hash_name=hash_name, imprint=imprint, nonce=nonce, cert_req=True)
+    der: bytes = _grant(session, ca_token, request, now=now, actor=actor).dump()
+    return der

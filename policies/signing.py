@@ -1,0 +1,63 @@
+"""Cloud signing rules as data: activation, SAD lifetime, lock-out, the maintenance window.
+
+Holder-only activation (sole control, contract §6.6.4–6.6.8): every use of a cloud key needs the
+holder's PIN *and* a one-time code (RFC 6238 TOTP) to obtain a Signature Activation Data (SAD)
+bound to the credential, the exact hashes, their number and the calling client. The CSC API
+names (``credentials/authorize``, ``signatures/signHash``) are those of CSC API v1.0.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+__all__ = ["SIGNING_POLICY", "MaintenanceWindow", "SigningPolicy", "TotpPolicy"]
+
+
+@dataclass(frozen=True)
+class TotpPolicy:
+    """RFC 6238 parameters every authenticator app understands (otpauth:// URI defaults)."""
+
+    digits: int = 6
+    period_seconds: int = 30
+    algorithm: str = "SHA1"
+    secret_bytes: int = 20  # RFC 4226 §4: at least 128 bits, 160 recommended
+    skew_steps: int = 1  # accept the previous and the next code too (clock drift)
+    issuer: str = "Tamga"
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """Fridays 17:30–20:30 Asia/Bishkek by default: signing answers 503 with Retry-After."""
+
+    enabled: bool = True
+    weekday: int = 4  # Monday 0 … Friday 4
+    start: time = time(17, 30)
+    end: time = time(20, 30)
+    zone: str = "Asia/Bishkek"
+
+    def retry_after(self, now: datetime) -> int | None:
+        """Seconds until the window ends when ``now`` is inside it, else None."""
+        if not self.enabled:
+            return None
+        local = now.astimezone(ZoneInfo(self.zone))
+        if local.weekday() != self.weekday or not self.start <= local.time() < self.end:
+            return None
+        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        return max(1, int((end - local).total_seconds()))
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    sad_lifetime: timedelta = timedelta(minutes=5)
+    max_failed_attempts: int = 5  # wrong PIN or OTP, counted together
+    lock_for: timedelta = timedelta(minutes=15)
+    max_hashes_per_call: int = 100  # CSC "multisign": what one SAD may cover
+    pin_min_length: int = 6
+    pin_max_length: int = 64
+    totp: TotpPolicy = TotpPolicy()
+    maintenance: MaintenanceWindow = MaintenanceWindow()
+
+
+SIGNING_POLICY = SigningPolicy()

@@ -1,0 +1,491 @@
+"""The Cloud Signature Consortium API v1.0.4 under ``/csc/v1/`` for the reporting portal.
+
+Every cloud certificate is a credential: ``credentialID`` is its serial (lowercase hex),
+``userID`` its holder's id. The portal authenticates with its bearer token (an API client of
+role ``portal``) and only ever sees the credentials of the subscribers in its scope.
+
+``credentials/authorize`` needs the holder's PIN and OTP (``authMode`` explicit, SCAL 2: the
+hashes are listed) and a ``clientData`` JSON string naming what the signatures are for:
+``{"inn": "<company INN>", "role": "head"|"accountant", "userIP": "<the end user's address>"}``.
+``signatures/signHash`` then signs exactly those hashes, once. Errors have the CSC form
+``{"error": ..., "error_description": ...}``; inside the maintenance window (Fridays 17:30–20:30
+Asia/Bishkek) signing answers 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ca.errors import NotFound
+from ca.hierarchy import active_certificate
+from ca.issuance import certificate_state, get_certificate
+from ca.models import Certificate, Holder
+from hsm import HSMError
+from policies.keys import SignatureScheme
+from policies.roles import ClientRole
+from policies.signing import SIGNING_POLICY
+from signing_api.auth import require_client
+from signing_api.ca_common import actor, now, runtime, visible_inns
+from signing_api.credentials import (
+    SigningRefused,
+    activation_of,
+    authorize,
+    check_signing_allowed,
+    consume,
+    record_signature,
+)
+from signing_api.problems import PROBLEM_TYPES, Problem
+
+__all__ = ["HASH_OIDS", "OPENAPI", "csc", "scheme_for"]
+
+log = logging.getLogger(__name__)
+csc = Blueprint("csc", __name__, url_prefix="/csc/v1")
+
+HASH_OIDS = {
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
+}
+_HASH_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+_ECDSA = {
+    "1.2.840.10045.4.3.2": "sha256",
+    "1.2.840.10045.4.3.3": "sha384",
+    "1.2.840.10045.4.3.4": "sha512",
+}
+_RSA = {
+    "1.2.840.113549.1.1.11": "sha256",
+    "1.2.840.113549.1.1.12": "sha384",
+    "1.2.840.113549.1.1.13": "sha512",
+}
+_EC_KEY, _RSA_KEY = "1.2.840.10045.2.1", "1.2.840.113549.1.1.1"
+_CURVES = {"secp256r1": "1.2.840.10045.3.1.7", "secp384r1": "1.3.132.0.34"}
+
+
+class CSCError(Exception):
+    def __init__(self, code: str, description: str, status: int = 400) -> None:
+        self.code, self.description, self.status = code, description, status
+        super().__init__(description)
+
+
+@csc.errorhandler(CSCError)
+def _on_csc_error(ex: CSCError) -> Response:
+    response = jsonify({"error": ex.code, "error_description": ex.description})
+    response.status_code = ex.status
+    if ex.status == 503:
+        retry = SIGNING_POLICY.maintenance.retry_after(now())
+        response.headers["Retry-After"] = str(retry or 60)
+    return response
+
+
+@csc.errorhandler(SigningRefused)
+def _on_refused(ex: SigningRefused) -> Response:
+    return _on_csc_error(CSCError(ex.code, ex.message, ex.status))
+
+
+@csc.errorhandler(Problem)
+def _on_problem(ex: Problem) -> Response:
+    status = PROBLEM_TYPES[ex.slug].status
+    codes = {401: "invalid_token", 403: "access_denied"}
+    return _on_csc_error(
+        CSCError(
+            codes.get(status, "invalid_request"), ex.detail, status if status in codes else 400
+        )
+    )
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise CSCError("invalid_request", "the body must be a JSON object")
+    return data
+
+
+def _credential(session: Session, body: dict[str, Any]) -> Certificate:
+    """The cloud certificate named by ``credentialID``, if the caller may see it."""
+    ident = body.get("credentialID")
+    if not isinstance(ident, str) or not ident:
+        raise CSCError("invalid_request", "Missing or invalid parameter credentialID")
+    try:
+        row = get_certificate(session, ident)
+    except NotFound:
+        raise CSCError("invalid_request", "Invalid parameter credentialID") from None
+    inns = visible_inns(session)
+    if (
+        row.storage != "cloud"
+        or row.der is None
+        or (inns is not None and row.subscriber_inn not in inns)
+    ):
+        raise CSCError("invalid_request", "Invalid parameter credentialID")
+    return row
+
+
+def _b64_hashes(value: object, field: str = "hash") -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise CSCError("invalid_request", f"Missing or invalid parameter {field}")
+    if len(value) > SIGNING_POLICY.max_hashes_per_call:
+        raise CSCError("invalid_request", f"at most {SIGNING_POLICY.max_hashes_per_call} hashes")
+    for item in value:
+        try:
+            raw = base64.b64decode(item, validate=True) if isinstance(item, str) else b""
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) not in _HASH_SIZES.values():
+            raise CSCError("invalid_request", f"Invalid Base64 {field} string parameter")
+    return list(value)
+
+
+def _maintenance() -> None:
+    if not runtime().config.maintenance_window:  # TAMGA_MAINTENANCE_WINDOW=off
+        return
+    retry = SIGNING_POLICY.maintenance.retry_after(now())
+    if retry is not None:
+        raise CSCError(
+            "temporarily_unavailable",
+            "signing is closed for maintenance (Fridays 17:30-20:30)",
+            503,
+        )
+
+
+def scheme_for(certificate: Certificate, hash_oid: object, sign_oid: object) -> SignatureScheme:
+    """The HSM signature scheme for CSC's ``hashAlgo`` and ``signAlgo`` on this key."""
+    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
+        raise CSCError("invalid_request", "Invalid parameter hashAlgo (SHA-256/384/512 OIDs)")
+    hash_name = HASH_OIDS[hash_oid]
+    is_ec = certificate.key_spec.startswith("ec-")
+    named = (_ECDSA if is_ec else _RSA).get(sign_oid) if isinstance(sign_oid, str) else None
+    if sign_oid == (_EC_KEY if is_ec else _RSA_KEY):
+        named = hash_name
+    if named is None:
+        raise CSCError("invalid_request", "Invalid parameter signAlgo for this key")
+    if named != hash_name:
+        raise CSCError("invalid_request", "signAlgo and hashAlgo name different hashes")
+    return SignatureScheme(f"ecdsa-{hash_name}" if is_ec else f"rsa-pkcs1-{hash_name}")
+
+
+def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None]:
+    raw = body.get("clientData")
+    if not isinstance(raw, str):
+        raise CSCError(
+            "invalid_request",
+            'clientData is a JSON string {"inn": ..., "role": "head"|"accountant", "userIP": ...}',
+        )
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise CSCError("invalid_request", "clientData is not JSON") from None
+    if not isinstance(data, dict):
+        raise CSCError("invalid_request", "clientData is a JSON object")
+    user_ip = data.get("userIP")
+    if user_ip is not None:
+        try:
+            user_ip = str(ipaddress.ip_address(user_ip))
+        except ValueError:
+            raise CSCError("invalid_request", "clientData.userIP is not an IP address") from None
+    return data.get("inn"), data.get("role"), user_ip
+
+
+# ---- routes -------------------------------------------------------------------------------------
+
+_PORTAL = require_client(ClientRole.PORTAL)
+_METHODS = [
+    "info",
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "credentials/extendTransaction",
+    "signatures/signHash",
+]
+
+
+@csc.post("/info")
+def info() -> Response:
+    base = runtime().config.public_url
+    return jsonify(
+        {
+            "specs": "1.0.4.0",
+            "name": "Tamga",
+            "logo": f"{base}/ca/issuing.crt",
+            "region": "KG",
+            "lang": "ru-RU",
+            "description": "DOS TEK GROUP cloud signatures for e-filing (Tamga)",
+            "authType": ["external"],
+            "methods": _METHODS,
+        }
+    )
+
+
+@csc.post("/credentials/list")
+@_PORTAL
+def credentials_list() -> Response:
+    body = _body()
+    user = body.get("userID")
+    if not isinstance(user, str) or not user.isdigit():
+        raise CSCError("invalid_request", "Missing or invalid parameter userID (the holder id)")
+    limit = body.get("maxResults", 100)
+    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise CSCError("invalid_request", "Invalid parameter maxResults")
+    with runtime().transaction() as session:
+        holder = session.get(Holder, int(user))
+        inns = visible_inns(session)
+        if holder is None or (inns is not None and holder.subscriber_inn not in inns):
+            raise CSCError("invalid_request", "Invalid parameter userID")
+        rows = session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.holder_id == holder.id,
+                Certificate.storage == "cloud",
+                Certificate.status.in_(("active", "suspended", "revoked")),
+            )
+            .order_by(Certificate.id)
+            .limit(limit)
+        ).all()
+        return jsonify({"credentialIDs": [r.serial for r in rows]})
+
+
+def _key_info(cert: x509.Certificate, row: Certificate) -> dict[str, Any]:
+    key = cert.public_key()
+    enabled = row.status in ("active", "suspended") and row.key_destroyed_at is None
+    status = "enabled" if enabled else "disabled"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        curve = _CURVES.get(key.curve.name, key.curve.name)
+        return {"status": status, "algo": [*_ECDSA, _EC_KEY], "len": key.key_size, "curve": curve}
+    if isinstance(key, rsa.RSAPublicKey):
+        return {"status": status, "algo": [*_RSA, _RSA_KEY], "len": key.key_size}
+    raise CSCError("server_error", "unsupported key type", 500)
+
+
+@csc.post("/credentials/info")
+@_PORTAL
+def credentials_info() -> Response:
+    body = _body()
+    which = body.get("certificates", "single")
+    if which not in ("none", "single", "chain"):
+        raise CSCError("invalid_request", "Invalid parameter certificates")
+    moment = now()
+    with runtime().transaction() as session:
+        row = _credential(session, body)
+        cert = x509.load_der_x509_certificate(row.der or b"")
+        state = certificate_state(row, moment)
+        chain = [cert]
+        if which == "chain":
+            chain += [active_certificate(session, n) for n in ("issuing", "root")]
+        activated = activation_of(session, row) is not None
+        answer: dict[str, Any] = {
+            "key": _key_info(cert, row),
+            "cert": {
+                "status": {
+                    "valid": "valid",
+                    "expired": "expired",
+                    "revoked": "revoked",
+                    "suspended": "suspended",
+                }.get(state, "invalid"),
+                "certificates": []
+                if which == "none"
+                else [
+                    base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+                    for c in chain[: 1 if which == "single" else None]
+                ],
+            },
+            "authMode": "explicit",
+            "PIN": {
+                "presence": "true" if activated else "false",
+                "format": "A",
+                "label": "PIN",
+                "description": "the holder's PIN",
+            },
+            "OTP": {
+                "presence": "true" if activated else "false",
+                "type": "offline",
+                "ID": f"totp-{row.serial[:16]}",
+                "provider": "RFC 6238 TOTP",
+                "format": "N",
+                "label": "OTP",
+                "description": "the code of the holder's authenticator",
+            },
+            "multisign": SIGNING_POLICY.max_hashes_per_call,
+            "SCAL": "2",
+            "lang": "ru-RU",
+        }
+        if body.get("certInfo"):
+            answer["cert"] |= {
+                "issuerDN": cert.issuer.rfc4514_string(),
+                "serialNumber": format(cert.serial_number, "x"),
+                "subjectDN": cert.subject.rfc4514_string(),
+                "validFrom": cert.not_valid_before_utc.strftime("%Y%m%d%H%M%SZ"),
+                "validTo": cert.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ"),
+            }
+        return jsonify(answer)
+
+
+@csc.post("/credentials/authorize")
+@_PORTAL
+def credentials_authorize() -> Response:
+    body = _body()
+    _maintenance()
+    hashes = _b64_hashes(body.get("hash"))
+    count = body.get("numSignatures")
+    if not isinstance(count, int) or isinstance(count, bool) or count != len(hashes):
+        raise CSCError("invalid_request", "numSignatures must equal the number of hashes (SCAL 2)")
+    inn, role, user_ip = _client_data(body)
+    moment, who = now(), actor()
+    rt = runtime()
+    with rt.transaction() as session:
+        row = _credential(session, body)
+        inn, role = check_signing_allowed(session, row, inn=inn, role=role, now=moment)
+        decided = authorize(
+            session,
+            rt.cloud_token,
+            row,
+            client_id=g.client_id,
+            pin=body.get("PIN"),
+            otp=body.get("OTP"),
+            hashes=hashes,
+            num_signatures=count,
+            inn=inn,
+            role=role,
+            end_user_ip=user_ip,
+            now=moment,
+            actor=who,
+        )
+    if decided.refusal is not None:  # committed: the failed attempt counts
+        raise decided.refusal
+    return jsonify({"SAD": decided.sad, "expiresIn": decided.expires_in})
+
+
+@csc.post("/credentials/extendTransaction")
+@_PORTAL
+def credentials_extend() -> Response:
+    """Not offered: every SAD is single-use and bound to its hashes (SCAL 2)."""
+    raise CSCError(
+        "invalid_request", "SADs are single-use here: authorise the next hashes with PIN and OTP"
+    )
+
+
+def sign_hashes(
+    session: Session,
+    row: Certificate,
+    hashes: list[str],
+    scheme: SignatureScheme,
+    sign: Callable[[str, bytes, SignatureScheme], bytes],
+) -> list[bytes]:
+    """Sign each base64 hash with the credential's cloud key."""
+    if row.key_label is None or row.key_destroyed_at is not None:
+        raise CSCError("invalid_request", "the credential's key is gone")
+    out = []
+    for item in hashes:
+        digest = base64.b64decode(item)
+        if len(digest) != _HASH_SIZES[scheme.hash_name]:
+            raise CSCError("invalid_request", "a hash does not have the size of hashAlgo")
+        out.append(sign(row.key_label, digest, scheme))
+    return out
+
+
+@csc.post("/signatures/signHash")
+@_PORTAL
+def signatures_sign_hash() -> Response:
+    body = _body()
+    _maintenance()
+    hashes = _b64_hashes(body.get("hash"))
+    moment, who = now(), actor()
+    rt = runtime()
+    with rt.transaction() as session:
+        row = _credential(session, body)
+        scheme = scheme_for(row, body.get("hashAlgo"), body.get("signAlgo"))
+        activation = consume(
+            session,
+            sad=body.get("SAD"),
+            certificate=row,
+            client_id=g.client_id,
+            hashes=hashes,
+            now=moment,
+        )
+        # The rules again at the moment of signing: a suspension since authorize counts.
+        check_signing_allowed(session, row, inn=activation.inn, role=activation.role, now=moment)
+        try:
+            signatures = sign_hashes(session, row, hashes, scheme, rt.cloud_token.sign_digest)
+        except HSMError as ex:
+            log.error("cloud HSM failed for %s: %s", row.serial, ex)
+            raise CSCError("server_error", "the HSM could not sign", 503) from None
+        for item in hashes:
+            record_signature(
+                session,
+                kind="hash",
+                certificate=row,
+                activation=activation,
+                hash_algorithm=scheme.hash_name,
+                document_hash=base64.b64decode(item),
+                now=moment,
+                actor=who,
+            )
+    return jsonify({"signatures": [base64.b64encode(s).decode() for s in signatures]})
+
+
+# ---- OpenAPI ------------------------------------------------------------------------------------
+
+_CSC_ERROR = {
+    "description": 'CSC error {"error", "error_description"}',
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CSCError"}}},
+}
+
+
+def _csc_op(op_id: str, summary: str, *, public: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "post": {
+            "operationId": op_id,
+            "summary": summary,
+            "tags": ["CSC API v1.0.4"],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {
+                "200": {
+                    "description": "as CSC API v1.0.4 specifies",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": _CSC_ERROR,
+                "401": _CSC_ERROR,
+                "503": _CSC_ERROR,
+            },
+        }
+    }
+    if public:
+        operation["post"]["security"] = []
+    return operation
+
+
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/csc/v1/info": _csc_op("cscInfo", "The signing service", public=True),
+        "/csc/v1/credentials/list": _csc_op("cscCredentialsList", "A holder's credentials"),
+        "/csc/v1/credentials/info": _csc_op("cscCredentialsInfo", "Key, certificate, auth mode"),
+        "/csc/v1/credentials/authorize": _csc_op(
+            "cscCredentialsAuthorize", "PIN + OTP + clientData {inn, role, userIP} → SAD"
+        ),
+        "/csc/v1/credentials/extendTransaction": _csc_op(
+            "cscCredentialsExtendTransaction", "Refused: every SAD is single-use"
+        ),
+        "/csc/v1/signatures/signHash": _csc_op("cscSignHash", "Sign the authorised hashes"),
+    },
+    "components": {
+        "schemas": {
+            "CSCError": {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "string"},
+                    "error_description": {"type": "string"},
+                },
+            }
+        }
+    },
+}

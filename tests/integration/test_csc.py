@@ -1,0 +1,307 @@
+"""The CSC API for the portal: holder-only activation, SADs, per-role enforcement (issue #5).
+
+Real database (SQLite and PostgreSQL), real SoftHSM: the TOTP codes are computed here from the
+``otpauth://`` URI the holder received, as an authenticator app would; the token computes them
+on the server side. Every refusal checks that no signature was produced (no evidence row, and
+the journal has no ``csc.signature`` entry).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives.hashes import SHA256 as Sha256
+from sqlalchemy import func, select
+
+from db import AuditEntry
+from signing_api.credentials import CloudSignature
+from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
+from tests.integration.test_issuance import _paid_first
+
+INN = SUBSCRIBER["inn"]
+PIN = "482913"
+SHA256 = "2.16.840.1.101.3.4.2.1"
+ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+RSA_SHA256 = "1.2.840.113549.1.1.11"
+
+
+def totp(uri: str, at: datetime, offset: int = 0) -> str:
+    """RFC 6238 code for the seed in ``uri`` at ``at`` (30 s steps, 6 digits, SHA-1)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    secret = query["secret"][0]
+    seed = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    step = int(at.timestamp()) // 30 + offset
+    mac = hmac.digest(seed, step.to_bytes(8, "big"), "sha1")
+    start = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[start : start + 4], 'big') & 0x7FFFFFFF) % 10**6:06d}"
+
+
+class Holder:
+    """A holder with a cloud certificate and its authenticator."""
+
+    def __init__(self, api: CaApi, holder: int, role: str = "head", key_spec: str | None = None):
+        body: dict[str, Any] = {"holder_id": holder, "role": role, "storage": "cloud", "pin": PIN}
+        if key_spec:
+            body["key_spec"] = key_spec
+        done = api.post("/api/v1/certificates", body, who="portal")
+        assert done.status_code == 201, done.json
+        self.api, self.id, self.serial = api, holder, done.json["serial"]
+        self.uri: str = done.json["otpauth_uri"]
+        self.cert = x509.load_pem_x509_certificate(done.json["certificate_pem"].encode())
+        self.step = 0
+
+    def otp(self) -> str:
+        """The next unused code (each code is accepted once: move the clock a step)."""
+        self.api.clock.now += timedelta(seconds=30)
+        return totp(self.uri, self.api.clock.now)
+
+
+def _csc(api: CaApi, method: str, body: dict[str, Any], who: str = "portal") -> Any:
+    return api.post(f"/csc/v1/{method}", body, who=who)
+
+
+def _error(response: Any, code: str, status: int = 400) -> str:
+    assert response.status_code == status, response.json
+    assert response.json["error"] == code, response.json
+    return str(response.json["error_description"])
+
+
+def _hash(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _client_data(inn: str = INN, role: str = "head") -> str:
+    return json.dumps({"inn": inn, "role": role, "userIP": "203.0.113.7"})
+
+
+def _authorize(api: CaApi, h: Holder, hashes: list[str], who: str = "portal", **over: Any) -> Any:
+    body = {
+        "credentialID": h.serial,
+        "numSignatures": len(hashes),
+        "hash": hashes,
+        "PIN": PIN,
+        "OTP": h.otp(),
+        "clientData": _client_data(),
+    } | over
+    return _csc(api, "credentials/authorize", body, who)
+
+
+def _sign(api: CaApi, h: Holder, sad: str, hashes: list[str], who: str = "portal") -> Any:
+    body = {
+        "credentialID": h.serial,
+        "SAD": sad,
+        "hash": hashes,
+        "hashAlgo": SHA256,
+        "signAlgo": ECDSA_SHA256,
+    }
+    return _csc(api, "signatures/signHash", body, who)
+
+
+def _signatures(api: CaApi) -> int:
+    with api.runtime.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(CloudSignature)) or 0)
+
+
+def _setup(api: CaApi) -> Holder:
+    holder = register(api)
+    _paid_first(api, holder)  # the payment account pays the first; the next ones the balance
+    api.pay(INN, 100_000_00)
+    return Holder(api, holder)
+
+
+def test_info_list_and_credential_info(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    info = _csc(ca_api, "info", {}).json
+    assert info["specs"] == "1.0.4.0" and "signatures/signHash" in info["methods"]
+    listed = _csc(ca_api, "credentials/list", {"userID": str(h.id)}).json
+    assert h.serial in listed["credentialIDs"]
+    shown = _csc(
+        ca_api,
+        "credentials/info",
+        {"credentialID": h.serial, "certificates": "chain", "certInfo": True},
+    ).json
+    assert shown["authMode"] == "explicit" and shown["SCAL"] == "2"
+    assert shown["PIN"]["presence"] == "true" and shown["OTP"]["presence"] == "true"
+    assert shown["key"]["status"] == "enabled" and ECDSA_SHA256 in shown["key"]["algo"]
+    assert shown["cert"]["status"] == "valid" and len(shown["cert"]["certificates"]) == 3
+    first = x509.load_der_x509_certificate(base64.b64decode(shown["cert"]["certificates"][0]))
+    assert first == h.cert  # end-entity first
+    # Another portal sees nothing of this company.
+    _error(_csc(ca_api, "credentials/list", {"userID": str(h.id)}, "portal_b"), "invalid_request")
+    _error(
+        _csc(ca_api, "credentials/info", {"credentialID": h.serial}, "portal_b"), "invalid_request"
+    )
+    _error(_csc(ca_api, "credentials/info", {"credentialID": h.serial}, None), "invalid_token", 401)
+
+
+def test_sign_hash_once_with_pin_and_otp(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    documents = [b"report 1", b"report 2"]
+    hashes = [_hash(d) for d in documents]
+    granted = _authorize(ca_api, h, hashes)
+    assert granted.status_code == 200, granted.json
+    assert granted.json["expiresIn"] == 300
+    sad = granted.json["SAD"]
+    signed = _sign(ca_api, h, sad, hashes)
+    assert signed.status_code == 200, signed.json
+    public = h.cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    for document, signature in zip(documents, signed.json["signatures"], strict=True):
+        public.verify(
+            base64.b64decode(signature),
+            hashlib.sha256(document).digest(),
+            ec.ECDSA(utils.Prehashed(Sha256())),
+        )
+    assert _signatures(ca_api) == 2
+    # The SAD is used: a second use produces nothing.
+    assert "used" in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
+    assert _signatures(ca_api) == 2
+    with ca_api.runtime.transaction() as session:
+        evidence = session.scalars(select(CloudSignature).order_by(CloudSignature.id)).all()
+        assert [e.document_hash for e in evidence] == [
+            hashlib.sha256(d).hexdigest() for d in documents
+        ]
+        assert {(e.inn, e.role, e.end_user_ip) for e in evidence} == {(INN, "head", "203.0.113.7")}
+
+
+def test_rsa_credential(ca_api: CaApi) -> None:
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    ca_api.pay(INN, 100_000_00)
+    h = Holder(ca_api, holder, key_spec="rsa-2048")
+    hashes = [_hash(b"rsa report")]
+    sad = _authorize(ca_api, h, hashes).json["SAD"]
+    body = {
+        "credentialID": h.serial,
+        "SAD": sad,
+        "hash": hashes,
+        "hashAlgo": SHA256,
+        "signAlgo": RSA_SHA256,
+    }
+    signed = _csc(ca_api, "signatures/signHash", body)
+    assert signed.status_code == 200, signed.json
+    public = h.cert.public_key()
+    public.verify(
+        base64.b64decode(signed.json["signatures"][0]),  # type: ignore[union-attr]
+        hashlib.sha256(b"rsa report").digest(),
+        padding.PKCS1v15(),  # type: ignore[call-arg]
+        utils.Prehashed(Sha256()),
+    )
+
+
+def test_sad_bindings_refuse_and_sign_nothing(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    other = Holder(
+        ca_api, register(ca_api, full_name="Второй Держатель", email="b@test.kg"), role="accountant"
+    )
+    with ca_api.runtime.transaction() as session:  # portal_b also serves this company now
+        from signing_api.clients import ClientSubscriber
+
+        session.add(
+            ClientSubscriber(
+                client_id=ca_api.client_ids["portal_b"],
+                inn=INN,
+                granted_at=CA_NOW,
+                granted_by="test",
+            )
+        )
+    wanted, forged = [_hash(b"H")], [_hash(b"H-prime")]
+    sad = _authorize(ca_api, h, wanted).json["SAD"]
+    assert "other hashes" in _error(_sign(ca_api, h, sad, forged), "invalid_request")
+    _error(_sign(ca_api, other, sad, wanted), "invalid_request")  # another credential
+    _error(_sign(ca_api, h, sad, wanted, who="portal_b"), "invalid_request")  # another client
+    _error(_sign(ca_api, h, "not-a-sad", wanted), "invalid_request")
+    ca_api.clock.now += timedelta(minutes=5, seconds=1)
+    assert "expired" in _error(_sign(ca_api, h, sad, wanted), "invalid_request")
+    assert _signatures(ca_api) == 0
+
+
+def test_wrong_pin_and_otp_lock_the_credential(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    hashes = [_hash(b"x")]
+    _error(_authorize(ca_api, h, hashes, PIN="000000"), "invalid_pin")
+    _error(_authorize(ca_api, h, hashes, OTP="123456"), "invalid_otp")
+    # A code is accepted once: replaying the one just used fails.
+    code = h.otp()
+    assert _authorize(ca_api, h, hashes, OTP=code).status_code == 200
+    _error(_authorize(ca_api, h, hashes, OTP=code), "invalid_otp")
+    for _ in range(4):  # with the one above: five wrong attempts in a row
+        _error(_authorize(ca_api, h, hashes, PIN="999999"), "invalid_pin")
+    locked = _error(_authorize(ca_api, h, hashes), "invalid_request")
+    assert "locked" in locked
+    ca_api.clock.now += timedelta(minutes=15)
+    assert _authorize(ca_api, h, hashes).status_code == 200  # unlocked after 15 minutes
+    with ca_api.runtime.transaction() as session:
+        journal = " ".join(f"{e.details}" for e in session.scalars(select(AuditEntry)))
+        refused = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "csc.authorize.refused")
+        )
+    assert refused == 8
+    assert PIN not in journal and "999999" not in journal and code not in journal
+    assert _signatures(ca_api) == 0
+
+
+def test_roles_companies_and_states(ca_api: CaApi) -> None:
+    h = _setup(ca_api)  # a head certificate
+    hashes = [_hash(b"r")]
+    as_accountant = _authorize(ca_api, h, hashes, clientData=_client_data(role="accountant"))
+    assert "does not sign as accountant" in _error(as_accountant, "invalid_request")
+    elsewhere = _authorize(ca_api, h, hashes, clientData=_client_data(inn="98765432109876"))
+    assert "own company" in _error(elsewhere, "invalid_request")
+    _error(_authorize(ca_api, h, hashes, clientData="{}"), "invalid_request")
+    # Suspended: nothing signs, even with a SAD obtained before.
+    sad = _authorize(ca_api, h, hashes).json["SAD"]
+    assert ca_api.post(f"/api/v1/certificates/{h.serial}/suspend", {}).status_code == 200
+    assert "suspended" in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
+    assert "suspended" in _error(_authorize(ca_api, h, hashes), "invalid_request")
+    assert _signatures(ca_api) == 0
+
+
+def test_complex_certificate_needs_a_power_of_attorney(ca_api: CaApi) -> None:
+    holder = register(ca_api, position="Налоговый представитель")
+    _paid_first(ca_api, holder)
+    ca_api.pay(INN, 100_000_00)
+    Holder(ca_api, holder)  # the first certificate (head) used the payment account
+    rep = Holder(ca_api, holder, role="complex_5")
+    client = INN[:-1] + "9"
+    hashes = [_hash(b"c")]
+    no_poa = _authorize(ca_api, rep, hashes, clientData=_client_data(inn=client))
+    assert "power of attorney" in _error(no_poa, "invalid_request")
+    poa = ca_api.post(
+        "/api/v1/powers-of-attorney",
+        {
+            "holder_id": holder,
+            "taxpayer_inn": client,
+            "taxpayer_name": "ОсОО Клиент",
+            "taxpayer_legal_form": "ОсОО",
+            "taxpayer_locality": "Ош",
+            "document_number": "Д-1",
+            "issued_on": "2026-11-01",
+            "valid_from": "2026-11-01",
+            "valid_until": "2027-11-01",
+        },
+    )
+    assert poa.status_code == 201, poa.json
+    granted = _authorize(
+        ca_api, rep, hashes, clientData=_client_data(inn=client, role="accountant")
+    )
+    assert granted.status_code == 200, granted.json
+    assert _sign(ca_api, rep, granted.json["SAD"], hashes).status_code == 200
+
+
+def test_maintenance_window_answers_503(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    ca_api.clock.now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # Friday 18:00 in Bishkek
+    refused = _authorize(ca_api, h, [_hash(b"m")])
+    _error(refused, "temporarily_unavailable", 503)
+    assert refused.headers["Retry-After"] == str(150 * 60 - 30)  # the OTP step moved the clock

@@ -1,0 +1,178 @@
+"""Interoperability: pyHanko's ``CSCSigner`` (a client nobody here wrote) signs a PDF through
+Tamga's CSC API on real gunicorn, and pyHanko's validator accepts the result against our root.
+
+The holder's authorisation (PIN + the current TOTP code + what the signature is for) is the
+part of the CSC flow a client application supplies: pyHanko leaves it to a
+``CSCAuthorizationManager`` subclass, written here as the portal would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_csc import PIN, totp
+from tests.integration.test_serve import server  # noqa: F401 - the real-gunicorn fixture
+from tests.tamga_fixtures import RunTamga
+
+pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
+
+INN = "01234567890123"
+
+
+def _call(base: str, path: str, token: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(  # noqa: S310 - our own test server
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as ex:
+        return ex.code, json.loads(ex.read())
+
+
+def _pay(base: str, txn: str, account: str, amount: str) -> None:
+    query = urllib.parse.urlencode(
+        {
+            "command": "pay",
+            "txn_id": txn,
+            "account": account,
+            "sum": amount,
+            "txn_date": "20261123120000",
+        }
+    )
+    with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as r:  # noqa: S310
+        assert b"<result>0</result>" in r.read()
+
+
+def _blank_pdf() -> bytes:
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    page.drawString(72, 720, "Tax report, Q4 2026")
+    page.save()
+    return out.getvalue()
+
+
+def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
+    server: tuple[str, Path, str],  # noqa: F811
+    run_tamga: RunTamga,
+    tmp_path: Path,
+) -> None:
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import signers
+    from pyhanko.sign.signers import csc_signer
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    base, home, database_url = server
+
+    def client(name: str, role: str) -> str:
+        made = run_tamga(
+            home, "clients", "create", "--name", name, "--role", role, database_url=database_url
+        )
+        return made.stdout.strip().splitlines()[-1]
+
+    portal = client("portal", "portal")
+    status, _ = _call(
+        base,
+        "/api/v1/subscribers",
+        portal,
+        {
+            "inn": INN,
+            "name": 'ОсОО "Ала-Тоо"',
+            "legal_form": "ОсОО",
+            "locality": "Бишкек",
+            "email": "office@alatoo.kg",
+        },
+    )
+    assert status == 201
+    status, holder = _call(
+        base,
+        "/api/v1/holders",
+        portal,
+        {
+            "inn": INN,
+            "full_name": "Асанова Айгуль",
+            "position": "Директор",
+            "passport_series": "ID1234567",
+            "email": "a@alatoo.kg",
+            "phone": "+996555123456",
+        },
+    )
+    assert status == 201, holder
+    ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud", "pin": PIN}
+    status, unpaid = _call(base, "/api/v1/certificates", portal, ask)
+    assert status == 402, unpaid
+    _pay(base, "1", unpaid["payment_account"], "1510.00")
+    _pay(base, "2", INN, "1000.00")  # a zero balance stops services (§3.9.2)
+    status, issued = _call(base, "/api/v1/certificates", portal, ask)
+    assert status == 201, issued
+    uri, serial = issued["otpauth_uri"], issued["serial"]
+
+    class PortalAuthorization(csc_signer.CSCAuthorizationManager):
+        """What the portal does: ask the holder for PIN and code, say what is signed."""
+
+        async def authorize_signature(self, hash_b64s: list[str]) -> Any:
+            body = self.format_csc_auth_request(
+                pin=PIN,
+                otp=totp(uri, datetime.now(UTC)),
+                hash_b64s=hash_b64s,
+                client_data=json.dumps({"inn": INN, "role": "head", "userIP": "203.0.113.9"}),
+            )
+            async with self.session.post(
+                self.csc_session_info.endpoint_url("credentials/authorize"),
+                headers=self.auth_headers,
+                json=body,
+                raise_for_status=True,
+            ) as response:
+                return self.parse_csc_auth_response(await response.json())
+
+    async def sign() -> bytes:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            info = csc_signer.CSCServiceSessionInfo(
+                service_url=base, credential_id=serial, oauth_token=portal
+            )
+            credential = await csc_signer.fetch_certs_in_csc_credential(session, info)
+            auth = PortalAuthorization(info, credential)
+            auth.session = session  # type: ignore[attr-defined]
+            signer = csc_signer.CSCSigner(session, auth_manager=auth)
+            writer = IncrementalPdfFileWriter(io.BytesIO(_blank_pdf()))
+            out = await signers.async_sign_pdf(
+                writer,
+                signers.PdfSignatureMetadata(field_name="Tamga", md_algorithm="sha256"),
+                signer=signer,
+            )
+            return out.getvalue()
+
+    signed = asyncio.run(sign())
+    (tmp_path / "signed.pdf").write_bytes(signed)
+    reader = PdfFileReader(io.BytesIO(signed))
+    root_der = urllib.request.urlopen(f"{base}/ca/root.crt", timeout=30).read()  # noqa: S310
+    issuing_der = urllib.request.urlopen(f"{base}/ca/issuing.crt", timeout=30).read()  # noqa: S310
+    context = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(root_der)],
+        other_certs=[asn1_x509.Certificate.load(issuing_der)],
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+    status_ = validate_pdf_signature(reader.embedded_signatures[0], context)
+    assert status_.intact and status_.valid, status_.pretty_print_details()
+    assert status_.trusted, status_.pretty_print_details()
+    assert format(status_.signing_cert.serial_number, "x") == serial
