@@ -31,9 +31,18 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from ca.errors import CAError
 
-__all__ = ["CMSInvalid", "SignerKey", "sign_detached", "verify_detached"]
+__all__ = [
+    "CMSInvalid",
+    "SignerKey",
+    "Timestamper",
+    "sign_detached",
+    "sign_detached_digest",
+    "signer_hash",
+    "verify_detached",
+]
 
 SignerKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+Timestamper = Callable[[bytes, str], bytes]  # (digest of the signature value, hash) -> token DER
 
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "sha256": hashes.SHA256,
@@ -69,18 +78,52 @@ def sign_detached(
     chain: Sequence[x509.Certificate] = (),
     *,
     signing_time: datetime,
+    timestamper: Timestamper | None = None,
 ) -> bytes:
     """DER of a detached CMS SignedData over ``content``, signed by ``private_key``.
 
     ``private_key`` may be an HSM-backed key (:meth:`hsm.token.HSMToken.private_key`): only its
     ``sign()`` and ``public_key()`` are called.
     """
+    hash_name = _hash_for_key(private_key)
+    return sign_detached_digest(
+        hashlib.new(hash_name, content).digest(),
+        certificate,
+        private_key,
+        chain,
+        signing_time=signing_time,
+        timestamper=timestamper,
+    )
+
+
+def signer_hash(private_key: SignerKey) -> str:
+    """The hash a signature by ``private_key`` uses (and its document digest must use)."""
+    return _hash_for_key(private_key)
+
+
+def sign_detached_digest(
+    digest: bytes,
+    certificate: x509.Certificate,
+    private_key: SignerKey,
+    chain: Sequence[x509.Certificate] = (),
+    *,
+    signing_time: datetime,
+    timestamper: Timestamper | None = None,
+) -> bytes:
+    """As :func:`sign_detached`, from the content's digest (hash: :func:`signer_hash`).
+
+    CAdES-B-B: content-type, message-digest, signing-time and signing-certificate-v2 signed
+    attributes. With ``timestamper`` (``(digest, hash_name) -> TimeStampToken DER``) the
+    signature value is time-stamped and the token added as the signature-time-stamp unsigned
+    attribute (ETSI EN 319 122-1 §5.3, CAdES-B-T).
+    """
     if signing_time.tzinfo is None:
         raise ValueError("signing_time must be timezone-aware")
     if _public_der(private_key.public_key()) != _public_der(certificate.public_key()):
         raise ValueError("the private key does not match the signer certificate")
     hash_name = _hash_for_key(private_key)
-    digest = hashlib.new(hash_name, content).digest()
+    if len(digest) != hashlib.new(hash_name).digest_size:
+        raise ValueError(f"a {hash_name} digest is {hashlib.new(hash_name).digest_size} bytes")
     signed_attrs = cms.CMSAttributes(
         [
             {"type": "content_type", "values": ["data"]},
@@ -92,18 +135,22 @@ def sign_detached(
     # The signature covers the DER of the attributes with the SET OF tag (RFC 5652 §5.4), not
     # the [0] IMPLICIT tag they carry inside SignerInfo; asn1crypto sorts SET OF as DER wants.
     signature, signature_algorithm = _sign(private_key, signed_attrs.dump(), hash_name)
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {"issuer_and_serial_number": _issuer_and_serial(certificate)}
-            ),
-            "digest_algorithm": _digest_algorithm(hash_name),
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": signature_algorithm,
-            "signature": signature,
-        }
-    )
+    signer: dict[str, Any] = {
+        "version": "v1",
+        "sid": cms.SignerIdentifier({"issuer_and_serial_number": _issuer_and_serial(certificate)}),
+        "digest_algorithm": _digest_algorithm(hash_name),
+        "signed_attrs": signed_attrs,
+        "signature_algorithm": signature_algorithm,
+        "signature": signature,
+    }
+    if timestamper is not None:
+        token = cms.ContentInfo.load(
+            timestamper(hashlib.new(hash_name, signature).digest(), hash_name)
+        )
+        signer["unsigned_attrs"] = cms.CMSAttributes(
+            [{"type": "signature_time_stamp_token", "values": [token]}]
+        )
+    signer_info = cms.SignerInfo(signer)
     # CertificateSet is a SET OF: DER sorts it, so the signer is not necessarily first.
     certificates = [certificate, *(c for c in chain if c != certificate)]
     signed_data = cms.SignedData(

@@ -24,6 +24,7 @@ from signing_api.registry_api import registry_api
 from signing_api.renewals_api import renewals_api
 from signing_api.revocation_api import revocation_api
 from signing_api.runtime import Runtime
+from signing_api.signatures_api import signatures_api
 from signing_api.tsa_http import tsa_http
 
 __all__ = ["create_app"]
@@ -116,7 +117,14 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(osmp)
     app.register_blueprint(crl_http)
     app.register_blueprint(tsa_http)  # its static /ca/tsa.crt outranks /ca/<name>.crt
-    for blueprint in (registry_api, certificates_api, revocation_api, renewals_api, csc):
+    for blueprint in (
+        registry_api,
+        certificates_api,
+        revocation_api,
+        renewals_api,
+        csc,
+        signatures_api,
+    ):
         app.register_blueprint(blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)

@@ -33,6 +33,7 @@ from ca.errors import NotFound
 from ca.hierarchy import active_certificate
 from ca.issuance import certificate_state, get_certificate
 from ca.models import Certificate, Holder
+from ca.tsa import TimeStampRefused, TSAUnavailable, timestamp_token
 from hsm import HSMError
 from policies.keys import SignatureScheme
 from policies.roles import ClientRole
@@ -49,7 +50,15 @@ from signing_api.credentials import (
 )
 from signing_api.problems import PROBLEM_TYPES, Problem
 
-__all__ = ["HASH_OIDS", "OPENAPI", "csc", "scheme_for"]
+__all__ = [
+    "HASH_OIDS",
+    "OPENAPI",
+    "CSCError",
+    "check_maintenance",
+    "credential_for",
+    "csc",
+    "scheme_for",
+]
 
 log = logging.getLogger(__name__)
 csc = Blueprint("csc", __name__, url_prefix="/csc/v1")
@@ -113,7 +122,7 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _credential(session: Session, body: dict[str, Any]) -> Certificate:
+def credential_for(session: Session, body: dict[str, Any]) -> Certificate:
     """The cloud certificate named by ``credentialID``, if the caller may see it."""
     ident = body.get("credentialID")
     if not isinstance(ident, str) or not ident:
@@ -147,7 +156,7 @@ def _b64_hashes(value: object, field: str = "hash") -> list[str]:
     return list(value)
 
 
-def _maintenance() -> None:
+def check_maintenance() -> None:
     if not runtime().config.maintenance_window:  # TAMGA_MAINTENANCE_WINDOW=off
         return
     retry = SIGNING_POLICY.maintenance.retry_after(now())
@@ -207,6 +216,7 @@ _METHODS = [
     "credentials/authorize",
     "credentials/extendTransaction",
     "signatures/signHash",
+    "signatures/timestamp",
 ]
 
 
@@ -276,7 +286,7 @@ def credentials_info() -> Response:
         raise CSCError("invalid_request", "Invalid parameter certificates")
     moment = now()
     with runtime().transaction() as session:
-        row = _credential(session, body)
+        row = credential_for(session, body)
         cert = x509.load_der_x509_certificate(row.der or b"")
         state = certificate_state(row, moment)
         chain = [cert]
@@ -334,7 +344,7 @@ def credentials_info() -> Response:
 @_PORTAL
 def credentials_authorize() -> Response:
     body = _body()
-    _maintenance()
+    check_maintenance()
     hashes = _b64_hashes(body.get("hash"))
     count = body.get("numSignatures")
     if not isinstance(count, int) or isinstance(count, bool) or count != len(hashes):
@@ -343,7 +353,7 @@ def credentials_authorize() -> Response:
     moment, who = now(), actor()
     rt = runtime()
     with rt.transaction() as session:
-        row = _credential(session, body)
+        row = credential_for(session, body)
         inn, role = check_signing_allowed(session, row, inn=inn, role=role, now=moment)
         decided = authorize(
             session,
@@ -397,12 +407,12 @@ def sign_hashes(
 @_PORTAL
 def signatures_sign_hash() -> Response:
     body = _body()
-    _maintenance()
+    check_maintenance()
     hashes = _b64_hashes(body.get("hash"))
     moment, who = now(), actor()
     rt = runtime()
     with rt.transaction() as session:
-        row = _credential(session, body)
+        row = credential_for(session, body)
         scheme = scheme_for(row, body.get("hashAlgo"), body.get("signAlgo"))
         activation = consume(
             session,
@@ -431,6 +441,43 @@ def signatures_sign_hash() -> Response:
                 actor=who,
             )
     return jsonify({"signatures": [base64.b64encode(s).decode() for s in signatures]})
+
+
+@csc.post("/signatures/timestamp")
+@_PORTAL
+def signatures_timestamp() -> Response:
+    """An RFC 3161 token from Tamga's TSA for one hash (CSC 1.0.4 §11.10)."""
+    body = _body()
+    hashed = _b64_hashes([body.get("hash")])[0]
+    hash_oid = body.get("hashAlgo")
+    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
+        raise CSCError("invalid_request", "Invalid parameter hashAlgo")
+    nonce = body.get("nonce")
+    nonce_value = None
+    if nonce is not None:
+        try:
+            nonce_value = int(nonce, 16) if isinstance(nonce, str) else None
+        except ValueError:
+            nonce_value = None
+        if nonce_value is None:
+            raise CSCError("invalid_request", "Invalid parameter nonce (hexadecimal)")
+    rt, moment = runtime(), now()
+    try:
+        with rt.transaction() as session:
+            token = timestamp_token(
+                session,
+                rt.ca_token,
+                base64.b64decode(hashed),
+                HASH_OIDS[hash_oid],
+                now=moment,
+                actor=actor(),
+                nonce=nonce_value,
+            )
+    except TimeStampRefused as ex:
+        raise CSCError("invalid_request", str(ex)) from None
+    except (TSAUnavailable, HSMError) as ex:
+        raise CSCError("server_error", f"the TSA cannot sign now: {ex}", 503) from None
+    return jsonify({"timestamp": base64.b64encode(token).decode()})
 
 
 # ---- OpenAPI ------------------------------------------------------------------------------------
@@ -476,6 +523,7 @@ OPENAPI: dict[str, Any] = {
             "cscCredentialsExtendTransaction", "Refused: every SAD is single-use"
         ),
         "/csc/v1/signatures/signHash": _csc_op("cscSignHash", "Sign the authorised hashes"),
+        "/csc/v1/signatures/timestamp": _csc_op("cscTimestamp", "An RFC 3161 token for a hash"),
     },
     "components": {
         "schemas": {

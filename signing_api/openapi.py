@@ -42,12 +42,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         registry_api,
         renewals_api,
         revocation_api,
+        signatures_api,
         tsa_http,
     )
 
     doc = _base_document(server_url)
     fragments = (billing_api, osmp, crl_http, registry_api, certificates_api)
-    more = (revocation_api, renewals_api, tsa_http, csc)
+    more = (revocation_api, renewals_api, tsa_http, csc, signatures_api)
     for fragment in (m.OPENAPI for m in (*fragments, *more)):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 import billing
 from ca import ensure_hierarchy
+from ca.tsa import ensure_tsa
 from signing_api.app import create_app
 from signing_api.clients import create_client
 from signing_api.runtime import Runtime
@@ -97,6 +98,7 @@ def ca_api(runtime: Runtime) -> CaApi:
     api = CaApi(app.test_client(), runtime, clock)
     with runtime.transaction() as session:
         ensure_hierarchy(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW)
+        ensure_tsa(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW, actor="test")
         for name in CLIENTS:
             role = "officer" if name == "officer" else "portal"
             made = create_client(session, name=name, role=role, now=CA_NOW, actor="test")

@@ -305,3 +305,125 @@ def test_maintenance_window_answers_503(ca_api: CaApi) -> None:
     refused = _authorize(ca_api, h, [_hash(b"m")])
     _error(refused, "temporarily_unavailable", 503)
     assert refused.headers["Retry-After"] == str(150 * 60 - 30)  # the OTP step moved the clock
+
+
+def test_cades_signature_with_timestamp_verifies_with_openssl(ca_api: CaApi, tmp_path: Any) -> None:
+    import subprocess
+
+    from asn1crypto import cms as asn1_cms
+    from cryptography.hazmat.primitives import serialization
+
+    h = _setup(ca_api)
+    document = "Налоговая декларация, 4 квартал 2026".encode()
+    digest = [_hash(document)]
+    sad = _authorize(ca_api, h, digest).json["SAD"]
+    forged = {
+        "credentialID": h.serial,
+        "SAD": sad,
+        "document": base64.b64encode(b"another report").decode(),
+    }
+    refused = ca_api.post("/api/v1/signatures", forged, who="portal")
+    assert refused.status_code == 422 and _signatures(ca_api) == 0
+    body = {"credentialID": h.serial, "SAD": sad, "document": base64.b64encode(document).decode()}
+    done = ca_api.post("/api/v1/signatures", body, who="portal")
+    assert done.status_code == 201, done.json
+    evidence = done.json
+    assert evidence["kind"] == "cms" and evidence["tst_serial"]
+    assert evidence["document_hash"] == hashlib.sha256(document).hexdigest()
+    again = ca_api.post("/api/v1/signatures", body, who="portal")
+    assert again.status_code == 422  # the SAD is used
+
+    chain = ca_api.get(f"/api/v1/certificates/{h.serial}").json["chain_pem"]
+    _issuing, root = x509.load_pem_x509_certificates(chain.encode())
+    (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "chain.pem").write_text(chain)
+    (tmp_path / "doc.txt").write_bytes(document)
+    der = base64.b64decode(evidence["signature"])
+    (tmp_path / "sig.der").write_bytes(der)
+    verified = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "sig.der"),
+            "-content",
+            str(tmp_path / "doc.txt"),
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0 and "Verification successful" in verified.stderr, (
+        verified.stderr
+    )
+    signer = asn1_cms.ContentInfo.load(der)["content"]["signer_infos"][0]
+    names = [a["type"].native for a in signer["signed_attrs"]]
+    assert {"content_type", "message_digest", "signing_time", "signing_certificate_v2"} <= set(
+        names
+    )
+    token = signer["unsigned_attrs"][0]["values"][0]
+    (tmp_path / "token.der").write_bytes(token.dump())
+    imprint = hashlib.sha256(signer["signature"].native).hexdigest()
+    stamped = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            str(tmp_path / "token.der"),
+            "-digest",
+            imprint,
+            "-CAfile",
+            str(tmp_path / "root.pem"),
+            "-untrusted",
+            str(tmp_path / "chain.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Verification: OK" in stamped.stdout, stamped.stdout + stamped.stderr
+
+    shown = ca_api.get(f"/api/v1/signatures/{evidence['id']}", who="portal")
+    assert shown.status_code == 200 and shown.json["sad_id"] == evidence["sad_id"]
+    assert ca_api.get(f"/api/v1/signatures/{evidence['id']}").status_code == 200  # officer
+    assert ca_api.get(f"/api/v1/signatures/{evidence['id']}", who="portal_b").status_code == 404
+
+
+def test_evidence_is_append_only(ca_api: CaApi) -> None:
+    import pytest
+    from sqlalchemy import update
+    from sqlalchemy.exc import DBAPIError
+
+    h = _setup(ca_api)
+    hashes = [_hash(b"kept")]
+    assert _sign(ca_api, h, _authorize(ca_api, h, hashes).json["SAD"], hashes).status_code == 200
+    with pytest.raises(DBAPIError), ca_api.runtime.transaction() as session:
+        session.execute(update(CloudSignature).values(inn="00000000000000"))
+
+
+def test_csc_timestamp(ca_api: CaApi) -> None:
+    from asn1crypto import cms as asn1_cms
+
+    _setup(ca_api)
+    digest = hashlib.sha256(b"stamp me").digest()
+    body = {"hash": base64.b64encode(digest).decode(), "hashAlgo": SHA256, "nonce": "0a1b"}
+    done = _csc(ca_api, "signatures/timestamp", body)
+    assert done.status_code == 200, done.json
+    token = asn1_cms.ContentInfo.load(base64.b64decode(done.json["timestamp"]))
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["message_imprint"]["hashed_message"].native == digest
+    assert info["nonce"].native == 0x0A1B
+    _error(
+        _csc(ca_api, "signatures/timestamp", body | {"hashAlgo": "1.3.14.3.2.26"}),
+        "invalid_request",
+    )

@@ -1,0 +1,266 @@
+"""Signed documents: CAdES-B-T detached CMS made with a holder's cloud key and a SAD.
+
+``POST /api/v1/signatures`` ``{"credentialID", "SAD", "document": base64 | "document_sha256":
+hex}`` — the portal first obtains the SAD from ``/csc/v1/credentials/authorize`` for the
+document's SHA-256 (``hash: [base64 of it]``, ``numSignatures: 1``); Tamga then builds the CMS
+(content-type, message-digest, signing-time, signing-certificate-v2; the chain embedded), signs
+it once in ``tamga-cloud`` and adds a signature time-stamp from its own TSA. The answer (201)
+carries the signature (base64 DER), its evidence id and the time-stamp serial;
+``GET /api/v1/signatures/<id>`` reads the evidence back, for the subscriber it belongs to and for
+officers.
+
+The signing path holds the cloud token; the time-stamp comes through a ``Timestamper`` that can
+only time-stamp (``ca.tsa.timestamp_token`` with the TSA key), never reach another CA key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from asn1crypto import cms as asn1_cms
+from cryptography import x509
+from flask import Blueprint, Response, g, request
+from sqlalchemy.orm import Session
+
+from ca.cms import sign_detached_digest, signer_hash
+from ca.hierarchy import active_certificate
+from ca.tsa import TSAUnavailable, timestamp_token
+from hsm import HSMError
+from policies.roles import ClientRole
+from signing_api.auth import require_client
+from signing_api.ca_common import actor, now, reply, require_visible, runtime
+from signing_api.credentials import (
+    CloudSignature,
+    SigningRefused,
+    check_signing_allowed,
+    consume,
+    record_signature,
+)
+from signing_api.csc import CSCError, check_maintenance, credential_for
+from signing_api.problems import Problem
+
+__all__ = ["OPENAPI", "signature_json", "signatures_api"]
+
+signatures_api = Blueprint("signatures", __name__)
+_HEX = re.compile(r"[0-9a-f]{64}")
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def signature_json(row: CloudSignature) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "serial": row.serial,
+        "inn": row.inn,
+        "role": row.role,
+        "client_id": row.client_id,
+        "end_user_ip": row.end_user_ip,
+        "sad_id": row.activation_id,
+        "hash_algorithm": row.hash_algorithm,
+        "document_hash": row.document_hash,
+        "signed_at": _iso(row.signed_at),
+        "tst_serial": row.tst_serial,
+        "signature": None if row.signature is None else base64.b64encode(row.signature).decode(),
+    }
+
+
+def _refused(ex: SigningRefused | CSCError) -> Problem:
+    message = ex.message if isinstance(ex, SigningRefused) else ex.description
+    status = ex.status
+    if status == 503:
+        return Problem("unavailable", message)
+    return Problem(
+        "validation-failed" if status == 400 else "forbidden",
+        message,
+        errors={"SAD" if "SAD" in message else "request": message},
+    )
+
+
+def _digest(body: dict[str, Any]) -> bytes:
+    document, hexed = body.get("document"), body.get("document_sha256")
+    if (document is None) == (hexed is None):
+        raise Problem(
+            "validation-failed",
+            "send document (base64) or document_sha256 (hex)",
+            errors={"document": "one of document, document_sha256"},
+        )
+    if document is not None:
+        try:
+            raw = base64.b64decode(document, validate=True) if isinstance(document, str) else None
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw is None or len(raw) > MAX_DOCUMENT_BYTES:
+            raise Problem(
+                "validation-failed",
+                "document is base64, at most 20 MiB",
+                errors={"document": "base64, at most 20 MiB"},
+            )
+        return hashlib.sha256(raw).digest()
+    if not isinstance(hexed, str) or not _HEX.fullmatch(hexed):
+        raise Problem(
+            "validation-failed",
+            "document_sha256 is 64 lowercase hex digits",
+            errors={"document_sha256": "64 lowercase hex digits"},
+        )
+    return bytes.fromhex(hexed)
+
+
+def _token_serial(cms_der: bytes) -> str | None:
+    signer = asn1_cms.ContentInfo.load(cms_der)["content"]["signer_infos"][0]
+    for attribute in signer["unsigned_attrs"] or []:
+        if attribute["type"].native == "signature_time_stamp_token":
+            token = attribute["values"][0]
+            info = token["content"]["encap_content_info"]["content"].parsed
+            return format(info["serial_number"].native, "x")
+    return None
+
+
+@signatures_api.post("/api/v1/signatures")
+@require_client(ClientRole.PORTAL)
+def sign_document() -> Response:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Problem("bad-request", "the body must be a JSON object (application/json)")
+    digest = _digest(body)
+    moment, who = now(), actor()
+    rt = runtime()
+    try:
+        check_maintenance()
+        with rt.transaction() as session:
+            row = credential_for(session, body)
+            activation = consume(
+                session,
+                sad=body.get("SAD"),
+                certificate=row,
+                client_id=g.client_id,
+                hashes=[base64.b64encode(digest).decode()],
+                now=moment,
+            )
+            check_signing_allowed(
+                session, row, inn=activation.inn, role=activation.role, now=moment
+            )
+            if row.key_label is None or row.key_destroyed_at is not None:
+                raise SigningRefused("invalid_request", "the credential's key is gone")
+            key = rt.cloud_token.private_key(row.key_label)
+            if signer_hash(key) != "sha256":
+                raise SigningRefused("invalid_request", "this key signs SHA-384 digests")
+            chain = [active_certificate(session, n) for n in ("issuing", "root")]
+
+            def stamp(imprint: bytes, hash_name: str) -> bytes:
+                return timestamp_token(
+                    session, rt.ca_token, imprint, hash_name, now=moment, actor=who
+                )
+
+            der = sign_detached_digest(
+                digest,
+                x509.load_der_x509_certificate(row.der or b""),
+                key,
+                chain,
+                signing_time=moment,
+                timestamper=stamp,
+            )
+            evidence = record_signature(
+                session,
+                kind="cms",
+                certificate=row,
+                activation=activation,
+                hash_algorithm="sha256",
+                document_hash=digest,
+                now=moment,
+                actor=who,
+                tst_serial=_token_serial(der),
+                signature=der,
+            )
+            view = signature_json(evidence)
+    except (SigningRefused, CSCError) as ex:
+        raise _refused(ex) from None
+    except (HSMError, TSAUnavailable) as ex:
+        raise Problem("unavailable", f"cannot sign now: {ex}") from None
+    return reply(view, 201, location=f"/api/v1/signatures/{view['id']}")
+
+
+def _visible(session: Session, signature_id: int) -> CloudSignature:
+    row = session.get(CloudSignature, signature_id)
+    if row is None:
+        raise Problem("not-found", f"no signature {signature_id}")
+    from ca.models import Certificate
+
+    require_visible(
+        session, session.get_one(Certificate, row.certificate_id).subscriber_inn, "signature"
+    )
+    return row
+
+
+@signatures_api.get("/api/v1/signatures/<int:signature_id>")
+@require_client(ClientRole.OFFICER, ClientRole.PORTAL)
+def show(signature_id: int) -> Response:
+    with runtime().transaction() as session:
+        return reply(signature_json(_visible(session, signature_id)))
+
+
+_PROBLEM = {"description": "problem+json", "content": {"application/problem+json": {}}}
+OPENAPI: dict[str, Any] = {
+    "paths": {
+        "/api/v1/signatures": {
+            "post": {
+                "operationId": "signDocument",
+                "summary": "CAdES-B-T detached signature of a document with a cloud key and a SAD",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["credentialID", "SAD"],
+                                "properties": {
+                                    "credentialID": {"type": "string"},
+                                    "SAD": {"type": "string"},
+                                    "document": {"type": "string", "format": "byte"},
+                                    "document_sha256": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "the signature and its evidence",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **{code: _PROBLEM for code in ("401", "403", "422", "503")},
+                },
+            }
+        },
+        "/api/v1/signatures/{signature_id}": {
+            "get": {
+                "operationId": "getSignature",
+                "summary": "The evidence of one signature",
+                "parameters": [
+                    {
+                        "name": "signature_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the evidence",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "404": _PROBLEM,
+                },
+            }
+        },
+    },
+    "components": {},
+}
