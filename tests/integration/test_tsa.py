@@ -268,6 +268,14 @@ def test_http_envelope_errors_are_problems(tsa: Tsa) -> None:
 def test_without_a_tsa_certificate_the_answer_is_system_failure(
     ca_api: CaApi, tmp_path: Path
 ) -> None:
+    from sqlalchemy import update
+
+    from ca.models import CACertificate
+
+    with ca_api.runtime.transaction() as session:  # the fixture made one: take it out of use
+        session.execute(
+            update(CACertificate).where(CACertificate.name == "tsa").values(active=False)
+        )
     (tmp_path / "data.txt").write_bytes(b"x")
     made = _openssl("ts", "-query", "-data", "data.txt", "-out", "req.tsq", cwd=tmp_path)
     assert made.returncode == 0
