@@ -284,3 +284,19 @@ class RenewalDocument(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     uploaded_by: Mapped[str] = mapped_column(String(64))
+
+
+class ForeignAccess(Base):
+    """A static IP from which a subscriber may use the service from abroad (§3.5–3.6)."""
+
+    __tablename__ = "foreign_access"
+    __table_args__ = (CheckConstraint("valid_until >= valid_from", name="valid_period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inn: Mapped[str] = mapped_column(ForeignKey("subscribers.inn"), index=True)
+    address: Mapped[str] = mapped_column(String(64))  # one IPv4 or IPv6 address
+    location: Mapped[str] = mapped_column(String(200))  # where the subscriber works from
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))

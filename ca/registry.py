@@ -7,9 +7,10 @@ requisites a renewal must find unchanged (§18.2.2) are read from here by ``requ
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,19 +18,22 @@ from sqlalchemy.orm import Session
 
 import billing
 from ca.errors import Conflict, InvalidField, NotFound
-from ca.models import Holder, Subscriber
+from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectIdentity
 from db import audit
 from policies.identifiers import is_inn
 
 __all__ = [
     "REQUISITES",
+    "add_foreign_access",
     "check_inn",
     "check_text",
     "create_holder",
     "create_subscriber",
+    "foreign_addresses",
     "get_holder",
     "get_subscriber",
+    "list_foreign_access",
     "list_holders",
     "list_subscribers",
     "requisites",
@@ -352,3 +356,62 @@ def requisites(subscriber: Subscriber, holder: Holder) -> dict[str, str]:
         "passport_series": holder.passport_series,
         "email": holder.email,
     }
+
+
+def add_foreign_access(
+    session: Session, inn: str, data: Mapping[str, Any], *, now: datetime, actor: str
+) -> ForeignAccess:
+    """Register a static IP the subscriber may use from abroad, with its place and dates (§3.6)."""
+    subscriber = get_subscriber(session, inn)
+    raw = data.get("address")
+    try:
+        address = str(ipaddress.ip_address(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        address = None
+    if address is None:
+        raise InvalidField("address", "one static IPv4 or IPv6 address")
+    location = _text(data, "location", 200)
+    days: dict[str, date] = {}
+    for field in ("valid_from", "valid_until"):
+        value = data.get(field)
+        try:
+            days[field] = date.fromisoformat(value) if isinstance(value, str) else date.min
+        except ValueError:
+            days[field] = date.min
+        if days[field] == date.min:
+            raise InvalidField(field, "a date, YYYY-MM-DD")
+    if days["valid_until"] < days["valid_from"]:
+        raise InvalidField("valid_until", "is before valid_from")
+    row = ForeignAccess(
+        inn=subscriber.inn,
+        address=address,
+        location=location,
+        created_at=now,
+        created_by=actor,
+        **days,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.subscriber.foreign_access",
+        object=f"subscriber:{inn}",
+        details={"address": address, "location": location, **{k: str(v) for k, v in days.items()}},
+        now=now,
+    )
+    return row
+
+
+def foreign_addresses(session: Session, inn: str, on: date) -> set[str]:
+    """The static addresses subscriber ``inn`` may use from abroad on day ``on``."""
+    query = select(ForeignAccess.address).where(
+        ForeignAccess.inn == inn, ForeignAccess.valid_from <= on, ForeignAccess.valid_until >= on
+    )
+    return set(session.scalars(query))
+
+
+def list_foreign_access(session: Session, inn: str) -> list[ForeignAccess]:
+    get_subscriber(session, inn)
+    query = select(ForeignAccess).where(ForeignAccess.inn == inn).order_by(ForeignAccess.id)
+    return list(session.scalars(query))

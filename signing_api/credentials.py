@@ -38,6 +38,7 @@ from ca.errors import Conflict
 from ca.issuance import certificate_state
 from ca.models import Certificate
 from ca.powers import check_company_limit, valid_taxpayers
+from ca.registry import foreign_addresses
 from db import Base, UTCDateTime, audit
 from hsm import HSMError, HSMToken, KeyNotFound
 from policies.calendar import local_date
@@ -225,14 +226,22 @@ def activation_of(session: Session, certificate: Certificate) -> CloudCredential
 
 
 def check_signing_allowed(
-    session: Session, certificate: Certificate, *, inn: object, role: object, now: datetime
+    session: Session,
+    certificate: Certificate,
+    *,
+    inn: object,
+    role: object,
+    now: datetime,
+    abroad: bool = False,
+    end_user_ip: str | None = None,
 ) -> tuple[str, str]:
     """(inn, role) when ``certificate`` may sign for company ``inn`` in report role ``role``.
 
     head ↔ head, accountant ↔ accountant, head_as_accountant ↔ either (policies.cert_profiles);
     a complex certificate only for companies with a valid power of attorney, within its limit;
-    any other only for its own company. The certificate must be valid now, and the company's
-    service not stopped (billing).
+    any other only for its own company. The certificate must be valid now, the company's
+    service not stopped (billing), and an end user the portal says is abroad must come from
+    one of the subscriber's registered static addresses (§3.6).
     """
     state = certificate_state(certificate, now)
     if state != "valid":
@@ -264,6 +273,16 @@ def check_signing_allowed(
         raise SigningRefused("invalid_request", "this certificate signs only for its own company")
     else:
         billed = certificate.subscriber_inn
+    if abroad and (
+        end_user_ip is None
+        or end_user_ip not in foreign_addresses(session, certificate.subscriber_inn, today)
+    ):
+        raise SigningRefused(
+            "access_denied",
+            "from abroad the service is used only from the subscriber's registered static IP"
+            " (§3.6)",
+            403,
+        )
     served = billing.service_state(session, certificate.subscriber_inn, now=now)
     if served.state != "active":
         raise SigningRefused("invalid_request", f"service for {billed} is stopped: {served.reason}")

@@ -6,7 +6,8 @@ role ``portal``) and only ever sees the credentials of the subscribers in its sc
 
 ``credentials/authorize`` needs the holder's PIN and OTP (``authMode`` explicit, SCAL 2: the
 hashes are listed) and a ``clientData`` JSON string naming what the signatures are for:
-``{"inn": "<company INN>", "role": "head"|"accountant", "userIP": "<the end user's address>"}``.
+``{"inn": "<company INN>", "role": "head"|"accountant", "userIP": "<the end user's address>",
+"abroad": <true when the portal locates the end user outside Kyrgyzstan>}``.
 ``signatures/signHash`` then signs exactly those hashes, once. Errors have the CSC form
 ``{"error": ..., "error_description": ...}``; inside the maintenance window (Fridays 17:30–20:30
 Asia/Bishkek) signing answers 503 with ``Retry-After``.
@@ -184,7 +185,7 @@ def scheme_for(certificate: Certificate, hash_oid: object, sign_oid: object) -> 
     return SignatureScheme(f"ecdsa-{hash_name}" if is_ec else f"rsa-pkcs1-{hash_name}")
 
 
-def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None]:
+def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None, bool]:
     raw = body.get("clientData")
     if not isinstance(raw, str):
         raise CSCError(
@@ -203,7 +204,10 @@ def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None]:
             user_ip = str(ipaddress.ip_address(user_ip))
         except ValueError:
             raise CSCError("invalid_request", "clientData.userIP is not an IP address") from None
-    return data.get("inn"), data.get("role"), user_ip
+    abroad = data.get("abroad", False)
+    if not isinstance(abroad, bool):
+        raise CSCError("invalid_request", "clientData.abroad is true or false")
+    return data.get("inn"), data.get("role"), user_ip, abroad
 
 
 # ---- routes -------------------------------------------------------------------------------------
@@ -349,12 +353,14 @@ def credentials_authorize() -> Response:
     count = body.get("numSignatures")
     if not isinstance(count, int) or isinstance(count, bool) or count != len(hashes):
         raise CSCError("invalid_request", "numSignatures must equal the number of hashes (SCAL 2)")
-    inn, role, user_ip = _client_data(body)
+    inn, role, user_ip, abroad = _client_data(body)
     moment, who = now(), actor()
     rt = runtime()
     with rt.transaction() as session:
         row = credential_for(session, body)
-        inn, role = check_signing_allowed(session, row, inn=inn, role=role, now=moment)
+        inn, role = check_signing_allowed(
+            session, row, inn=inn, role=role, now=moment, abroad=abroad, end_user_ip=user_ip
+        )
         decided = authorize(
             session,
             rt.cloud_token,

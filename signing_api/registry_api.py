@@ -252,6 +252,36 @@ def list_holders(inn: str) -> Response:
         return reply({"inn": inn, "holders": [holder_json(r, officer=officer) for r in rows]})
 
 
+def _foreign_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "inn": row.inn,
+        "address": row.address,
+        "location": row.location,
+        "valid_from": row.valid_from.isoformat(),
+        "valid_until": row.valid_until.isoformat(),
+    }
+
+
+@registry_api.post("/api/v1/subscribers/<inn>/foreign-access")
+@require_client(_OFFICER)
+def add_foreign_access(inn: str) -> Response:
+    """Register a static IP the subscriber may use from abroad (§3.6), on its request."""
+    data, moment = json_body(), now()
+    with ca_transaction() as session:
+        row = registry.add_foreign_access(session, inn, data, now=moment, actor=actor())
+        return reply(_foreign_json(row), 201)
+
+
+@registry_api.get("/api/v1/subscribers/<inn>/foreign-access")
+@require_client(*_BOTH)
+def list_foreign_access(inn: str) -> Response:
+    with ca_transaction() as session:
+        require_visible(session, inn)
+        rows = registry.list_foreign_access(session, inn)
+        return reply({"inn": inn, "foreign_access": [_foreign_json(r) for r in rows]})
+
+
 # --- holders -----------------------------------------------------------------------------------
 
 
@@ -709,6 +739,48 @@ OPENAPI: dict[str, Any] = {
                 errors=_WRITE_ERRORS,
                 parameters=[_INN_PARAM],
                 requestBody=_body("SubscriberChanges"),
+            ),
+        },
+        "/api/v1/subscribers/{inn}/foreign-access": {
+            "post": _op(
+                "addForeignAccess",
+                "Register a static IP for access from abroad (officer, §3.6)",
+                {
+                    "201": {
+                        "description": "registered",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+                errors=_WRITE_ERRORS,
+                parameters=[_INN_PARAM],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["address", "location", "valid_from", "valid_until"],
+                                "properties": {
+                                    "address": {"type": "string"},
+                                    "location": {"type": "string"},
+                                    "valid_from": {"type": "string", "format": "date"},
+                                    "valid_until": {"type": "string", "format": "date"},
+                                },
+                            }
+                        }
+                    },
+                },
+            ),
+            "get": _op(
+                "listForeignAccess",
+                "The static IPs a subscriber may use from abroad",
+                {
+                    "200": {
+                        "description": "the list",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+                parameters=[_INN_PARAM],
             ),
         },
         "/api/v1/subscribers/{inn}/holders": {

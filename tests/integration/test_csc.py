@@ -427,3 +427,27 @@ def test_csc_timestamp(ca_api: CaApi) -> None:
         _csc(ca_api, "signatures/timestamp", body | {"hashAlgo": "1.3.14.3.2.26"}),
         "invalid_request",
     )
+
+
+def test_from_abroad_only_from_a_registered_static_ip(ca_api: CaApi) -> None:
+    h = _setup(ca_api)
+    hashes = [_hash(b"abroad")]
+    away = json.dumps({"inn": INN, "role": "head", "userIP": "198.51.100.20", "abroad": True})
+    refused = _authorize(ca_api, h, hashes, clientData=away)
+    assert "static IP" in _error(refused, "access_denied", 403)
+    path = f"/api/v1/subscribers/{INN}/foreign-access"
+    entry = {
+        "address": "198.51.100.20",
+        "location": "Алматы, Казахстан",
+        "valid_from": "2026-11-01",
+        "valid_until": "2026-12-31",
+    }
+    bad = ca_api.post(path, entry | {"address": "198.51.100.0/24"})
+    assert bad.status_code == 422
+    assert ca_api.post(path, entry, who="portal").status_code == 403
+    assert ca_api.post(path, entry).status_code == 201
+    assert ca_api.get(path, who="portal").json["foreign_access"][0]["address"] == "198.51.100.20"
+    assert _authorize(ca_api, h, hashes, clientData=away).status_code == 200
+    elsewhere = away.replace("198.51.100.20", "198.51.100.21")
+    _error(_authorize(ca_api, h, hashes, clientData=elsewhere), "access_denied", 403)
+    assert _signatures(ca_api) == 0

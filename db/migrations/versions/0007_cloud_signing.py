@@ -1,4 +1,5 @@
-"""Cloud signing: credential activations (PIN hash, TOTP seed label), SADs, signature evidence.
+"""Cloud signing: credential activations (PIN hash, TOTP seed label), SADs, signature evidence,
+and the static addresses a subscriber may use from abroad (§3.6).
 
 Revision ID: 0007
 Revises: 0006
@@ -89,6 +90,23 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "foreign_access",
+        sa.Column("id", BigId, nullable=False),
+        _s("inn", 14),
+        _s("address", 64),
+        _s("location", 200),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("valid_until", sa.Date(), nullable=False),
+        _ts("created_at"),
+        _s("created_by", 64),
+        sa.CheckConstraint(
+            "valid_until >= valid_from", name=op.f("ck_foreign_access_valid_period")
+        ),
+        _fk("foreign_access", "inn", "subscribers.inn"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_foreign_access")),
+    )
+    op.create_index(op.f("ix_foreign_access_inn"), "foreign_access", ["inn"], unique=False)
+    op.create_table(
         SIGS,
         sa.Column("id", BigId, nullable=False),
         _s("kind", 8),
@@ -134,5 +152,5 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {SIGS}_append_only ON {SIGS}")
         op.execute(f"DROP TRIGGER {SIGS}_no_truncate ON {SIGS}")
         op.execute("DROP FUNCTION cloud_signatures_refuse_change()")
-    for table in (SIGS, "signature_activations", "cloud_credentials"):
+    for table in (SIGS, "foreign_access", "signature_activations", "cloud_credentials"):
         op.drop_table(table)
