@@ -451,3 +451,31 @@ def test_from_abroad_only_from_a_registered_static_ip(ca_api: CaApi) -> None:
     elsewhere = away.replace("198.51.100.20", "198.51.100.21")
     _error(_authorize(ca_api, h, hashes, clientData=elsewhere), "access_denied", 403)
     assert _signatures(ca_api) == 0
+
+
+def test_complex_certificate_over_its_company_limit(ca_api: CaApi) -> None:
+    holder = register(ca_api, position="Налоговый представитель")
+    _paid_first(ca_api, holder)
+    ca_api.pay(INN, 100_000_00)
+    Holder(ca_api, holder)  # the first certificate (head) used the payment account
+    clients = [f"0223456789{n:04d}" for n in range(6)]
+    for n, client in enumerate(clients):  # six companies before the complex_5 certificate exists
+        made = ca_api.post(
+            "/api/v1/powers-of-attorney",
+            {
+                "holder_id": holder,
+                "taxpayer_inn": client,
+                "taxpayer_name": f"ОсОО Клиент {n}",
+                "taxpayer_legal_form": "ОсОО",
+                "taxpayer_locality": "Ош",
+                "document_number": f"Д-{n}",
+                "issued_on": "2026-11-01",
+                "valid_from": "2026-11-01",
+                "valid_until": "2027-11-01",
+            },
+        )
+        assert made.status_code == 201, made.json
+    rep = Holder(ca_api, holder, role="complex_5")
+    over = _authorize(ca_api, rep, [_hash(b"o")], clientData=_client_data(inn=clients[0]))
+    assert "at most 5" in _error(over, "invalid_request")
+    assert _signatures(ca_api) == 0
