@@ -57,7 +57,7 @@ __all__ = [
     "check_signing_allowed",
     "consume",
     "enrol",
-    "record_signature",
+    "record_signatures",
 ]
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -460,44 +460,51 @@ def consume(
     return row
 
 
-def record_signature(
+def record_signatures(
     session: Session,
     *,
     kind: str,
     certificate: Certificate,
     activation: SignatureActivation,
     hash_algorithm: str,
-    document_hash: bytes,
+    document_hashes: list[bytes],
     now: datetime,
     actor: str,
     tst_serial: str | None = None,
     signature: bytes | None = None,
-) -> CloudSignature:
-    """The evidence row and its audit entry for one signature."""
-    row = CloudSignature(
-        kind=kind,
-        certificate_id=certificate.id,
-        serial=certificate.serial,
-        activation_id=activation.id,
-        client_id=activation.client_id,
-        inn=activation.inn,
-        role=activation.role,
-        end_user_ip=activation.end_user_ip,
-        hash_algorithm=hash_algorithm,
-        document_hash=document_hash.hex(),
-        signed_at=now,
-        tst_serial=tst_serial,
-        signature=signature,
-    )
-    session.add(row)
+) -> list[CloudSignature]:
+    """The evidence rows of one call (one per hash) and its one audit entry, written last.
+
+    One journal entry per call, listing every hash, keeps the journal's head lock — taken by
+    the append and held to the commit — as short as one entry whatever the batch size.
+    """
+    rows = [
+        CloudSignature(
+            kind=kind,
+            certificate_id=certificate.id,
+            serial=certificate.serial,
+            activation_id=activation.id,
+            client_id=activation.client_id,
+            inn=activation.inn,
+            role=activation.role,
+            end_user_ip=activation.end_user_ip,
+            hash_algorithm=hash_algorithm,
+            document_hash=digest.hex(),
+            signed_at=now,
+            tst_serial=tst_serial,
+            signature=signature,
+        )
+        for digest in document_hashes
+    ]
+    session.add_all(rows)
     session.flush()
     details: dict[str, Any] = {
-        "signature": row.id,
+        "signatures": [row.id for row in rows],
         "serial": certificate.serial,
         "inn": activation.inn,
         "role": activation.role,
         "sad": activation.id,
-        "hash": row.document_hash,
+        "hashes": [row.document_hash for row in rows],
         "hash_algorithm": hash_algorithm,
         "end_user_ip": activation.end_user_ip,
     }
@@ -511,7 +518,7 @@ def record_signature(
         details=details,
         now=now,
     )
-    return row
+    return rows
 
 
 def destroy_seed(cloud_token: HSMToken, label: str) -> None:

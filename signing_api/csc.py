@@ -47,7 +47,7 @@ from signing_api.credentials import (
     authorize,
     check_signing_allowed,
     consume,
-    record_signature,
+    record_signatures,
 )
 from signing_api.problems import PROBLEM_TYPES, Problem
 
@@ -435,17 +435,16 @@ def signatures_sign_hash() -> Response:
         except HSMError as ex:
             log.error("cloud HSM failed for %s: %s", row.serial, ex)
             raise CSCError("server_error", "the HSM could not sign", 503) from None
-        for item in hashes:
-            record_signature(
-                session,
-                kind="hash",
-                certificate=row,
-                activation=activation,
-                hash_algorithm=scheme.hash_name,
-                document_hash=base64.b64decode(item),
-                now=moment,
-                actor=who,
-            )
+        record_signatures(
+            session,
+            kind="hash",
+            certificate=row,
+            activation=activation,
+            hash_algorithm=scheme.hash_name,
+            document_hashes=[base64.b64decode(item) for item in hashes],
+            now=moment,
+            actor=who,
+        )
     return jsonify({"signatures": [base64.b64encode(s).decode() for s in signatures]})
 
 

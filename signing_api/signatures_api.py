@@ -39,7 +39,7 @@ from signing_api.credentials import (
     SigningRefused,
     check_signing_allowed,
     consume,
-    record_signature,
+    record_signatures,
 )
 from signing_api.csc import CSCError, check_maintenance, credential_for
 from signing_api.problems import Problem
@@ -168,13 +168,13 @@ def sign_document() -> Response:
                 signing_time=moment,
                 timestamper=stamp,
             )
-            evidence = record_signature(
+            (evidence,) = record_signatures(
                 session,
                 kind="cms",
                 certificate=row,
                 activation=activation,
                 hash_algorithm="sha256",
-                document_hash=digest,
+                document_hashes=[digest],
                 now=moment,
                 actor=who,
                 tst_serial=_token_serial(der),
