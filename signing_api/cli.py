@@ -103,10 +103,10 @@ def ca() -> None:
 
 
 @ca.command("export")
-@click.argument("name", type=click.Choice(["root", "issuing"]))
+@click.argument("name", type=click.Choice(["root", "issuing", "tsa"]))
 @click.option("--der", "der", is_flag=True, help="DER instead of PEM (binary on stdout)")
 def ca_export(name: str, der: bool) -> None:
-    """Print the root or issuing CA certificate."""
+    """Print the root or issuing CA certificate, or the time-stamping authority's."""
     runtime = _runtime()
     with runtime.transaction() as session:
         cert = active_certificate(session, name)
@@ -128,12 +128,21 @@ def ca_issuer_csr() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ca_issuer_import(file: Path) -> None:
     """Install the issuing CA certificate signed by the root (PEM or DER)."""
+    from ca.tsa import ensure_tsa
     from signing_api.bootstrap import publish_ca_files
 
     runtime = _runtime()
     with runtime.transaction() as session:
         cert = import_issuer_certificate(
             session, runtime.ca_token, file.read_bytes(), now=_now(), actor=f"cli:{_operator()}"
+        )
+        # The TSA's certificate comes from the issuing CA: make it now rather than at next init.
+        ensure_tsa(
+            session,
+            runtime.ca_token,
+            public_url=runtime.config.public_url,
+            now=_now(),
+            actor=f"cli:{_operator()}",
         )
         publish_ca_files(session, runtime.config.public_dir)
     click.echo(f"installed issuing CA certificate serial {cert.serial_number:x}")
