@@ -220,6 +220,7 @@ def approve_registration(
     the registry first).
     """
     row = get_registration(session, request_id)
+    session.refresh(row, with_for_update=True)  # two officers approving at once: one at a time
     if row.status == "approved":
         return row
     if row.status == "rejected":
