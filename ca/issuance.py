@@ -30,13 +30,14 @@ Requests are idempotent by ``request_key`` (the API builds it from the client an
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import ParamSpec, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -84,6 +85,7 @@ __all__ = [
 ]
 
 Transaction = Callable[[], AbstractContextManager[Session]]
+P = ParamSpec("P")
 Linter = Callable[[x509.Certificate], list[Finding]]
 
 # What a relying party is told about a certificate (certificate_state).
@@ -364,6 +366,37 @@ def _refusal_audited(
         raise
 
 
+def _replay_wins(issue: Callable[P, Issued]) -> Callable[P, Issued]:
+    """Idempotency by ``request_key``: a known request returns its certificate, before and after.
+
+    Before: a replay writes nothing. After a refusal: a concurrent request with the same key may
+    have issued (or be issuing) meanwhile, and it decides, not the refusal this one met on the
+    way (e.g. the first-certificate payment already used by it).
+    """
+
+    @functools.wraps(issue)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Issued:
+        transaction = cast(Transaction, args[0] if args else kwargs["transaction"])
+        request_key = cast(str | None, kwargs.get("request_key"))
+        with transaction() as session:
+            replay = _replay(session, request_key)
+        if replay is not None:
+            return Issued(replay, replayed=True)
+        try:
+            return issue(*args, **kwargs)
+        except CAError:
+            if request_key is None:
+                raise
+            with transaction() as session:
+                replay = _replay(session, request_key)
+            if replay is None:
+                raise
+            return Issued(replay, replayed=True)
+
+    return wrapper
+
+
+@_replay_wins
 def issue_certificate(
     transaction: Transaction,
     *,
@@ -389,60 +422,6 @@ def issue_certificate(
     passes its own; None: the first-certificate payment or a hold on the balance).
     ``not_before`` defaults to ``now`` (a renewal starts when the old certificate ends).
     """
-    with transaction() as session:
-        replay = _replay(session, request_key)
-    if replay is not None:
-        return Issued(replay, replayed=True)
-    try:
-        return _issue_once(
-            transaction,
-            ca_token=ca_token,
-            cloud_token=cloud_token,
-            holder_id=holder_id,
-            role=role,
-            storage=storage,
-            public_url=public_url,
-            now=now,
-            actor=actor,
-            csr=csr,
-            key_spec=key_spec,
-            request_key=request_key,
-            not_before=not_before,
-            renewal_of=renewal_of,
-            prepaid_key=prepaid_key,
-            lint=lint,
-        )
-    except CAError:
-        # A concurrent request with the same key may have issued (or be issuing) meanwhile:
-        # it decides, not the refusal this one met on the way (e.g. its payment already used).
-        if request_key is not None:
-            with transaction() as session:
-                replay = _replay(session, request_key)
-            if replay is not None:
-                return Issued(replay, replayed=True)
-        raise
-
-
-def _issue_once(
-    transaction: Transaction,
-    *,
-    ca_token: HSMToken,
-    cloud_token: HSMToken,
-    holder_id: object,
-    role: object,
-    storage: object,
-    public_url: str,
-    now: datetime,
-    actor: str,
-    csr: bytes | str | None = None,
-    key_spec: str | None = None,
-    request_key: str | None = None,
-    not_before: datetime | None = None,
-    renewal_of: int | None = None,
-    prepaid_key: str | None = None,
-    lint: Linter = lint_certificate,
-) -> Issued:
-    """``issue_certificate`` after the replay check."""
     what = f"holder:{holder_id}"
     with _refusal_audited(transaction, actor=actor, now=now, what=what):
         if not isinstance(holder_id, int) or isinstance(holder_id, bool):

@@ -19,7 +19,6 @@ found through ``certificates.renewal_of`` on first use.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import secrets
@@ -40,7 +39,7 @@ from ca.models import Certificate
 from ca.powers import check_company_limit, valid_taxpayers
 from ca.registry import foreign_addresses
 from db import Base, UTCDateTime, audit
-from hsm import HSMError, HSMToken, KeyNotFound
+from hsm import HSMError, HSMToken
 from policies.calendar import local_date
 from policies.cert_profiles import CertRole, allowed_companies, signs_as
 from policies.signing import SIGNING_POLICY, SigningPolicy
@@ -519,9 +518,3 @@ def record_signatures(
         now=now,
     )
     return rows
-
-
-def destroy_seed(cloud_token: HSMToken, label: str) -> None:
-    """Remove a TOTP seed from the token (when no credential uses it any more)."""
-    with contextlib.suppress(KeyNotFound):
-        cloud_token.destroy_secret(label)

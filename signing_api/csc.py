@@ -20,7 +20,6 @@ import binascii
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
@@ -35,7 +34,7 @@ from ca.hierarchy import active_certificate
 from ca.issuance import certificate_state, get_certificate
 from ca.models import Certificate, Holder
 from ca.tsa import TimeStampRefused, TSAUnavailable, timestamp_token
-from hsm import HSMError
+from hsm import HSMError, HSMToken
 from policies.keys import SignatureScheme
 from policies.roles import ClientRole
 from policies.signing import SIGNING_POLICY
@@ -390,12 +389,8 @@ def credentials_extend() -> Response:
     )
 
 
-def sign_hashes(
-    session: Session,
-    row: Certificate,
-    hashes: list[str],
-    scheme: SignatureScheme,
-    sign: Callable[[str, bytes, SignatureScheme], bytes],
+def _sign_hashes(
+    token: HSMToken, row: Certificate, hashes: list[str], scheme: SignatureScheme
 ) -> list[bytes]:
     """Sign each base64 hash with the credential's cloud key."""
     if row.key_label is None or row.key_destroyed_at is not None:
@@ -405,7 +400,7 @@ def sign_hashes(
         digest = base64.b64decode(item)
         if len(digest) != _HASH_SIZES[scheme.hash_name]:
             raise CSCError("invalid_request", "a hash does not have the size of hashAlgo")
-        out.append(sign(row.key_label, digest, scheme))
+        out.append(token.sign_digest(row.key_label, digest, scheme))
     return out
 
 
@@ -431,7 +426,7 @@ def signatures_sign_hash() -> Response:
         # The rules again at the moment of signing: a suspension since authorize counts.
         check_signing_allowed(session, row, inn=activation.inn, role=activation.role, now=moment)
         try:
-            signatures = sign_hashes(session, row, hashes, scheme, rt.cloud_token.sign_digest)
+            signatures = _sign_hashes(rt.cloud_token, row, hashes, scheme)
         except HSMError as ex:
             log.error("cloud HSM failed for %s: %s", row.serial, ex)
             raise CSCError("server_error", "the HSM could not sign", 503) from None

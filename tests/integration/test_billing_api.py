@@ -25,6 +25,7 @@ from policies.tariffs import Revenue
 from signing_api.app import create_app
 from signing_api.clients import ApiClient, ClientSubscriber, create_client
 from signing_api.runtime import Runtime
+from tests.ca_fixtures import Clock
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
@@ -33,14 +34,6 @@ INN = "01234567890123"
 OTHER = "02234567890123"
 NAME = 'ОсОО "Ала-Тоо Консалтинг"'
 ROLES = ("officer", "portal", "agency", "commission")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
