@@ -68,10 +68,12 @@ lint: setup ## ruff, ruff format --check, mypy, import-linter
 	$(BIN)/mypy $(TYPED_PACKAGES)
 	$(BIN)/lint-imports
 
-bench: setup ## HSM signatures/s beside openssl speed; ledger operations/s beside raw commits
+bench: setup ## HSM, ledger, issuance/CRL and CSC signing benchmarks, each beside its raw baseline
 	$(BIN)/python bench/hsm_sign.py
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/issue.py
+	$(BIN)/python bench/sign_api.py
 
 clean: ## remove .venv, caches and build output (keeps var/, which holds the keys)
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
