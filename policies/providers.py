@@ -13,7 +13,7 @@ Change ``services`` below when a provider's contract says otherwise.
 The sum limits (1.00 som to 100 000.00 som per payment) are placeholders until the operator's
 contracts with the providers give the real figures. The default allow-list is loopback only: a
 provider's real addresses come from its contract and are set by the operator in
-``TAMGA_OSMP_ALLOW`` (read by ``signing_api.osmp``; this package performs no I/O).
+``TAMGA_OSMP_ALLOW`` (read by ``signing_api.web.billing.osmp``; this package performs no I/O).
 """
 
 from __future__ import annotations

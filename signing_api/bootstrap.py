@@ -24,8 +24,8 @@ from hsm.softhsm import init_token, is_softhsm, token_labels, write_config
 from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
 from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
-from signing_api.health import HEALTH_KEY, ensure_health_key
 from signing_api.runtime import Runtime, point_softhsm_at_home
+from signing_api.web.public.health import HEALTH_KEY, ensure_health_key
 
 __all__ = ["InitReport", "initialise", "publish_ca_files"]
 

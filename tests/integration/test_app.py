@@ -16,11 +16,11 @@ from ca import ensure_hierarchy
 from db import AuditEntry
 from policies.roles import ClientRole
 from signing_api.app import create_app
-from signing_api.auth import require_client
 from signing_api.clients import create_client
 from signing_api.config import Config
-from signing_api.health import ensure_health_key
 from signing_api.runtime import Runtime
+from signing_api.web.auth import require_client
+from signing_api.web.public.health import ensure_health_key
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

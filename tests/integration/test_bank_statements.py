@@ -441,7 +441,7 @@ def test_the_cash_desk_records_a_receipt_once(
 
 
 def _osmp(db: sessionmaker[Session], txn_id: str, account: str, amount: int, when: str) -> None:
-    """A terminal payment as signing_api.osmp records it (txn_date is Bishkek time)."""
+    """A terminal payment as signing_api.web.billing.osmp records it (txn_date is Bishkek time)."""
     local = datetime.strptime(when, "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo("Asia/Bishkek"))
     paid_at = local.astimezone(UTC)
     with db.begin() as s:

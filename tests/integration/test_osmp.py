@@ -31,10 +31,10 @@ import billing
 from billing.models import LedgerTransaction, Payment
 from db import AuditEntry, make_engine, make_session_factory
 from policies.providers import PROVIDERS, Provider, provider_allows
-from signing_api import osmp
 from signing_api.app import create_app
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
+from signing_api.web.billing import osmp
 from tests.integration.test_serve import server  # noqa: F401 - the real-gunicorn fixture
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]

@@ -20,7 +20,7 @@ from ca import CACertificate, active_certificate
 from ca.tsa import TimeStampRefused, ensure_tsa, timestamp_token
 from db import AuditEntry, verify_chain
 from policies.tsa import TSA, TSA_POLICY_OID
-from signing_api.tsa_http import MAX_REQUEST_BYTES
+from signing_api.web.public.tsa import MAX_REQUEST_BYTES
 from tests.ca_fixtures import CA_NOW, CA_URL, CaApi
 from tests.pki_tools import openssl_verify, pkilint, write_pem
 from tests.tamga_fixtures import RunTamga

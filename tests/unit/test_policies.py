@@ -7,7 +7,7 @@ import pytest
 from policies.ca_profiles import ISSUING_CA, ROOT_CA, CAProfile
 from policies.keys import SUPPORTED_KEY_SPECS, KeyAlgorithm, KeySpec, SignatureScheme
 from signing_api.config import Config, ConfigError
-from signing_api.problems import PROBLEM_TYPES, Problem
+from signing_api.web.problems import PROBLEM_TYPES, Problem
 
 
 def test_key_specs_round_trip() -> None:

@@ -31,8 +31,9 @@ from ca.issuance import (
 )
 from ca.models import Certificate, Holder
 from policies.roles import ClientRole
-from signing_api.auth import require_client
-from signing_api.ca_common import (
+from signing_api.cloud.credentials import SigningRefused, check_pin, enrol
+from signing_api.web.auth import require_client
+from signing_api.web.common import (
     acting_holder,
     actor,
     ca_refusals,
@@ -44,18 +45,17 @@ from signing_api.ca_common import (
     runtime,
     visible_inns,
 )
-from signing_api.credentials import SigningRefused, check_pin, enrol
-from signing_api.problems import Problem
+from signing_api.web.problems import Problem
 
 __all__ = [
     "OPENAPI",
+    "blueprint",
     "certificate_json",
-    "certificates_api",
     "chain_pem",
     "request_key",
 ]
 
-certificates_api = Blueprint("certificates", __name__)
+blueprint = Blueprint("certificates", __name__)
 
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
@@ -130,7 +130,7 @@ def _visible_certificate(session: Session, serial: str) -> Certificate:
     return row
 
 
-@certificates_api.post("/api/v1/certificates")
+@blueprint.post("/api/v1/certificates")
 @require_client(*_CALLERS)
 def issue() -> Response:
     body = json_body()
@@ -197,7 +197,7 @@ def _enrol(serial: str, pin: object, moment: datetime, who: str) -> str:
         raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
 
 
-@certificates_api.post("/api/v1/certificates/<serial>/activation")
+@blueprint.post("/api/v1/certificates/<serial>/activation")
 @require_client(*_CALLERS)
 def activate(serial: str) -> Response:
     """Set the PIN and OTP of a cloud certificate issued without them (its holder only)."""
@@ -215,7 +215,7 @@ def activate(serial: str) -> Response:
     )
 
 
-@certificates_api.get("/api/v1/certificates/<serial>")
+@blueprint.get("/api/v1/certificates/<serial>")
 @require_client(*_CALLERS)
 def show(serial: str) -> Response:
     moment = now()
@@ -237,7 +237,7 @@ def _int_arg(name: str, low: int, high: int) -> int | None:
     return int(raw)
 
 
-@certificates_api.get("/api/v1/certificates")
+@blueprint.get("/api/v1/certificates")
 @require_client(*_CALLERS)
 def listing() -> Response:
     """Certificates the caller may see; ``expiring_within_days=N`` for the renewal notice."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from signing_api.cli.root import cli
+
 if TYPE_CHECKING:
     from billing.document_data import DocumentRequest
 
@@ -26,7 +28,7 @@ __all__ = ["billing_group"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group("billing")
+@cli.group("billing")
 def billing_group() -> None:
     """Prepaid balances: accounts, payments in, statements, documents, the ledger check."""
 
@@ -61,7 +63,7 @@ def _now() -> datetime:
 
 
 def _actor() -> str:
-    from signing_api.cli import _operator
+    from signing_api.cli.root import operator as _operator
 
     return f"cli:{_operator()}"
 
@@ -93,7 +95,7 @@ def _inn(_ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def _day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    from signing_api.billing_api import parse_day
+    from signing_api.web.billing.accounts import parse_day
 
     if value is None:
         return None
@@ -104,7 +106,7 @@ def _day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 
 def _money(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from signing_api.billing_api import parse_som
+    from signing_api.web.billing.accounts import parse_som
 
     if value is None:
         return None
@@ -155,7 +157,7 @@ _TO = click.option("--to", "end", callback=_day, metavar="YYYY-MM-DD", help="las
 def open_account(inn: str, name: str) -> None:
     """Open a subscriber's prepaid account (the same INN and name again changes nothing)."""
     import billing
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     name = " ".join(name.split())
     if not name or len(name) > 300:
@@ -174,8 +176,8 @@ def open_account(inn: str, name: str) -> None:
 @_refusals
 def show(inn: str, as_json: bool) -> None:
     """Balance and service state of a subscriber."""
-    from signing_api.billing_api import account_json
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
+    from signing_api.web.billing.accounts import account_json
 
     with _runtime().transaction() as session:
         view = account_json(session, inn, now=_now())
@@ -208,8 +210,8 @@ def show(inn: str, as_json: bool) -> None:
 @_refusals
 def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> None:
     """Receipts ("Поступления"): every payment that reached the subscriber."""
-    from signing_api.billing_api import receipts_json
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
+    from signing_api.web.billing.accounts import receipts_json
 
     _period(start, end)
     with _runtime().transaction() as session:
@@ -234,8 +236,8 @@ def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> N
 @_refusals
 def statement(inn: str, start: date, end: date, as_json: bool) -> None:
     """Every movement of the balance from --from to --to (Bishkek days, both included)."""
-    from signing_api.billing_api import statement_json
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
+    from signing_api.web.billing.accounts import statement_json
 
     _period(start, end)
     with _runtime().transaction() as session:
@@ -285,7 +287,7 @@ def document(
     """Write a billing document as PDF: act (--from --to), invoice (--transaction | --month),
     payment-invoice (--service --amount)."""
     from billing.document_data import document_for, local_date, render
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     _period(start, end)
     wanted = _document_request(kind, start, end, transaction, month, service, amount)
@@ -308,7 +310,7 @@ def _document_request(
     amount: int | None,
 ) -> DocumentRequest:
     from billing.document_data import DocumentRequest
-    from signing_api.billing_api import parse_month
+    from signing_api.web.billing.accounts import parse_month
 
     year_month = None
     if month is not None:
@@ -343,7 +345,7 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
     import billing
     from billing.document_data import local_date
     from policies.tariffs import TARIFFS, UnknownTariff
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     now = _now()
     if not tariff.startswith("cert:"):
@@ -380,7 +382,7 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
     """Terminate a contract: the balance moves to refunds payable; no more payments or charges."""
     import billing
     from billing.document_data import account_period, reconciliation_act, render
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     reason = " ".join(reason.split())
     if not reason:
@@ -410,7 +412,7 @@ def accrue_penalties(on: date | None) -> None:
     """Charge the §18.6 penalty (1 %/day) on overdue debts; run daily, safe to run twice."""
     import billing
     from billing.document_data import local_date
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     now = _now()
     day = on or local_date(now)
@@ -426,7 +428,7 @@ def accrue_penalties(on: date | None) -> None:
 def check() -> None:
     """Recompute every balance from the journal; exit 1 and name each drift if any."""
     import billing
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     with _runtime().transaction() as session:
         count, drifts = billing.check_balances(session)
@@ -435,8 +437,3 @@ def check() -> None:
     if drifts:
         raise click.ClickException(f"ledger drift: {len(drifts)} found, {count} accounts checked")
     click.echo(f"ledger consistent: {count} accounts checked")
-
-
-# Commands that import payments (bank statements, cash desk, provider registries) live in their
-# own module and register themselves on this group.
-from signing_api import cli_payments  # noqa: E402, F401

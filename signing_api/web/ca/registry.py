@@ -23,8 +23,9 @@ from ca import powers, registrations, registry
 from ca.models import Holder, PowerOfAttorney, RegistrationRequest, Subscriber
 from policies.calendar import local_date
 from policies.roles import ClientRole
-from signing_api.auth import require_client
-from signing_api.ca_common import (
+from signing_api.clients import ApiClient
+from signing_api.web.auth import require_client
+from signing_api.web.common import (
     actor,
     ca_transaction,
     grant,
@@ -35,21 +36,20 @@ from signing_api.ca_common import (
     require_visible,
     visible_inns,
 )
-from signing_api.clients import ApiClient
-from signing_api.problems import Problem
+from signing_api.web.problems import Problem
 
 __all__ = [
     "OPENAPI",
+    "blueprint",
     "holder_json",
     "power_json",
     "powers_json",
     "registration_json",
-    "registry_api",
     "submitter_client",
     "subscriber_json",
 ]
 
-registry_api = Blueprint("registry", __name__)
+blueprint = Blueprint("registry", __name__)
 
 _BOTH = (ClientRole.OFFICER, ClientRole.PORTAL)
 _OFFICER = ClientRole.OFFICER
@@ -199,7 +199,7 @@ def _registration_visible(session: Session, request_id: int) -> RegistrationRequ
 # --- subscribers -------------------------------------------------------------------------------
 
 
-@registry_api.post("/api/v1/subscribers")
+@blueprint.post("/api/v1/subscribers")
 @require_client(*_BOTH)
 def create_subscriber() -> Response:
     data, moment = json_body(), now()
@@ -217,7 +217,7 @@ def create_subscriber() -> Response:
     return reply(view, 201 if created else 200, location=f"/api/v1/subscribers/{view['inn']}")
 
 
-@registry_api.get("/api/v1/subscribers")
+@blueprint.get("/api/v1/subscribers")
 @require_client(*_BOTH)
 def list_subscribers() -> Response:
     with ca_transaction() as session:
@@ -225,7 +225,7 @@ def list_subscribers() -> Response:
         return reply({"subscribers": [subscriber_json(r) for r in rows]})
 
 
-@registry_api.get("/api/v1/subscribers/<inn>")
+@blueprint.get("/api/v1/subscribers/<inn>")
 @require_client(*_BOTH)
 def show_subscriber(inn: str) -> Response:
     with ca_transaction() as session:
@@ -233,7 +233,7 @@ def show_subscriber(inn: str) -> Response:
         return reply(subscriber_json(registry.get_subscriber(session, inn)))
 
 
-@registry_api.patch("/api/v1/subscribers/<inn>")
+@blueprint.patch("/api/v1/subscribers/<inn>")
 @require_client(_OFFICER)
 def change_subscriber(inn: str) -> Response:
     data, moment = json_body(), now()
@@ -242,7 +242,7 @@ def change_subscriber(inn: str) -> Response:
         return reply(subscriber_json(row))
 
 
-@registry_api.get("/api/v1/subscribers/<inn>/holders")
+@blueprint.get("/api/v1/subscribers/<inn>/holders")
 @require_client(*_BOTH)
 def list_holders(inn: str) -> Response:
     with ca_transaction() as session:
@@ -263,7 +263,7 @@ def _foreign_json(row: Any) -> dict[str, Any]:
     }
 
 
-@registry_api.post("/api/v1/subscribers/<inn>/foreign-access")
+@blueprint.post("/api/v1/subscribers/<inn>/foreign-access")
 @require_client(_OFFICER)
 def add_foreign_access(inn: str) -> Response:
     """Register a static IP the subscriber may use from abroad (§3.6), on its request."""
@@ -273,7 +273,7 @@ def add_foreign_access(inn: str) -> Response:
         return reply(_foreign_json(row), 201)
 
 
-@registry_api.get("/api/v1/subscribers/<inn>/foreign-access")
+@blueprint.get("/api/v1/subscribers/<inn>/foreign-access")
 @require_client(*_BOTH)
 def list_foreign_access(inn: str) -> Response:
     with ca_transaction() as session:
@@ -285,7 +285,7 @@ def list_foreign_access(inn: str) -> Response:
 # --- holders -----------------------------------------------------------------------------------
 
 
-@registry_api.post("/api/v1/holders")
+@blueprint.post("/api/v1/holders")
 @require_client(*_BOTH)
 def create_holder() -> Response:
     data, moment = json_body(), now()
@@ -296,7 +296,7 @@ def create_holder() -> Response:
     return reply(view, 201, location=f"/api/v1/holders/{view['id']}")
 
 
-@registry_api.get("/api/v1/holders/<int:holder_id>")
+@blueprint.get("/api/v1/holders/<int:holder_id>")
 @require_client(*_BOTH)
 def show_holder(holder_id: int) -> Response:
     with ca_transaction() as session:
@@ -304,7 +304,7 @@ def show_holder(holder_id: int) -> Response:
         return reply(holder_json(holder, officer=is_officer()))
 
 
-@registry_api.patch("/api/v1/holders/<int:holder_id>")
+@blueprint.patch("/api/v1/holders/<int:holder_id>")
 @require_client(_OFFICER)
 def change_holder(holder_id: int) -> Response:
     data, moment = json_body(), now()
@@ -318,7 +318,7 @@ def change_holder(holder_id: int) -> Response:
 # --- registration requests ---------------------------------------------------------------------
 
 
-@registry_api.post("/api/v1/registrations")
+@blueprint.post("/api/v1/registrations")
 @require_client(*_BOTH)
 def submit_registration() -> Response:
     data, moment = json_body(), now()
@@ -333,7 +333,7 @@ def submit_registration() -> Response:
     return reply(view, 201, location=f"/api/v1/registrations/{view['id']}")
 
 
-@registry_api.get("/api/v1/registrations")
+@blueprint.get("/api/v1/registrations")
 @require_client(*_BOTH)
 def list_registrations() -> Response:
     status, moment = request.args.get("status") or None, now()
@@ -346,7 +346,7 @@ def list_registrations() -> Response:
     return reply({"registrations": views})
 
 
-@registry_api.get("/api/v1/registrations/<int:request_id>")
+@blueprint.get("/api/v1/registrations/<int:request_id>")
 @require_client(*_BOTH)
 def show_registration(request_id: int) -> Response:
     moment = now()
@@ -355,7 +355,7 @@ def show_registration(request_id: int) -> Response:
         return reply(registration_json(row, now=moment, officer=is_officer()))
 
 
-@registry_api.post("/api/v1/registrations/<int:request_id>/approve")
+@blueprint.post("/api/v1/registrations/<int:request_id>/approve")
 @require_client(_OFFICER)
 def approve_registration(request_id: int) -> Response:
     data, moment = _body_or_empty(), now()
@@ -372,7 +372,7 @@ def approve_registration(request_id: int) -> Response:
         return reply(registration_json(row, now=moment, officer=True))
 
 
-@registry_api.post("/api/v1/registrations/<int:request_id>/reject")
+@blueprint.post("/api/v1/registrations/<int:request_id>/reject")
 @require_client(_OFFICER)
 def reject_registration(request_id: int) -> Response:
     data, moment = json_body(), now()
@@ -390,7 +390,7 @@ def reject_registration(request_id: int) -> Response:
 # --- powers of attorney ------------------------------------------------------------------------
 
 
-@registry_api.post("/api/v1/powers-of-attorney")
+@blueprint.post("/api/v1/powers-of-attorney")
 @require_client(*_BOTH)
 def create_power() -> Response:
     data, moment = json_body(), now()
@@ -404,7 +404,7 @@ def create_power() -> Response:
     return reply(view, 201 if created else 200, location=location)
 
 
-@registry_api.get("/api/v1/powers-of-attorney")
+@blueprint.get("/api/v1/powers-of-attorney")
 @require_client(*_BOTH)
 def list_powers() -> Response:
     raw, moment = request.args.get("holder_id", ""), now()
@@ -419,7 +419,7 @@ def list_powers() -> Response:
         return reply(powers_json(session, int(raw), now=moment))
 
 
-@registry_api.post("/api/v1/powers-of-attorney/<int:power_id>/revoke")
+@blueprint.post("/api/v1/powers-of-attorney/<int:power_id>/revoke")
 @require_client(*_BOTH)
 def revoke_power(power_id: int) -> Response:
     data, moment = json_body(), now()

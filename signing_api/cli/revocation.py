@@ -10,16 +10,17 @@ from datetime import UTC, datetime
 
 import click
 
-from signing_api.cli_certificates import ca_refusals, cli_actor
+from signing_api.cli.ca import ca
+from signing_api.cli.certificates import ca_refusals, cli_actor
 
-__all__ = ["register"]
+__all__: list[str] = []
 
 
 def _after(row_id: int, now: datetime) -> str:
     from ca.models import Certificate
     from ca.revocation import destroy_revoked_key
     from crl import refresh_crl, write_crl_files
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     rt = _runtime()
     with rt.transaction() as session:
@@ -36,7 +37,7 @@ def _after(row_id: int, now: datetime) -> str:
 def _change(serial: str, action: str, **options: object) -> None:
     from ca.issuance import get_certificate
     from ca.revocation import Actor, resume, revoke, suspend
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     now = datetime.now(UTC)
     who = Actor(cli_actor(), officer=True)
@@ -64,45 +65,44 @@ def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     return moment
 
 
-def register(ca: click.Group) -> None:
-    """Add this module's commands to the ``tamga ca`` group."""
+@ca.command("revoke")
+@click.argument("serial")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(
+        [
+            "unspecified",
+            "keyCompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+        ]
+    ),
+)
+@click.option("--invalidity-date", callback=_instant, help="keyCompromise: since when")
+@click.option("--note", help="why, for the journal")
+@ca_refusals
+def revoke_command(
+    serial: str, reason: str, invalidity_date: datetime | None, note: str | None
+) -> None:
+    """Revoke a certificate for good."""
+    _change(serial, "revoke", reason=reason, invalidity_date=invalidity_date, note=note)
 
-    @ca.command("revoke")
-    @click.argument("serial")
-    @click.option(
-        "--reason",
-        required=True,
-        type=click.Choice(
-            [
-                "unspecified",
-                "keyCompromise",
-                "affiliationChanged",
-                "superseded",
-                "cessationOfOperation",
-            ]
-        ),
-    )
-    @click.option("--invalidity-date", callback=_instant, help="keyCompromise: since when")
-    @click.option("--note", help="why, for the journal")
-    @ca_refusals
-    def revoke_command(
-        serial: str, reason: str, invalidity_date: datetime | None, note: str | None
-    ) -> None:
-        """Revoke a certificate for good."""
-        _change(serial, "revoke", reason=reason, invalidity_date=invalidity_date, note=note)
 
-    @ca.command("suspend")
-    @click.argument("serial")
-    @click.option("--note", help="why, for the journal")
-    @ca_refusals
-    def suspend_command(serial: str, note: str | None) -> None:
-        """Suspend a certificate (certificateHold)."""
-        _change(serial, "suspend", note=note)
+@ca.command("suspend")
+@click.argument("serial")
+@click.option("--note", help="why, for the journal")
+@ca_refusals
+def suspend_command(serial: str, note: str | None) -> None:
+    """Suspend a certificate (certificateHold)."""
+    _change(serial, "suspend", note=note)
 
-    @ca.command("resume")
-    @click.argument("serial")
-    @click.option("--note", help="why, for the journal")
-    @ca_refusals
-    def resume_command(serial: str, note: str | None) -> None:
-        """Lift a suspension."""
-        _change(serial, "resume", note=note)
+
+@ca.command("resume")
+@click.argument("serial")
+@click.option("--note", help="why, for the journal")
+@ca_refusals
+def resume_command(serial: str, note: str | None) -> None:
+    """Lift a suspension."""
+    _change(serial, "resume", note=note)

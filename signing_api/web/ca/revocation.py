@@ -21,8 +21,9 @@ from ca.models import Certificate
 from ca.revocation import Actor, destroy_revoked_key, resume, revoke, suspend
 from hsm import HSMError
 from policies.roles import ClientRole
-from signing_api.auth import require_client
-from signing_api.ca_common import (
+from signing_api.web.auth import require_client
+from signing_api.web.ca.certificates import certificate_json
+from signing_api.web.common import (
     acting_holder,
     actor,
     ca_transaction,
@@ -33,14 +34,13 @@ from signing_api.ca_common import (
     require_visible,
     runtime,
 )
-from signing_api.certificates_api import certificate_json
-from signing_api.crl_http import refresh_published
-from signing_api.problems import Problem
+from signing_api.web.problems import Problem
+from signing_api.web.public.crl import refresh_published
 
-__all__ = ["OPENAPI", "after_status_change", "parse_instant", "revocation_api"]
+__all__ = ["OPENAPI", "after_status_change", "blueprint", "parse_instant"]
 
 log = logging.getLogger(__name__)
-revocation_api = Blueprint("revocation", __name__)
+blueprint = Blueprint("revocation", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 
 
@@ -107,19 +107,19 @@ def _change(serial: str, action: str) -> Response:
     return reply(view)
 
 
-@revocation_api.post("/api/v1/certificates/<serial>/revoke")
+@blueprint.post("/api/v1/certificates/<serial>/revoke")
 @require_client(*_CALLERS)
 def revoke_certificate(serial: str) -> Response:
     return _change(serial, "revoke")
 
 
-@revocation_api.post("/api/v1/certificates/<serial>/suspend")
+@blueprint.post("/api/v1/certificates/<serial>/suspend")
 @require_client(*_CALLERS)
 def suspend_certificate(serial: str) -> Response:
     return _change(serial, "suspend")
 
 
-@revocation_api.post("/api/v1/certificates/<serial>/resume")
+@blueprint.post("/api/v1/certificates/<serial>/resume")
 @require_client(*_CALLERS)
 def resume_certificate(serial: str) -> Response:
     return _change(serial, "resume")

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from policies.billing import BUSINESS_TIME_ZONE
-from signing_api.cli_billing import _refusals, _som, billing_group
+from signing_api.cli.billing import _refusals, _som, billing_group
 
 if TYPE_CHECKING:
     from billing.bank import ImportSummary, LineInfo
@@ -42,7 +42,7 @@ def _now() -> datetime:
 
 
 def _actor() -> str:
-    from signing_api.cli import _operator
+    from signing_api.cli.root import operator as _operator
 
     return f"cli:{_operator()}"
 
@@ -76,7 +76,7 @@ def import_statement_command(file: Path) -> None:
     imported once. Malformed lines are listed and not imported.
     """
     from billing import bank
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     parsed = bank.parse_statement(_read(file))
     runtime = _runtime()
@@ -145,7 +145,7 @@ def _print_summary(file: Path, summary: ImportSummary) -> None:
 def suspense_command() -> None:
     """List the open suspense lines: bank money nobody could match to a subscriber yet."""
     from billing import bank
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     with _runtime().transaction() as session:
         open_lines = bank.suspense_lines(session)
@@ -178,7 +178,7 @@ def _print_line(line: LineInfo) -> None:
 def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
     """Assign suspense LINE to a subscriber: the money moves from suspense to it. Once."""
     from billing import balance, bank
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     if (inn is None) == (account is None):
         raise click.ClickException("give exactly one of --inn INN or --account NUMBER")
@@ -206,7 +206,7 @@ def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
 def cash_command(number: str, amount: str, inn: str, day: str | None) -> None:
     """Record a cash-desk receipt. The same number again prints the original receipt."""
     from billing import bank
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     tyiyn = bank.parse_amount(amount)
     now = _now()
@@ -248,7 +248,7 @@ def reconcile_command(provider: str, file: Path, day: str | None) -> None:
     """
     from billing.reconcile import parse_registry, reconcile, registry_day
     from policies.providers import PROVIDERS
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     if provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))

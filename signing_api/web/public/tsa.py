@@ -23,13 +23,13 @@ from ca.errors import HierarchyNotReady
 from ca.tsa import TSAUnavailable, rejection_response, timestamp_response
 from hsm import HSMError
 from policies.tsa import TSA
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.problems import Problem
 
-__all__ = ["MAX_REQUEST_BYTES", "OPENAPI", "tsa_http"]
+__all__ = ["MAX_REQUEST_BYTES", "OPENAPI", "blueprint"]
 
 log = logging.getLogger("tamga.tsa")
-tsa_http = Blueprint("tsa_http", __name__)
+blueprint = Blueprint("tsa_http", __name__)
 
 ACTOR = "http:tsa"
 QUERY_TYPE = "application/timestamp-query"
@@ -63,7 +63,7 @@ def _request_body() -> bytes:
     return body
 
 
-@tsa_http.post("/tsa")
+@blueprint.post("/tsa")
 def timestamp() -> Response:
     body = _request_body()
     clock = current_app.config.get("TAMGA_CLOCK")  # tests move time; production has none
@@ -81,7 +81,7 @@ def timestamp() -> Response:
     return _reply(der)
 
 
-@tsa_http.get(f"/ca/{TSA.name}.crt")
+@blueprint.get(f"/ca/{TSA.name}.crt")
 def tsa_certificate() -> Response:
     """The TSA certificate (DER), for verifiers of tokens requested without certReq."""
     with _runtime().transaction() as session:

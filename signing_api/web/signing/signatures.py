@@ -32,21 +32,21 @@ from ca.hierarchy import active_certificate
 from ca.tsa import TSAUnavailable, timestamp_token
 from hsm import HSMError
 from policies.roles import ClientRole
-from signing_api.auth import require_client
-from signing_api.ca_common import actor, now, reply, require_visible, runtime
-from signing_api.credentials import (
+from signing_api.cloud.credentials import (
     CloudSignature,
     SigningRefused,
     check_signing_allowed,
     consume,
     record_signatures,
 )
-from signing_api.csc import CSCError, check_maintenance, credential_for
-from signing_api.problems import Problem
+from signing_api.web.auth import require_client
+from signing_api.web.common import actor, now, reply, require_visible, runtime
+from signing_api.web.problems import Problem
+from signing_api.web.signing.csc import CSCError, check_maintenance, credential_for
 
-__all__ = ["OPENAPI", "signature_json", "signatures_api"]
+__all__ = ["OPENAPI", "blueprint", "signature_json"]
 
-signatures_api = Blueprint("signatures", __name__)
+blueprint = Blueprint("signatures", __name__)
 _HEX = re.compile(r"[0-9a-f]{64}")
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
@@ -124,7 +124,7 @@ def _token_serial(cms_der: bytes) -> str | None:
     return None
 
 
-@signatures_api.post("/api/v1/signatures")
+@blueprint.post("/api/v1/signatures")
 @require_client(ClientRole.PORTAL)
 def sign_document() -> Response:
     body = request.get_json(silent=True)
@@ -200,7 +200,7 @@ def _visible(session: Session, signature_id: int) -> CloudSignature:
     return row
 
 
-@signatures_api.get("/api/v1/signatures/<int:signature_id>")
+@blueprint.get("/api/v1/signatures/<int:signature_id>")
 @require_client(ClientRole.OFFICER, ClientRole.PORTAL)
 def show(signature_id: int) -> Response:
     with runtime().transaction() as session:

@@ -16,7 +16,9 @@ from typing import Any, TypeVar, cast
 
 import click
 
-__all__ = ["register"]
+from signing_api.cli.ca import ca
+
+__all__: list[str] = []
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,13 +57,13 @@ def _now() -> datetime:
 
 
 def _actor() -> str:
-    from signing_api.cli import _operator
+    from signing_api.cli.root import operator as _operator
 
     return f"cli:{_operator()}"
 
 
 def _transaction() -> Any:
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     return _runtime().transaction()
 
@@ -110,10 +112,8 @@ def poa_group() -> None:
     """Powers of attorney of tax representatives (§3.2)."""
 
 
-def register(ca: click.Group) -> None:
-    """Add this module's commands to the ``tamga ca`` group."""
-    for group in (subscriber_group, holder_group, registration_group, poa_group):
-        ca.add_command(group)
+for _group in (subscriber_group, holder_group, registration_group, poa_group):
+    ca.add_command(_group)
 
 
 # --- subscribers -------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def subscriber_add(
 ) -> None:
     """Register a subscriber and open its billing account (the same data again: no change)."""
     from ca import registry
-    from signing_api.registry_api import subscriber_json
+    from signing_api.web.ca.registry import subscriber_json
 
     data = {"inn": inn, "name": name, "legal_form": legal_form, "locality": locality}
     with _transaction() as session:
@@ -161,7 +161,7 @@ def subscriber_add(
 def subscriber_show(inn: str, as_json: bool) -> None:
     """A subscriber's requisites and holders."""
     from ca import registry
-    from signing_api.registry_api import holder_json, subscriber_json
+    from signing_api.web.ca.registry import holder_json, subscriber_json
 
     with _transaction() as session:
         view = subscriber_json(registry.get_subscriber(session, inn))
@@ -180,7 +180,7 @@ def subscriber_show(inn: str, as_json: bool) -> None:
 def subscriber_list(as_json: bool) -> None:
     """Every subscriber, by INN."""
     from ca import registry
-    from signing_api.registry_api import subscriber_json
+    from signing_api.web.ca.registry import subscriber_json
 
     with _transaction() as session:
         views = [subscriber_json(r) for r in registry.list_subscribers(session)]
@@ -222,7 +222,7 @@ def holder_add(
 ) -> None:
     """Register a holder for a subscriber."""
     from ca import registry
-    from signing_api.registry_api import holder_json
+    from signing_api.web.ca.registry import holder_json
 
     data = {"inn": inn, "full_name": full_name, "position": position}
     data |= {"passport_series": passport_series, "email": email, "phone": phone}
@@ -243,7 +243,7 @@ def holder_add(
 def holder_show(holder_id: int, as_json: bool) -> None:
     """A holder's requisites."""
     from ca import registry
-    from signing_api.registry_api import holder_json
+    from signing_api.web.ca.registry import holder_json
 
     with _transaction() as session:
         view = holder_json(registry.get_holder(session, holder_id), officer=True)
@@ -260,7 +260,7 @@ def holder_show(holder_id: int, as_json: bool) -> None:
 def holder_list(inn: str, as_json: bool) -> None:
     """The holders of a subscriber."""
     from ca import registry
-    from signing_api.registry_api import holder_json
+    from signing_api.web.ca.registry import holder_json
 
     with _transaction() as session:
         views = [holder_json(h, officer=True) for h in registry.list_holders(session, inn)]
@@ -317,7 +317,7 @@ def registration_submit(
 ) -> None:
     """Record a registration request: a subscriber, its holder and the first certificate."""
     from ca import registrations
-    from signing_api.registry_api import registration_json
+    from signing_api.web.ca.registry import registration_json
 
     company = {k: fields[k] for k in ("inn", "name", "legal_form", "locality", "email")}
     holder = {k: fields[k] for k in ("full_name", "position", "passport_series", "phone")}
@@ -342,7 +342,7 @@ def registration_submit(
 def registration_list(status: str | None, as_json: bool) -> None:
     """Registration requests, oldest first; pending ones show their deadline."""
     from ca import registrations
-    from signing_api.registry_api import registration_json
+    from signing_api.web.ca.registry import registration_json
 
     now = _now()
     with _transaction() as session:
@@ -364,7 +364,7 @@ def registration_list(status: str | None, as_json: bool) -> None:
 def registration_show(request_id: int, as_json: bool) -> None:
     """One registration request."""
     from ca import registrations
-    from signing_api.registry_api import registration_json
+    from signing_api.web.ca.registry import registration_json
 
     now = _now()
     with _transaction() as session:
@@ -384,8 +384,8 @@ def registration_show(request_id: int, as_json: bool) -> None:
 def registration_approve(request_id: int, note: str | None, as_json: bool) -> None:
     """Approve: subscriber, holder and the payment account of the first certificate."""
     from ca import registrations
-    from signing_api.ca_common import grant
-    from signing_api.registry_api import registration_json, submitter_client
+    from signing_api.web.ca.registry import registration_json, submitter_client
+    from signing_api.web.common import grant
 
     now, actor = _now(), _actor()
     with _transaction() as session:
@@ -409,7 +409,7 @@ def registration_approve(request_id: int, note: str | None, as_json: bool) -> No
 def registration_reject(request_id: int, note: str, as_json: bool) -> None:
     """Reject a pending request with a reason."""
     from ca import registrations
-    from signing_api.registry_api import registration_json
+    from signing_api.web.ca.registry import registration_json
 
     now = _now()
     with _transaction() as session:
@@ -450,7 +450,7 @@ def _power_line(view: dict[str, Any]) -> str:
 def poa_add(as_json: bool, **fields: Any) -> None:
     """Record a served taxpayer's power of attorney for a holder."""
     from ca import powers
-    from signing_api.registry_api import power_json
+    from signing_api.web.ca.registry import power_json
 
     now = _now()
     with _transaction() as session:
@@ -468,7 +468,7 @@ def poa_add(as_json: bool, **fields: Any) -> None:
 @_refusals
 def poa_list(holder_id: int, as_json: bool) -> None:
     """A holder's powers of attorney and the taxpayers it may file for today."""
-    from signing_api.registry_api import powers_json
+    from signing_api.web.ca.registry import powers_json
 
     now = _now()
     with _transaction() as session:
@@ -490,7 +490,7 @@ def poa_list(holder_id: int, as_json: bool) -> None:
 def poa_revoke(power_id: int, note: str, as_json: bool) -> None:
     """Revoke a power of attorney (final)."""
     from ca import powers
-    from signing_api.registry_api import power_json
+    from signing_api.web.ca.registry import power_json
 
     now = _now()
     with _transaction() as session:

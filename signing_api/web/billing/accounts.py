@@ -42,15 +42,15 @@ from billing.termination import TerminationInfo, debt_outstanding
 from policies.identifiers import is_inn
 from policies.roles import ClientRole
 from policies.tariffs import TARIFFS, UnknownTariff
-from signing_api.auth import require_client
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.auth import require_client
+from signing_api.web.problems import Problem
 
 __all__ = [
     "BILLING_PROBLEMS",
     "OPENAPI",
     "account_json",
-    "billing_api",
+    "blueprint",
     "parse_day",
     "parse_month",
     "parse_som",
@@ -60,14 +60,14 @@ __all__ = [
     "termination_json",
 ]
 
-billing_api = Blueprint("billing_api", __name__)
+blueprint = Blueprint("billing_api", __name__)
 
 _READERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 _OFFICER = ClientRole.OFFICER
 
 # --- the billing part of the wire-error table --------------------------------------------------
 
-# BillingError subclasses → problem slugs (signing_api/problems.py). Looked up along the MRO,
+# BillingError subclasses → problem slugs (signing_api/web/problems.py). Looked up along the MRO,
 # so a subclass without its own row takes its parent's; anything else is a conflict.
 BILLING_PROBLEMS: dict[type[billing.BillingError], str] = {
     billing.InsufficientFunds: "insufficient-funds",
@@ -390,7 +390,7 @@ def _payment_account_json(info: billing.PaymentAccountInfo) -> dict[str, Any]:
 _ACCOUNT = "/api/v1/accounts/<inn>"
 
 
-@billing_api.post("/api/v1/accounts")
+@blueprint.post("/api/v1/accounts")
 @require_client(_OFFICER)
 def open_account() -> Response:
     fields = _body()
@@ -405,7 +405,7 @@ def open_account() -> Response:
     return _json(view, 201 if created else 200, location=f"/api/v1/accounts/{inn}")
 
 
-@billing_api.get(_ACCOUNT)
+@blueprint.get(_ACCOUNT)
 @require_client(*_READERS)
 def show_account(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -414,7 +414,7 @@ def show_account(inn: str) -> Response:
         return _json(account_json(session, inn, now=now), 200)
 
 
-@billing_api.get(f"{_ACCOUNT}/receipts")
+@blueprint.get(f"{_ACCOUNT}/receipts")
 @require_client(*_READERS)
 def list_receipts(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -425,7 +425,7 @@ def list_receipts(inn: str) -> Response:
         return _json(receipts_json(session, inn, start, end), 200)
 
 
-@billing_api.get(f"{_ACCOUNT}/statement")
+@blueprint.get(f"{_ACCOUNT}/statement")
 @require_client(*_READERS)
 def show_statement(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -437,7 +437,7 @@ def show_statement(inn: str) -> Response:
         return _json(statement_json(session, inn, start, end), 200)
 
 
-@billing_api.post(f"{_ACCOUNT}/cash-receipts")
+@blueprint.post(f"{_ACCOUNT}/cash-receipts")
 @require_client(_OFFICER)
 def record_cash_receipt(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -474,7 +474,7 @@ def record_cash_receipt(inn: str) -> Response:
     )
 
 
-@billing_api.post(f"{_ACCOUNT}/payment-accounts")
+@blueprint.post(f"{_ACCOUNT}/payment-accounts")
 @require_client(_OFFICER)
 def issue_payment_account(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -502,7 +502,7 @@ def issue_payment_account(inn: str) -> Response:
     return _json(_payment_account_json(info), 201 if info.created else 200)
 
 
-@billing_api.post(f"{_ACCOUNT}/termination")
+@blueprint.post(f"{_ACCOUNT}/termination")
 @require_client(_OFFICER)
 def terminate(inn: str) -> Response:
     inn = _path_inn(inn)
@@ -560,7 +560,7 @@ def _parse_service(text: str) -> str:
     return text
 
 
-@billing_api.get(f"{_ACCOUNT}/documents/<kind>")
+@blueprint.get(f"{_ACCOUNT}/documents/<kind>")
 @require_client(*_READERS)
 def document(inn: str, kind: str) -> Response:
     inn = _path_inn(inn)

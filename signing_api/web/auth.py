@@ -16,8 +16,8 @@ from flask import current_app, g, request
 from db import audit
 from policies.roles import ClientRole
 from signing_api.clients import ClientError, authenticate
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.problems import Problem
 
 __all__ = ["require_client"]
 

@@ -36,10 +36,10 @@ from ca.errors import (
 from ca.models import Holder
 from db import audit
 from policies.roles import ClientRole
-from signing_api.billing_api import problem_of
 from signing_api.clients import ClientSubscriber
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.billing.accounts import problem_of
+from signing_api.web.problems import Problem
 
 __all__ = [
     "HOLDER_HEADER",

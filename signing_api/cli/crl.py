@@ -16,6 +16,7 @@ import click
 from cryptography import x509
 
 from policies.crl import CRL_ISSUERS
+from signing_api.cli.root import cli
 
 __all__ = ["crl_group"]
 
@@ -41,7 +42,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@click.group("crl")
+@cli.group("crl")
 def crl_group() -> None:
     """Certificate revocation lists of the root and the issuing CA."""
 
@@ -58,7 +59,8 @@ def crl_group() -> None:
 def crl_publish(issuer: str) -> None:
     """Sign a new CRL now and write it for static serving."""
     from crl import ForeignIssuer, refresh_crl, write_crl_files
-    from signing_api.cli import _operator, _runtime
+    from signing_api.cli.root import open_runtime as _runtime
+    from signing_api.cli.root import operator as _operator
 
     runtime = _runtime()
     for name in CRL_ISSUERS if issuer == "all" else (issuer,):
@@ -90,7 +92,7 @@ def crl_publish(issuer: str) -> None:
 def crl_show(issuer: str) -> None:
     """Print the current CRL: number, dates and revoked certificates."""
     from crl import current_crl
-    from signing_api.cli import _runtime
+    from signing_api.cli.root import open_runtime as _runtime
 
     with _runtime().transaction() as session:
         issued = current_crl(session, issuer, datetime.now(UTC))

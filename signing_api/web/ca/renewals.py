@@ -38,8 +38,9 @@ from ca.renewal import (
 )
 from ca.revocation import Actor, authorise
 from policies.roles import ClientRole
-from signing_api.auth import require_client
-from signing_api.ca_common import (
+from signing_api.web.auth import require_client
+from signing_api.web.ca.certificates import certificate_json
+from signing_api.web.common import (
     acting_holder,
     actor,
     ca_refusals,
@@ -52,12 +53,11 @@ from signing_api.ca_common import (
     runtime,
     visible_inns,
 )
-from signing_api.certificates_api import certificate_json
-from signing_api.problems import Problem
+from signing_api.web.problems import Problem
 
-__all__ = ["OPENAPI", "renewal_json", "renewals_api"]
+__all__ = ["OPENAPI", "blueprint", "renewal_json"]
 
-renewals_api = Blueprint("renewals", __name__)
+blueprint = Blueprint("renewals", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 
 
@@ -125,7 +125,7 @@ def _visible_renewal(session: Session, renewal_id: int) -> RenewalRequest:
     return renewal
 
 
-@renewals_api.get("/api/v1/certificates/<serial>/renewal-request")
+@blueprint.get("/api/v1/certificates/<serial>/renewal-request")
 @require_client(*_CALLERS)
 def renewal_request(serial: str) -> Response:
     moment = now()
@@ -140,7 +140,7 @@ def renewal_request(serial: str) -> Response:
     return response
 
 
-@renewals_api.post("/api/v1/renewals")
+@blueprint.post("/api/v1/renewals")
 @require_client(*_CALLERS)
 def submit() -> Response:
     body = json_body()
@@ -171,7 +171,7 @@ def submit() -> Response:
     return reply(view, 201, location=f"/api/v1/renewals/{renewal.id}")
 
 
-@renewals_api.get("/api/v1/renewals")
+@blueprint.get("/api/v1/renewals")
 @require_client(*_CALLERS)
 def listing() -> Response:
     status = request.args.get("status")
@@ -189,14 +189,14 @@ def listing() -> Response:
     return reply({"renewals": items, "count": len(items)})
 
 
-@renewals_api.get("/api/v1/renewals/<int:renewal_id>")
+@blueprint.get("/api/v1/renewals/<int:renewal_id>")
 @require_client(*_CALLERS)
 def show(renewal_id: int) -> Response:
     with ca_transaction() as session:
         return reply(renewal_json(session, _visible_renewal(session, renewal_id)))
 
 
-@renewals_api.post("/api/v1/renewals/<int:renewal_id>/documents")
+@blueprint.post("/api/v1/renewals/<int:renewal_id>/documents")
 @require_client(*_CALLERS)
 def upload(renewal_id: int) -> Response:
     upload = request.files.get("file")
@@ -217,7 +217,7 @@ def upload(renewal_id: int) -> Response:
     return reply(body, 201)
 
 
-@renewals_api.post("/api/v1/renewals/<int:renewal_id>/approve")
+@blueprint.post("/api/v1/renewals/<int:renewal_id>/approve")
 @require_client(ClientRole.OFFICER)
 def approve(renewal_id: int) -> Response:
     body = json_body() if request.data else {}
@@ -233,7 +233,7 @@ def approve(renewal_id: int) -> Response:
         return reply(renewal_json(session, get_renewal(session, renewal_id)))
 
 
-@renewals_api.post("/api/v1/renewals/<int:renewal_id>/reject")
+@blueprint.post("/api/v1/renewals/<int:renewal_id>/reject")
 @require_client(ClientRole.OFFICER)
 def reject(renewal_id: int) -> Response:
     body = json_body()
@@ -243,7 +243,7 @@ def reject(renewal_id: int) -> Response:
         return reply(renewal_json(session, renewal))
 
 
-@renewals_api.post("/api/v1/certificates/<serial>/auto-renewal")
+@blueprint.post("/api/v1/certificates/<serial>/auto-renewal")
 @require_client(*_CALLERS)
 def auto_renewal(serial: str) -> Response:
     body = json_body()

@@ -33,23 +33,10 @@ def _der_certificate(name: str) -> dict[str, Any]:
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     """The whole document: the public routes below plus each route module's own fragment."""
-    from signing_api import (
-        billing_api,
-        certificates_api,
-        crl_http,
-        csc,
-        osmp,
-        registry_api,
-        renewals_api,
-        revocation_api,
-        signatures_api,
-        tsa_http,
-    )
+    from signing_api.web.blueprints import ROUTE_MODULES
 
     doc = _base_document(server_url)
-    fragments = (billing_api, osmp, crl_http, registry_api, certificates_api)
-    more = (revocation_api, renewals_api, tsa_http, csc, signatures_api)
-    for fragment in (m.OPENAPI for m in (*fragments, *more)):
+    for fragment in (m.OPENAPI for m in ROUTE_MODULES if hasattr(m, "OPENAPI")):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(entries)

@@ -52,8 +52,8 @@ from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn, is_payment_account
 from policies.providers import EDS, PROVIDERS, SOCHI, Provider, parse_network, provider_allows
 from signing_api.config import ConfigError
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.problems import Problem
 
 __all__ = [
     "ALLOW_VARIABLE",
@@ -61,13 +61,13 @@ __all__ = [
     "Reply",
     "Result",
     "allowed_networks",
-    "osmp",
+    "blueprint",
     "parse_allow",
     "result_of",
 ]
 
 log = logging.getLogger("tamga.osmp")
-osmp = Blueprint("osmp", __name__)
+blueprint = Blueprint("osmp", __name__)
 
 ALLOW_VARIABLE = "TAMGA_OSMP_ALLOW"
 _ALLOW_EXTENSION = "tamga.osmp_allow"  # app.extensions key: {provider: allowed_ips}
@@ -169,7 +169,7 @@ def parse_allow(text: str) -> dict[str, tuple[str, ...]]:
     return overrides
 
 
-@osmp.record_once
+@blueprint.record_once
 def _read_allow_variable(state: BlueprintSetupState) -> None:
     """Read ``TAMGA_OSMP_ALLOW`` once, when the app is built: a mistake stops the start."""
     state.app.extensions[_ALLOW_EXTENSION] = parse_allow(os.environ.get(ALLOW_VARIABLE, ""))
@@ -219,7 +219,7 @@ def _after_record(receipt: Receipt) -> None:
     """
 
 
-@osmp.route("/payments/osmp/<provider>", methods=["GET", "POST"])
+@blueprint.route("/payments/osmp/<provider>", methods=["GET", "POST"])
 def payment(provider: str) -> Response:
     found = PROVIDERS.get(provider)
     if found is None:

@@ -19,13 +19,13 @@ from ca.errors import HierarchyNotReady
 from crl import ForeignIssuer, IssuedCRL, refresh_crl, write_crl_files
 from hsm import HSMError
 from policies.crl import CRL_ISSUERS
-from signing_api.problems import Problem
 from signing_api.runtime import Runtime
+from signing_api.web.problems import Problem
 
-__all__ = ["OPENAPI", "crl_http", "crl_response", "refresh_published"]
+__all__ = ["OPENAPI", "blueprint", "crl_response", "refresh_published"]
 
 log = logging.getLogger("tamga.crl")
-crl_http = Blueprint("crl_http", __name__)
+blueprint = Blueprint("crl_http", __name__)
 
 ACTOR = "http:crl"
 
@@ -68,7 +68,7 @@ def crl_response(issued: IssuedCRL, now: datetime) -> Response:
     return response
 
 
-@crl_http.get("/crl/<name>.crl")
+@blueprint.get("/crl/<name>.crl")
 def crl_file(name: str) -> Response:
     if name not in CRL_ISSUERS:
         raise Problem("not-found", f"there is no CRL named {name!r}")

@@ -38,9 +38,7 @@ from hsm import HSMError, HSMToken
 from policies.keys import SignatureScheme
 from policies.roles import ClientRole
 from policies.signing import SIGNING_POLICY
-from signing_api.auth import require_client
-from signing_api.ca_common import actor, now, runtime, visible_inns
-from signing_api.credentials import (
+from signing_api.cloud.credentials import (
     SigningRefused,
     activation_of,
     authorize,
@@ -48,20 +46,22 @@ from signing_api.credentials import (
     consume,
     record_signatures,
 )
-from signing_api.problems import PROBLEM_TYPES, Problem
+from signing_api.web.auth import require_client
+from signing_api.web.common import actor, now, runtime, visible_inns
+from signing_api.web.problems import PROBLEM_TYPES, Problem
 
 __all__ = [
     "HASH_OIDS",
     "OPENAPI",
     "CSCError",
+    "blueprint",
     "check_maintenance",
     "credential_for",
-    "csc",
     "scheme_for",
 ]
 
 log = logging.getLogger(__name__)
-csc = Blueprint("csc", __name__, url_prefix="/csc/v1")
+blueprint = Blueprint("csc", __name__, url_prefix="/csc/v1")
 
 HASH_OIDS = {
     "2.16.840.1.101.3.4.2.1": "sha256",
@@ -89,7 +89,7 @@ class CSCError(Exception):
         super().__init__(description)
 
 
-@csc.errorhandler(CSCError)
+@blueprint.errorhandler(CSCError)
 def _on_csc_error(ex: CSCError) -> Response:
     response = jsonify({"error": ex.code, "error_description": ex.description})
     response.status_code = ex.status
@@ -99,12 +99,12 @@ def _on_csc_error(ex: CSCError) -> Response:
     return response
 
 
-@csc.errorhandler(SigningRefused)
+@blueprint.errorhandler(SigningRefused)
 def _on_refused(ex: SigningRefused) -> Response:
     return _on_csc_error(CSCError(ex.code, ex.message, ex.status))
 
 
-@csc.errorhandler(Problem)
+@blueprint.errorhandler(Problem)
 def _on_problem(ex: Problem) -> Response:
     status = PROBLEM_TYPES[ex.slug].status
     codes = {401: "invalid_token", 403: "access_denied"}
@@ -223,7 +223,7 @@ _METHODS = [
 ]
 
 
-@csc.post("/info")
+@blueprint.post("/info")
 def info() -> Response:
     base = runtime().config.public_url
     return jsonify(
@@ -240,7 +240,7 @@ def info() -> Response:
     )
 
 
-@csc.post("/credentials/list")
+@blueprint.post("/credentials/list")
 @_PORTAL
 def credentials_list() -> Response:
     body = _body()
@@ -280,7 +280,7 @@ def _key_info(cert: x509.Certificate, row: Certificate) -> dict[str, Any]:
     raise CSCError("server_error", "unsupported key type", 500)
 
 
-@csc.post("/credentials/info")
+@blueprint.post("/credentials/info")
 @_PORTAL
 def credentials_info() -> Response:
     body = _body()
@@ -343,7 +343,7 @@ def credentials_info() -> Response:
         return jsonify(answer)
 
 
-@csc.post("/credentials/authorize")
+@blueprint.post("/credentials/authorize")
 @_PORTAL
 def credentials_authorize() -> Response:
     body = _body()
@@ -380,7 +380,7 @@ def credentials_authorize() -> Response:
     return jsonify({"SAD": decided.sad, "expiresIn": decided.expires_in})
 
 
-@csc.post("/credentials/extendTransaction")
+@blueprint.post("/credentials/extendTransaction")
 @_PORTAL
 def credentials_extend() -> Response:
     """Not offered: every SAD is single-use and bound to its hashes (SCAL 2)."""
@@ -404,7 +404,7 @@ def _sign_hashes(
     return out
 
 
-@csc.post("/signatures/signHash")
+@blueprint.post("/signatures/signHash")
 @_PORTAL
 def signatures_sign_hash() -> Response:
     body = _body()
@@ -443,7 +443,7 @@ def signatures_sign_hash() -> Response:
     return jsonify({"signatures": [base64.b64encode(s).decode() for s in signatures]})
 
 
-@csc.post("/signatures/timestamp")
+@blueprint.post("/signatures/timestamp")
 @_PORTAL
 def signatures_timestamp() -> Response:
     """An RFC 3161 token from Tamga's TSA for one hash (CSC 1.0.4 §11.10)."""

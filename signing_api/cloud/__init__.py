@@ -1,0 +1,1 @@
+"""The cloud-signing domain: credentials (PIN, TOTP), SADs, signing and evidence. No Flask."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: blueprints by area, the problem table, authentication, OpenAPI."""

@@ -1,0 +1,1 @@
+"""signing_api.web.signing."""
