@@ -57,6 +57,7 @@ from billing.payments import Receipt, record_payment, record_unmatched
 from db import Base, DBError, UTCDateTime
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn, is_payment_account
+from policies.money import parse_som, som
 from policies.operator import BANK_PAYMENT_CODES
 
 __all__ = [
@@ -95,7 +96,6 @@ _BATCH = 500  # references per IN (...) query
 # number: "ИНН 01234567890123" and "ИНН01234567890123" both name the INN; a 20-digit bank
 # account number names nothing.
 _IDENTIFIER = re.compile(r"(?<![0-9])([0-9]{16}|[0-9]{14})(?![0-9])")
-_AMOUNT = re.compile(r"([0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)(?:[.,]([0-9]{1,2}))?")
 
 
 class StatementUnreadable(BillingError):
@@ -169,16 +169,10 @@ def parse_amount(text: str) -> int:
     Refuses signs, exponents, more than two decimals, zero and implausibly large amounts:
     money is never parsed through a float.
     """
-    match = _AMOUNT.fullmatch(text.strip())
-    if match is None:
-        raise InvalidAmount(f"{text.strip()!r} is not an amount in som (e.g. 1510.00)")
-    whole = int(re.sub(r"[^0-9]", "", match.group(1)))
-    tyiyn = whole * 100 + int((match.group(2) or "0").ljust(2, "0"))
-    if tyiyn <= 0:
-        raise InvalidAmount("an amount must be positive")
-    if tyiyn > ledger.MAX_AMOUNT:
-        raise InvalidAmount(f"{text.strip()!r} is implausibly large")
-    return tyiyn
+    try:
+        return parse_som(text, lenient=True)
+    except ValueError as ex:
+        raise InvalidAmount(str(ex)) from None
 
 
 def parse_date(text: str) -> date:
@@ -190,10 +184,6 @@ def parse_date(text: str) -> date:
         except ValueError:
             continue
     raise ValueError(f"{value!r} is not a date (DD.MM.YYYY or YYYY-MM-DD)")
-
-
-def _som(tyiyn: int) -> str:
-    return f"{tyiyn // 100}.{tyiyn % 100:02d}"
 
 
 def _local(moment: datetime | None) -> str:
@@ -522,7 +512,7 @@ def _already(entry: StatementEntry, existing: LineInfo) -> LineResult:
     if (existing.amount, existing.value_date) != (entry.amount, entry.value_date):
         detail = (
             f"reference {entry.reference} was imported before with "
-            f"{_som(existing.amount)} som on {existing.value_date:%d.%m.%Y} "
+            f"{som(existing.amount)} som on {existing.value_date:%d.%m.%Y} "
             f"(statement line #{existing.id}): refused"
         )
         return LineResult(entry.line_no, entry.reference, entry.amount, "rejected", detail, None)
@@ -734,7 +724,7 @@ class ReceiptConflict(IdempotencyConflict):
         self.original_id = original.id
         self.message = (
             f"cash receipt {number} was recorded on {_local(original.recorded_at)} for "
-            f"{_som(original.amount)} som to {original.account}: "
+            f"{som(original.amount)} som to {original.account}: "
             "a receipt number is used once"
         )
 

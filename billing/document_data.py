@@ -42,6 +42,7 @@ from billing.models import (
 )
 from billing.statements import statement
 from policies.billing import BUSINESS_TIME_ZONE
+from policies.money import som
 from policies.operator import BANK_PAYMENT_CODES, OPERATOR
 from policies.tariffs import TARIFFS, Revenue, UnknownTariff
 
@@ -299,7 +300,7 @@ def payment_invoice(
             if account.amount_due != amount:
                 raise InvalidAmount(
                     f"payment account {account.number} expects exactly "
-                    f"{account.amount_due // 100}.{account.amount_due % 100:02d} som"
+                    f"{som(account.amount_due)} som"
                 )
             purpose = f"Оплата ЭЦП, лицевой счет {account.number}"
     return PaymentInvoice(

@@ -30,6 +30,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 
+from policies.money import TYIYN_PER_SOM, som_grouped
 from policies.operator import BANK_PAYMENT_CODES, Requisites
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "PaymentInvoice",
     "ReconciliationAct",
     "amount_in_words",
-    "format_amount",
     "render_invoice",
     "render_payment_invoice",
     "render_reconciliation_act",
@@ -50,7 +50,6 @@ __all__ = [
 # Amounts
 # --------------------------------------------------------------------------------------------
 
-_TYIYN_PER_SOM = 100
 _MAX_SOM = 10**12  # words go up to "девятьсот девяносто девять миллиардов ..."
 
 
@@ -60,13 +59,6 @@ def _check_amount(field: str, value: int, *, positive: bool = False) -> None:
         raise TypeError(f"{field} must be an int (tyiyn), got {type(value).__name__}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{field} must be {'> 0' if positive else '>= 0'}, got {value}")
-
-
-def format_amount(tyiyn: int) -> str:
-    """Tyiyn as som with a space between thousands and a decimal comma: 151000 → "1 510,00"."""
-    sign = "-" if tyiyn < 0 else ""
-    som, rest = divmod(abs(tyiyn), _TYIYN_PER_SOM)
-    return f"{sign}{som:,}".replace(",", " ") + f",{rest:02d}"
 
 
 _UNITS_MASCULINE = ("", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять")
@@ -161,7 +153,7 @@ def amount_in_words(tyiyn: int) -> str:
     digits.
     """
     _check_amount("tyiyn", tyiyn)
-    som, rest = divmod(tyiyn, _TYIYN_PER_SOM)
+    som, rest = divmod(tyiyn, TYIYN_PER_SOM)
     if som >= _MAX_SOM:
         raise ValueError(f"amount too large to write in words: {tyiyn} tyiyn")
     words = _integer_in_words(som)
@@ -427,7 +419,7 @@ def _esc(text: str) -> str:
 
 def _money(tyiyn: int) -> str:
     # non-breaking spaces: a wrapped paragraph must not split "1 510,00" across lines
-    return format_amount(tyiyn).replace(" ", "\u00a0")
+    return som_grouped(tyiyn).replace(" ", "\u00a0")
 
 
 def _build_pdf(*, title: str, author: str, story: Callable[[], list[Any]]) -> bytes:
@@ -560,11 +552,11 @@ def _invoice_story(inv: Invoice) -> list[Any]:
                 str(index),
                 _para(line.description, s.cell),
                 str(line.quantity),
-                format_amount(line.unit_price),
-                format_amount(line.amount),
+                som_grouped(line.unit_price),
+                som_grouped(line.amount),
             ]
         )
-    rows.append(["Итого", "", "", "", format_amount(inv.total)])
+    rows.append(["Итого", "", "", "", som_grouped(inv.total)])
     widths = [10 * mm, _CONTENT_WIDTH - 92 * mm, 18 * mm, 32 * mm, 32 * mm]
     lines_table = _table(
         rows,
@@ -607,8 +599,8 @@ def render_invoice(inv: Invoice) -> bytes:
 def _balance_cells(balance: int) -> list[str]:
     """A signed balance in the Дебет (subscriber's debt) or Кредит (prepaid) column."""
     if balance < 0:
-        return [format_amount(-balance), ""]
-    return ["", format_amount(balance)]
+        return [som_grouped(-balance), ""]
+    return ["", som_grouped(balance)]
 
 
 def _act_outcome(act: ReconciliationAct) -> str:
@@ -639,12 +631,12 @@ def _act_story(act: ReconciliationAct) -> list[Any]:
             [
                 _date(line.on),
                 _para(line.document, s.cell),
-                format_amount(line.debit) if line.debit else "",
-                format_amount(line.credit) if line.credit else "",
+                som_grouped(line.debit) if line.debit else "",
+                som_grouped(line.credit) if line.credit else "",
             ]
         )
     rows.append(
-        ["Обороты за период", "", format_amount(act.total_debit), format_amount(act.total_credit)]
+        ["Обороты за период", "", som_grouped(act.total_debit), som_grouped(act.total_credit)]
     )
     rows.append(["Сальдо на конец периода", "", *_balance_cells(act.closing_balance)])
     totals = [
@@ -719,8 +711,8 @@ def _payment_invoice_story(p: PaymentInvoice) -> list[Any]:
     s = _styles()
     rows: list[list[Any]] = [
         ["№", "Наименование услуги", "Сумма, сом"],
-        ["1", _para(p.service, s.cell), format_amount(p.amount)],
-        ["Итого", "", format_amount(p.amount)],
+        ["1", _para(p.service, s.cell), som_grouped(p.amount)],
+        ["Итого", "", som_grouped(p.amount)],
     ]
     services = _table(
         rows,

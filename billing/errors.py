@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from policies.money import som
+
 __all__ = [
     "AccountExists",
     "AccountNotFound",
@@ -78,8 +80,8 @@ class InsufficientFunds(BillingError):
 
     def __init__(self, inn: str, amount: int, available: int) -> None:
         super().__init__(
-            f"the balance of {inn} does not cover {amount / 100:.2f} som: "
-            f"{available / 100:.2f} som available, {(amount - available) / 100:.2f} som due"
+            f"the balance of {inn} does not cover {som(amount)} som: "
+            f"{som(available)} som available, {som(amount - available)} som due"
         )
         self.inn = inn
         self.amount = amount

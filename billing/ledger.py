@@ -45,6 +45,7 @@ from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, Le
 from db import audit
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn
+from policies.money import MAX_AMOUNT
 from policies.tariffs import TARIFFS, Revenue, TariffSchedule
 
 __all__ = [
@@ -88,7 +89,6 @@ SUSPENSE = "liability:suspense"  # bank money nobody could match to a subscriber
 
 _BISHKEK = ZoneInfo(BUSINESS_TIME_ZONE)
 _PER_SUBSCRIBER = ("customer:", "receivable:", "refunds-payable:")
-MAX_AMOUNT = 10**13  # tyiyn: 100 billion som, far above any real payment; guards overflow
 
 
 def customer(inn: str) -> str:

@@ -32,6 +32,7 @@ from billing.errors import (
 )
 from billing.models import CustomerAccount, Payment, PaymentAccount
 from policies.identifiers import is_inn, is_payment_account, payment_account_number
+from policies.money import som
 from policies.providers import PROVIDERS
 from policies.tariffs import Revenue
 
@@ -183,9 +184,9 @@ def record_payment(
             actor=actor,
         )
     if target.amount_due is not None and amount < target.amount_due:
-        raise AmountTooSmall(f"payment account {account} expects {target.amount_due / 100:.2f}")
+        raise AmountTooSmall(f"payment account {account} expects {som(target.amount_due)}")
     if target.amount_due is not None and amount > target.amount_due:
-        raise AmountTooLarge(f"payment account {account} expects {target.amount_due / 100:.2f}")
+        raise AmountTooLarge(f"payment account {account} expects {som(target.amount_due)}")
     key = f"pay:{channel}:{provider}:{external_id}"
     description = _describe(channel, provider, external_id, target)
     posting = ledger.credit(

@@ -27,6 +27,7 @@ from billing.bank import business_midnight, parse_amount
 from billing.errors import BillingError
 from billing.models import Payment
 from policies.billing import BUSINESS_TIME_ZONE
+from policies.money import som
 
 __all__ = [
     "KINDS",
@@ -79,10 +80,6 @@ class Mismatch:
             field = "amount" if self.kind == "amount_differs" else "account"
             what = f"{field} differs: registry {self.theirs}, here {self.ours}"
         return f"{self.kind} txn_id {self.txn_id} ({where}, {receipt}): {what}"
-
-
-def _som(tyiyn: int) -> str:
-    return f"{tyiyn // 100}.{tyiyn % 100:02d}"
 
 
 def _parse_when(text: str) -> datetime:
@@ -185,7 +182,7 @@ def reconcile(
         mine = ours.get(row.txn_id)
         if mine is None:
             mismatches.append(
-                Mismatch("missing_here", row.txn_id, row.line_no, None, _som(row.amount), None)
+                Mismatch("missing_here", row.txn_id, row.line_no, None, som(row.amount), None)
             )
             continue
         if mine.amount != row.amount:
@@ -195,8 +192,8 @@ def reconcile(
                     row.txn_id,
                     row.line_no,
                     mine.id,
-                    _som(row.amount),
-                    _som(mine.amount),
+                    som(row.amount),
+                    som(mine.amount),
                 )
             )
         if mine.account != row.account:
@@ -207,7 +204,7 @@ def reconcile(
             )
     listed = {row.txn_id for row in rows}
     mismatches.extend(
-        Mismatch("missing_there", p.external_id, None, p.id, None, _som(p.amount))
+        Mismatch("missing_there", p.external_id, None, p.id, None, som(p.amount))
         for p in ours_that_day
         if p.external_id not in listed
     )

@@ -16,6 +16,7 @@ from billing.errors import AccountTerminated, AmountTooLarge, NotFound
 from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, Termination
 from policies.billing import BILLING_POLICY, BUSINESS_TIME_ZONE, BillingPolicy
 from policies.calendar import CALENDAR
+from policies.money import som
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -180,7 +181,7 @@ def settle_debt(
     if first and owed <= 0:
         raise AccountTerminated(f"the contract of {inn} is terminated and nothing is owed")
     if first and amount > owed:
-        raise AmountTooLarge(f"{inn} owes {owed / 100:.2f} som; {amount / 100:.2f} is too much")
+        raise AmountTooLarge(f"{inn} owes {som(owed)} som; {som(amount)} is too much")
     return ledger.transfer(
         session,
         key=key,
@@ -211,7 +212,7 @@ def pay_refund(
     key = f"refund:{inn}:{reference}"
     print_ = ledger.fingerprint(op="refund", amount=amount, debit=inn, credit=source)
     if ledger.existing_transaction(session, key, print_) is None and amount > owed:
-        raise AmountTooLarge(f"{owed / 100:.2f} som is owed to {inn}; {amount / 100:.2f} is more")
+        raise AmountTooLarge(f"{som(owed)} som is owed to {inn}; {som(amount)} is more")
     return ledger.transfer(
         session,
         key=key,

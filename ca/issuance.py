@@ -70,6 +70,7 @@ from hsm import HSMError, HSMToken, PublicKey
 from policies.ca_profiles import ISSUING_CA
 from policies.cert_profiles import CertRole, KeyRejected, Storage, cloud_key_spec
 from policies.keys import KeySpec
+from policies.money import som
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -263,7 +264,7 @@ def _first_payment(
         )  # fmt: skip
         return None, PaymentRequired(
             f"the first certificate of {inn} is paid through payment account {info.number}:"
-            f' pay {price / 100:.2f} som (service "EDS payment") and ask again',
+            f' pay {som(price)} som (service "EDS payment") and ask again',
             amount_due=price,
             payment_account=info.number,
         )
@@ -274,8 +275,7 @@ def _first_payment(
         )
     if account.status == "open":
         return None, PaymentRequired(
-            f"payment account {account.number} ({account.amount_due / 100:.2f} som) is not"
-            " paid yet",
+            f"payment account {account.number} ({som(account.amount_due)} som) is not paid yet",
             amount_due=account.amount_due,
             payment_account=account.number,
         )
@@ -442,8 +442,8 @@ def issue_certificate(
                 available = billing.balance(session, plan.inn).available
             if available < plan.price:
                 raise PaymentRequired(
-                    f"a {plan.tariff} certificate costs {plan.price / 100:.2f} som; the balance"
-                    f" of {plan.inn} has {available / 100:.2f} som available",
+                    f"a {plan.tariff} certificate costs {som(plan.price)} som; the balance"
+                    f" of {plan.inn} has {som(available)} som available",
                     amount_due=plan.price - available,
                     payment_account=None,
                 )
@@ -620,8 +620,8 @@ def _reserve(
                     )
                 except billing.InsufficientFunds as ex:
                     raise PaymentRequired(
-                        f"a {plan.tariff} certificate costs {plan.price / 100:.2f} som; the"
-                        f" balance of {plan.inn} has {ex.available / 100:.2f} som available",
+                        f"a {plan.tariff} certificate costs {som(plan.price)} som; the"
+                        f" balance of {plan.inn} has {som(ex.available)} som available",
                         amount_due=plan.price - ex.available,
                         payment_account=None,
                     ) from None

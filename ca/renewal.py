@@ -49,6 +49,7 @@ from db import audit
 from hsm import HSMToken
 from policies.calendar import RENEWAL_POLICY, local_date
 from policies.cert_profiles import CertRole, Storage, validity
+from policies.money import som
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -180,8 +181,8 @@ def _hold_price(
         )  # fmt: skip
     except billing.InsufficientFunds as ex:
         raise PaymentRequired(
-            f"the renewal costs {price / 100:.2f} som; the balance of {row.subscriber_inn} has"
-            f" {ex.available / 100:.2f} som available: top it up and send the request again",
+            f"the renewal costs {som(price)} som; the balance of {row.subscriber_inn} has"
+            f" {som(ex.available)} som available: top it up and send the request again",
             amount_due=price - ex.available,
             payment_account=None,
         ) from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from policies.money import som
 from signing_api.cli.root import cli
 
 if TYPE_CHECKING:
@@ -49,13 +50,6 @@ def _refusals(command: F) -> F:
             raise click.ClickException(str(ex)) from ex
 
     return cast(F, wrapper)
-
-
-def _som(tyiyn: int) -> str:
-    """Tyiyn as som with two decimals, without floats: -12345 → "-123.45"."""
-    sign = "-" if tyiyn < 0 else ""
-    whole, rest = divmod(abs(tyiyn), 100)
-    return f"{sign}{whole}.{rest:02d}"
 
 
 def _now() -> datetime:
@@ -186,8 +180,8 @@ def show(inn: str, as_json: bool) -> None:
         return
     click.echo(f"{view['inn']}  {view['name']}")
     click.echo(
-        f"posted {_som(view['posted'])} som, held {_som(view['held'])}, "
-        f"available {_som(view['available'])}"
+        f"posted {som(view['posted'])} som, held {som(view['held'])}, "
+        f"available {som(view['available'])}"
     )
     click.echo(f"status: {view['status']} ({view['status_reason']})")
     click.echo(
@@ -196,9 +190,9 @@ def show(inn: str, as_json: bool) -> None:
     )
     if (ended := view["termination"]) is not None:
         click.echo(
-            f"terminated {_local(ended['terminated_at'])}: refund {_som(ended['refund'])} som, "
-            f"debt {_som(ended['debt'])} som due {ended['debt_due_on']}, "
-            f"owed now {_som(ended['owed'])} som"
+            f"terminated {_local(ended['terminated_at'])}: refund {som(ended['refund'])} som, "
+            f"debt {som(ended['debt'])} som due {ended['debt_due_on']}, "
+            f"owed now {som(ended['owed'])} som"
         )
 
 
@@ -223,9 +217,9 @@ def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> N
         source = item["channel"] + (f"/{item['provider']}" if item["provider"] else "")
         click.echo(
             f"{item['id']:>8}  {_local(item['recorded_at'])}  {source:<16} "
-            f"{item['external_id']:<20} {_som(item['amount']):>14}"
+            f"{item['external_id']:<20} {som(item['amount']):>14}"
         )
-    click.echo(f"{len(view['receipts'])} receipts, total {_som(view['total'])} som")
+    click.echo(f"{len(view['receipts'])} receipts, total {som(view['total'])} som")
 
 
 @billing_group.command("statement")
@@ -246,15 +240,15 @@ def statement(inn: str, start: date, end: date, as_json: bool) -> None:
         _print_json(view)
         return
     click.echo(f"{view['inn']}  {view['name']}  {view['from']} .. {view['to']}")
-    click.echo(f"opening balance {_som(view['opening']):>14}")
+    click.echo(f"opening balance {som(view['opening']):>14}")
     for line in view["lines"]:
         click.echo(
             f"{_local(line['occurred_at'])}  {line['transaction_id']:>8}  "
-            f"{_som(line['amount']):>14} {_som(line['balance_after']):>14}  {line['description']}"
+            f"{som(line['amount']):>14} {som(line['balance_after']):>14}  {line['description']}"
         )
-    click.echo(f"paid in         {_som(view['total_in']):>14}")
-    click.echo(f"charged/paid out {_som(view['total_out']):>13}")
-    click.echo(f"closing balance {_som(view['closing']):>14}")
+    click.echo(f"paid in         {som(view['total_in']):>14}")
+    click.echo(f"charged/paid out {som(view['total_out']):>13}")
+    click.echo(f"closing balance {som(view['closing']):>14}")
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -363,7 +357,7 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
         )  # fmt: skip
     click.echo(
         f"payment account {info.number} for {info.purpose} ({info.tariff}): "
-        f"{_som(info.amount_due)} som, {info.status}"
+        f"{som(info.amount_due)} som, {info.status}"
     )
 
 
@@ -397,7 +391,7 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
         final = reconciliation_act(session, inn, opened, ended or opened)
     state = "already terminated" if info.replayed else "terminated"
     click.echo(
-        f"{inn} {state}: refund {_som(info.refund)} som, debt {_som(info.debt)} som "
+        f"{inn} {state}: refund {som(info.refund)} som, debt {som(info.debt)} som "
         f"due {info.debt_due_on}"
     )
     if act is not None:
@@ -419,9 +413,9 @@ def accrue_penalties(on: date | None) -> None:
     with _runtime().transaction() as session:
         postings = billing.accrue_penalties(session, on=day, now=now, actor=_actor())
     for posting in postings:
-        click.echo(f"penalty {posting.key}: {_som(posting.amount)} som")
+        click.echo(f"penalty {posting.key}: {som(posting.amount)} som")
     total = sum(p.amount for p in postings)
-    click.echo(f"{len(postings)} penalties charged up to {day}, {_som(total)} som")
+    click.echo(f"{len(postings)} penalties charged up to {day}, {som(total)} som")
 
 
 @billing_group.command("check")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from policies.money import som
 from signing_api.cli.ca import ca
 
 __all__ = ["ca_refusals", "cli_actor", "print_json"]
@@ -35,7 +36,7 @@ def ca_refusals(command: F) -> F:
             return command(*args, **kwargs)
         except PaymentRequired as ex:
             where = f" to payment account {ex.payment_account}" if ex.payment_account else ""
-            raise click.ClickException(f"{ex} (pay {ex.amount_due / 100:.2f} som{where})") from ex
+            raise click.ClickException(f"{ex} (pay {som(ex.amount_due)} som{where})") from ex
         except (CAError, BillingError) as ex:
             raise click.ClickException(str(ex)) from ex
 

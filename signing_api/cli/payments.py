@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import click
 
 from policies.billing import BUSINESS_TIME_ZONE
-from signing_api.cli.billing import _refusals, _som, billing_group
+from policies.money import som
+from signing_api.cli.billing import _refusals, billing_group
 
 if TYPE_CHECKING:
     from billing.bank import ImportSummary, LineInfo
@@ -121,14 +122,14 @@ def _print_summary(file: Path, summary: ImportSummary) -> None:
     for outcome in ("credited", "suspense", "already", "rejected"):
         count = summary.count(outcome)
         label = labels.get(outcome, outcome)
-        total = f"{_som(summary.total(outcome)):>14} som" if outcome != "rejected" else ""
+        total = f"{som(summary.total(outcome)):>14} som" if outcome != "rejected" else ""
         click.echo(f"  {label:<17}{count:>7} {'line ' if count == 1 else 'lines'}{total}")
     if suspense := summary.lines("suspense"):
         click.echo("in suspense (resolve with `tamga billing assign LINE --inn INN`):")
         for result in suspense[:LIST_AT_MOST]:
             click.echo(
                 f"  #{result.line_id} line {result.line_no}, ref {result.reference}, "
-                f"{_som(result.amount)} som: {result.detail}"
+                f"{som(result.amount)} som: {result.detail}"
             )
         if len(suspense) > LIST_AT_MOST:
             more = len(suspense) - LIST_AT_MOST
@@ -155,7 +156,7 @@ def suspense_command() -> None:
     for line in open_lines:
         _print_line(line)
     total = sum(line.amount for line in open_lines)
-    click.echo(f"{len(open_lines)} open lines, {_som(total)} som in suspense")
+    click.echo(f"{len(open_lines)} open lines, {som(total)} som in suspense")
 
 
 def _print_line(line: LineInfo) -> None:
@@ -163,7 +164,7 @@ def _print_line(line: LineInfo) -> None:
     if line.payer_inn:
         payer += f", INN {line.payer_inn}"
     click.echo(
-        f"#{line.id}  {line.value_date:%d.%m.%Y}  ref {line.reference}  {_som(line.amount)} som"
+        f"#{line.id}  {line.value_date:%d.%m.%Y}  ref {line.reference}  {som(line.amount)} som"
         f"  code {line.payment_code or '-'}  {payer}"
     )
     click.echo(f"    purpose: {line.purpose}")
@@ -189,8 +190,8 @@ def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
         owner = balance(session, receipt.inn)
     click.echo(
         f"line #{line.id} (ref {line.reference}) assigned to {owner.inn} ({owner.name}): "
-        f"{_som(line.amount)} som, receipt {receipt.id}; "
-        f"balance {_som(owner.posted)} som, available {_som(owner.available)} som"
+        f"{som(line.amount)} som, receipt {receipt.id}; "
+        f"balance {som(owner.posted)} som, available {som(owner.available)} som"
     )
 
 
@@ -225,7 +226,7 @@ def cash_command(number: str, amount: str, inn: str, day: str | None) -> None:
             actor=_actor(),
         )
     recorded = receipt.recorded_at.astimezone(_ZONE).strftime("%Y-%m-%d %H:%M")
-    what = f"{_som(receipt.amount)} som to {receipt.inn}, receipt {receipt.id}"
+    what = f"{som(receipt.amount)} som to {receipt.inn}, receipt {receipt.id}"
     if receipt.replayed:
         click.echo(f"cash receipt {receipt.external_id} was already recorded on {recorded}: {what}")
     else:
@@ -257,7 +258,7 @@ def reconcile_command(provider: str, file: Path, day: str | None) -> None:
     registry_date = _day(day, "--date") or registry_day(rows)
     with _runtime().transaction() as session:
         mismatches = reconcile(session, provider, rows, day=registry_date)
-    total = _som(sum(row.amount for row in rows))
+    total = som(sum(row.amount for row in rows))
     click.echo(f"registry of {provider} for {registry_date}: {len(rows)} payments, {total} som")
     for mismatch in mismatches:
         click.echo(mismatch.describe())

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from policies.money import som
 from signing_api.cli.ca import ca
 
 __all__: list[str] = []
@@ -70,11 +71,6 @@ def _transaction() -> Any:
 
 def _print_json(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _som(tyiyn: int) -> str:
-    whole, rest = divmod(tyiyn, 100)
-    return f"{whole}.{rest:02d}"
 
 
 def _local(moment: str | None) -> str:
@@ -291,9 +287,9 @@ def _approval_line(view: dict[str, Any]) -> str:
     line = f"approved {_registration_line(view)}; holder {view['holder_id']}"
     if view["payment_account"]:
         return line + (
-            f"; pay {_som(view['amount_due'])} som to payment account {view['payment_account']}"
+            f"; pay {som(view['amount_due'])} som to payment account {view['payment_account']}"
         )
-    return line + f"; {_som(view['amount_due'])} som will be debited from the balance"
+    return line + f"; {som(view['amount_due'])} som will be debited from the balance"
 
 
 @registration_group.command("submit")

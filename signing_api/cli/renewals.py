@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from policies.money import som
 from signing_api.cli.ca import ca
 from signing_api.cli.certificates import ca_refusals, cli_actor, print_json
 
@@ -129,7 +130,7 @@ def renewal_request(serial: str, out: Path | None) -> None:
         out.write_bytes(terms.text.encode("utf-8"))
     changed = ", ".join(terms.changed) or "none"
     click.echo(
-        f"price {terms.price / 100:.2f} som; changed requisites: {changed}"
+        f"price {som(terms.price)} som; changed requisites: {changed}"
         f"{'; LATE' if terms.late else ''}",
         err=True,
     )

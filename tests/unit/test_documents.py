@@ -26,11 +26,11 @@ from billing.documents import (
     PaymentInvoice,
     ReconciliationAct,
     amount_in_words,
-    format_amount,
     render_invoice,
     render_payment_invoice,
     render_reconciliation_act,
 )
+from policies.money import som_grouped
 from policies.operator import BANK_PAYMENT_CODES, OPERATOR, Requisites
 
 OPERATOR_NAME = 'ОсОО "DOS TEK GROUP" (ДОС ТЭК ГРУПП)'
@@ -175,8 +175,8 @@ def test_amount_in_words_refuses_what_it_cannot_write() -> None:
         (-20000, "-200,00"),
     ],
 )
-def test_format_amount(tyiyn: int, text: str) -> None:
-    assert format_amount(tyiyn) == text
+def test_som_grouped(tyiyn: int, text: str) -> None:
+    assert som_grouped(tyiyn) == text
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -36,10 +36,10 @@ from billing.document_data import (
     local_date,
     render,
 )
-from billing.ledger import MAX_AMOUNT
 from billing.models import Termination
 from billing.termination import TerminationInfo, debt_outstanding
 from policies.identifiers import is_inn
+from policies.money import MAX_AMOUNT, parse_som
 from policies.roles import ClientRole
 from policies.tariffs import TARIFFS, UnknownTariff
 from signing_api.runtime import Runtime
@@ -121,21 +121,8 @@ def _actor() -> str:
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_SOM = re.compile(r"(\d{1,11})(?:\.(\d{1,2}))?")
 _ID = re.compile(r"[1-9]\d{0,17}")
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
-
-
-def parse_som(text: str) -> int:
-    """ "123.45" som → 12345 tyiyn; ValueError unless a positive amount with ≤ 2 decimals."""
-    match = _SOM.fullmatch(text)
-    if match is None:
-        raise ValueError("an amount in som, like 1510 or 1510.50 (at most two decimals)")
-    whole, fraction = match.group(1), (match.group(2) or "").ljust(2, "0")
-    tyiyn = int(whole) * 100 + int(fraction)
-    if tyiyn <= 0:
-        raise ValueError("the amount must be positive")
-    return tyiyn
 
 
 def parse_day(text: str) -> date:

@@ -50,6 +50,7 @@ from billing import (
 from db import audit
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn, is_payment_account
+from policies.money import som
 from policies.providers import EDS, PROVIDERS, SOCHI, Provider, parse_network, provider_allows
 from signing_api.config import ConfigError
 from signing_api.runtime import Runtime
@@ -280,9 +281,9 @@ def _parse(provider: Provider, values: Mapping[str, str]) -> _Request:
             Result.PAYMENT_FORBIDDEN, f"{provider.name} may not accept payments for this service"
         )
     if amount is not None and amount < provider.min_sum:
-        raise _Refused(Result.SUM_TOO_SMALL, f"the minimum sum is {_som(provider.min_sum)}")
+        raise _Refused(Result.SUM_TOO_SMALL, f"the minimum sum is {som(provider.min_sum)}")
     if amount is not None and amount > provider.max_sum:
-        raise _Refused(Result.SUM_TOO_LARGE, f"the maximum sum is {_som(provider.max_sum)}")
+        raise _Refused(Result.SUM_TOO_LARGE, f"the maximum sum is {som(provider.max_sum)}")
     return _Request(command, txn_id, account, amount, paid_at)
 
 
@@ -310,10 +311,6 @@ def _parse_date(text: str | None, *, required: bool) -> datetime | None:
     return local.replace(tzinfo=_BISHKEK).astimezone(UTC)
 
 
-def _som(tyiyn: int) -> str:
-    return f"{tyiyn // 100}.{tyiyn % 100:02d}"
-
-
 # --- the two commands --------------------------------------------------------------------------
 
 
@@ -326,7 +323,7 @@ def _check(runtime: Runtime, parsed: _Request) -> Reply:
     due, amount = target.amount_due, parsed.amount
     if due is not None and amount is not None and amount != due:
         result = Result.SUM_TOO_SMALL if amount < due else Result.SUM_TOO_LARGE
-        raise _Refused(result, f"payment account {target.account} expects {_som(due)}")
+        raise _Refused(result, f"payment account {target.account} expects {som(due)}")
     return Reply(parsed.txn_id, Result.OK, "OK", name=target.name)
 
 
@@ -372,7 +369,7 @@ def _render(reply: Reply) -> Response:
     ET.SubElement(root, "osmp_txn_id").text = reply.txn_id
     if reply.prv_txn is not None and reply.amount is not None:
         ET.SubElement(root, "prv_txn").text = str(reply.prv_txn)
-        ET.SubElement(root, "sum").text = _som(reply.amount)
+        ET.SubElement(root, "sum").text = som(reply.amount)
     ET.SubElement(root, "result").text = str(int(reply.result))
     if reply.name is not None:
         fields = ET.SubElement(root, "fields")
