@@ -527,6 +527,11 @@ def transfer(
 # --- holds -----------------------------------------------------------------------------------
 
 
+def hold_status(session: Session, key: str) -> str | None:
+    """The status of the hold of idempotency key ``key`` ("open", "posted", "voided"), if any."""
+    return session.scalars(select(Hold.status).where(Hold.idempotency_key == key)).one_or_none()
+
+
 def _hold_row(session: Session, key: str) -> Hold:
     row = session.scalars(select(Hold).where(Hold.idempotency_key == key)).one_or_none()
     if row is None:

@@ -411,6 +411,14 @@ def issue_payment_account(
     return _info(row, created=True)
 
 
+def payment_account_for(session: Session, purpose: str) -> PaymentAccountInfo | None:
+    """The payment account issued for ``purpose``, if any (``created`` is False)."""
+    row = session.scalars(
+        select(PaymentAccount).where(PaymentAccount.purpose == purpose)
+    ).one_or_none()
+    return None if row is None else _info(row, created=False)
+
+
 def _info(row: PaymentAccount, *, created: bool) -> PaymentAccountInfo:
     return PaymentAccountInfo(
         row.number, row.inn, row.purpose, row.tariff, row.amount_due, row.status, created

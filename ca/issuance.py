@@ -244,12 +244,8 @@ def _first_payment(
     of its certificates was ever issued with that payment. The refusal is returned, not
     raised, so that a payment account issued here is committed before the caller refuses.
     """
-    from billing.models import Hold, PaymentAccount  # the payment account's state
-
     purpose = first_certificate_purpose(inn)
-    account = session.scalars(
-        select(PaymentAccount).where(PaymentAccount.purpose == purpose)
-    ).one_or_none()
+    account = billing.payment_account_for(session, purpose)
     if account is None:
         ever = session.scalar(
             select(func.count())
@@ -280,8 +276,7 @@ def _first_payment(
             payment_account=account.number,
         )
     key = f"pa:{account.number}"
-    held = session.scalars(select(Hold).where(Hold.idempotency_key == key)).one_or_none()
-    if held is None or held.status != "open":
+    if billing.hold_status(session, key) != "open":
         return None, None  # used for an earlier certificate: the balance pays from now on
     busy = session.scalar(
         select(func.count())

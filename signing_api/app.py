@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from signing_api.config import Config
 from signing_api.runtime import Runtime
 from signing_api.web.blueprints import ROUTE_MODULES
-from signing_api.web.problems import PROBLEM_TYPES, Problem
+from signing_api.web.problems import DOMAIN_ROOTS, PROBLEM_TYPES, DomainError, Problem, problem_of
 
 __all__ = ["create_app"]
 
@@ -27,6 +27,10 @@ def _problem_response(problem: Problem) -> Response:
 
 def _on_problem(problem: Problem) -> Response:
     return _problem_response(problem)
+
+
+def _on_domain_error(ex: DomainError) -> Response:
+    return _problem_response(problem_of(ex))
 
 
 def _on_http_error(ex: HTTPException) -> Response:
@@ -59,6 +63,8 @@ def create_app(config: Config | None = None) -> Flask:
     for module in ROUTE_MODULES:
         app.register_blueprint(module.blueprint)
     app.register_error_handler(Problem, _on_problem)
+    for root in DOMAIN_ROOTS:
+        app.register_error_handler(root, _on_domain_error)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)
     return app

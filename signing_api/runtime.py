@@ -7,8 +7,9 @@ initialises the library; each worker does, after fork.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -45,12 +46,24 @@ def read_pin(config: Config, token_label: str) -> str:
         ) from None
 
 
-class Runtime:
-    """What one process needs to serve: configuration, database, tokens."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, config: Config) -> None:
+
+class Runtime:
+    """What one process needs to serve: configuration, database, tokens, and the clock.
+
+    ``clock`` is the one source of "now" for routes and commands; tests replace it to move time.
+    """
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
+        self.clock: Callable[[], datetime] = clock or _utc_now
         point_softhsm_at_home(config)
+
+    def now(self) -> datetime:
+        """The time (UTC, timezone-aware)."""
+        return self.clock()
 
     @cached_property
     def engine(self) -> Engine:

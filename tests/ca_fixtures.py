@@ -30,7 +30,7 @@ _RECEIPTS = itertools.count(1)
 
 
 class Clock:
-    """A callable clock the app reads through ``app.config["TAMGA_CLOCK"]``."""
+    """A callable clock the app reads through its runtime (``runtime.clock``)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -94,7 +94,7 @@ def ca_api(runtime: Runtime) -> CaApi:
     app: Flask = create_app(runtime.config)
     app.extensions["tamga"] = runtime
     clock = Clock(CA_NOW)
-    app.config["TAMGA_CLOCK"] = clock
+    app.extensions["tamga"].clock = clock
     api = CaApi(app.test_client(), runtime, clock)
     with runtime.transaction() as session:
         ensure_hierarchy(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW)

@@ -7,26 +7,22 @@ refusal is one line on stderr and exit status 1; nothing is written then.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import tempfile
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING
 
 import click
 
 from policies.money import som
+from signing_api.cli import root
 from signing_api.cli.root import cli
 
 if TYPE_CHECKING:
     from billing.document_data import DocumentRequest
 
 __all__ = ["billing_group"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @cli.group("billing")
@@ -35,31 +31,6 @@ def billing_group() -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _refusals(command: F) -> F:
-    """A billing refusal (or a bad value found late) becomes one line and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from billing import BillingError
-
-        try:
-            return command(*args, **kwargs)
-        except BillingError as ex:
-            raise click.ClickException(str(ex)) from ex
-
-    return cast(F, wrapper)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor() -> str:
-    from signing_api.cli.root import operator as _operator
-
-    return f"cli:{_operator()}"
 
 
 def _local(moment: str | None) -> str:
@@ -115,10 +86,6 @@ def _period(start: date | None, end: date | None) -> None:
         raise _bad("--to", "the period ends before it starts")
 
 
-def _print_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
 def _write_file(path: Path, data: bytes, *, force: bool) -> None:
     """Write all of ``data`` or nothing: a temporary file renamed over ``path``."""
     if path.exists() and not force:
@@ -147,7 +114,6 @@ _TO = click.option("--to", "end", callback=_day, metavar="YYYY-MM-DD", help="las
 @billing_group.command("open")
 @click.option("--inn", required=True, callback=_inn, help="the subscriber's 14-digit INN")
 @click.option("--name", required=True, help="the subscriber's name as on its documents")
-@_refusals
 def open_account(inn: str, name: str) -> None:
     """Open a subscriber's prepaid account (the same INN and name again changes nothing)."""
     import billing
@@ -158,7 +124,7 @@ def open_account(inn: str, name: str) -> None:
         raise _bad("--name", "a name is 1-300 characters")
     with _runtime().transaction() as session:
         balance, created = billing.open_account(
-            session, inn=inn, name=name, now=_now(), actor=_actor()
+            session, inn=inn, name=name, now=root.now(), actor=root.actor()
         )
     verb = "opened account" if created else "account exists already:"
     click.echo(f"{verb} {balance.inn} ({balance.name})")
@@ -167,16 +133,15 @@ def open_account(inn: str, name: str) -> None:
 @billing_group.command("show")
 @_INN_ARG
 @_JSON
-@_refusals
 def show(inn: str, as_json: bool) -> None:
     """Balance and service state of a subscriber."""
     from signing_api.cli.root import open_runtime as _runtime
     from signing_api.web.billing.accounts import account_json
 
     with _runtime().transaction() as session:
-        view = account_json(session, inn, now=_now())
+        view = account_json(session, inn, now=root.now())
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"{view['inn']}  {view['name']}")
     click.echo(
@@ -201,7 +166,6 @@ def show(inn: str, as_json: bool) -> None:
 @_FROM
 @_TO
 @_JSON
-@_refusals
 def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> None:
     """Receipts ("Поступления"): every payment that reached the subscriber."""
     from signing_api.cli.root import open_runtime as _runtime
@@ -211,7 +175,7 @@ def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> N
     with _runtime().transaction() as session:
         view = receipts_json(session, inn, start, end)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     for item in view["receipts"]:
         source = item["channel"] + (f"/{item['provider']}" if item["provider"] else "")
@@ -227,7 +191,6 @@ def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> N
 @click.option("--from", "start", required=True, callback=_day, metavar="YYYY-MM-DD")
 @click.option("--to", "end", required=True, callback=_day, metavar="YYYY-MM-DD")
 @_JSON
-@_refusals
 def statement(inn: str, start: date, end: date, as_json: bool) -> None:
     """Every movement of the balance from --from to --to (Bishkek days, both included)."""
     from signing_api.cli.root import open_runtime as _runtime
@@ -237,7 +200,7 @@ def statement(inn: str, start: date, end: date, as_json: bool) -> None:
     with _runtime().transaction() as session:
         view = statement_json(session, inn, start, end)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"{view['inn']}  {view['name']}  {view['from']} .. {view['to']}")
     click.echo(f"opening balance {som(view['opening']):>14}")
@@ -265,7 +228,6 @@ def statement(inn: str, start: date, end: date, as_json: bool) -> None:
 @click.option("--amount", callback=_money, metavar="SOM", help="payment-invoice: e.g. 1510.00")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="overwrite --output if it exists")
-@_refusals
 def document(
     kind: str,
     inn: str,
@@ -288,7 +250,7 @@ def document(
     if output.exists() and not force:
         raise click.ClickException(f"{output} exists; pass --force to overwrite it")
     with _runtime().transaction() as session:
-        data = document_for(session, inn, wanted, today=local_date(_now()))
+        data = document_for(session, inn, wanted, today=local_date(root.now()))
     pdf = render(data)
     _write_file(output, pdf, force=force)
     click.echo(f"wrote {output} ({len(pdf)} bytes): {kind} № {data.number}")
@@ -333,7 +295,6 @@ def _document_request(
 @_INN_ARG
 @click.option("--tariff", required=True, help="a certificate tariff, e.g. cert:head")
 @click.option("--purpose", help="default cert:first:<inn>")
-@_refusals
 def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
     """Issue a 16-digit payment account ("EDS payment") for a certificate."""
     import billing
@@ -341,7 +302,7 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
     from policies.tariffs import TARIFFS, UnknownTariff
     from signing_api.cli.root import open_runtime as _runtime
 
-    now = _now()
+    now = root.now()
     if not tariff.startswith("cert:"):
         raise _bad("--tariff", "a certificate tariff (cert:...)")
     try:
@@ -353,7 +314,7 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
             raise billing.AccountTerminated(f"the contract of {inn} is terminated")
         info = billing.issue_payment_account(
             session, inn=inn, purpose=purpose or f"cert:first:{inn}", tariff=tariff,
-            amount_due=price, now=now, actor=_actor(),
+            amount_due=price, now=now, actor=root.actor(),
         )  # fmt: skip
     click.echo(
         f"payment account {info.number} for {info.purpose} ({info.tariff}): "
@@ -371,7 +332,6 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
     help="also write the final reconciliation act (PDF) here",
 )
 @click.option("--force", is_flag=True, help="overwrite --act if it exists")
-@_refusals
 def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: bool) -> None:
     """Terminate a contract: the balance moves to refunds payable; no more payments or charges."""
     import billing
@@ -385,7 +345,7 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
         raise click.ClickException(f"{act} exists; pass --force to overwrite it")
     with _runtime().transaction() as session:
         info = billing.terminate(
-            session, inn=inn, reason=reason, debt=debt or 0, now=_now(), actor=_actor()
+            session, inn=inn, reason=reason, debt=debt or 0, now=root.now(), actor=root.actor()
         )
         opened, ended = account_period(session, inn)
         final = reconciliation_act(session, inn, opened, ended or opened)
@@ -401,17 +361,16 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
 
 @billing_group.command("accrue-penalties")
 @click.option("--date", "on", callback=_day, metavar="YYYY-MM-DD", help="default: today")
-@_refusals
 def accrue_penalties(on: date | None) -> None:
     """Charge the §18.6 penalty (1 %/day) on overdue debts; run daily, safe to run twice."""
     import billing
     from billing.document_data import local_date
     from signing_api.cli.root import open_runtime as _runtime
 
-    now = _now()
+    now = root.now()
     day = on or local_date(now)
     with _runtime().transaction() as session:
-        postings = billing.accrue_penalties(session, on=day, now=now, actor=_actor())
+        postings = billing.accrue_penalties(session, on=day, now=now, actor=root.actor())
     for posting in postings:
         click.echo(f"penalty {posting.key}: {som(posting.amount)} som")
     total = sum(p.amount for p in postings)

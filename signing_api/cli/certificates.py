@@ -7,50 +7,16 @@ status 1; a 402-like refusal names the payment account and the amount due.
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import click
 
-from policies.money import som
+from signing_api.cli import root
 from signing_api.cli.ca import ca
 
-__all__ = ["ca_refusals", "cli_actor", "print_json"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def ca_refusals(command: F) -> F:
-    """A CA or billing refusal becomes one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from billing import BillingError
-        from ca.errors import CAError, PaymentRequired
-
-        try:
-            return command(*args, **kwargs)
-        except PaymentRequired as ex:
-            where = f" to payment account {ex.payment_account}" if ex.payment_account else ""
-            raise click.ClickException(f"{ex} (pay {som(ex.amount_due)} som{where})") from ex
-        except (CAError, BillingError) as ex:
-            raise click.ClickException(str(ex)) from ex
-
-    return cast(F, wrapper)
-
-
-def cli_actor() -> str:
-    from signing_api.cli.root import operator as _operator
-
-    return f"cli:{_operator()}"
-
-
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+__all__: list[str] = []
 
 
 def _line(view: dict[str, Any]) -> str:
@@ -84,7 +50,6 @@ def _line(view: dict[str, Any]) -> str:
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="write the certificate (PEM) here")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@ca_refusals
 def issue(
     holder_id: int,
     role: str,
@@ -104,7 +69,7 @@ def issue(
     issued = issue_certificate(
         rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
         holder_id=holder_id, role=role, storage=storage, public_url=rt.config.public_url,
-        now=now, actor=cli_actor(), csr=None if csr is None else csr.read_bytes(),
+        now=now, actor=root.actor(), csr=None if csr is None else csr.read_bytes(),
         key_spec=key_spec,
     )  # fmt: skip
     with rt.transaction() as session:
@@ -113,7 +78,7 @@ def issue(
     if out is not None:
         out.write_text(view["certificate_pem"])
     if as_json:
-        print_json(view)
+        root.print_json(view)
     else:
         click.echo(f"issued {_line(view)}")
 
@@ -122,7 +87,6 @@ def issue(
 @click.argument("serial")
 @click.option("--pem", is_flag=True, help="print the certificate in PEM")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@ca_refusals
 def show(serial: str, pem: bool, as_json: bool) -> None:
     """One certificate."""
     from ca.issuance import get_certificate
@@ -132,7 +96,7 @@ def show(serial: str, pem: bool, as_json: bool) -> None:
     with _runtime().transaction() as session:
         view = certificate_json(session, get_certificate(session, serial), now=datetime.now(UTC))
     if as_json:
-        print_json(view)
+        root.print_json(view)
     elif pem:
         click.echo(view["certificate_pem"] or "", nl=False)
     else:
@@ -148,7 +112,6 @@ def show(serial: str, pem: bool, as_json: bool) -> None:
 @click.option("--expiring-within-days", type=click.IntRange(0, 3660),
               help="active certificates that expire within N days")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@ca_refusals
 def listing(
     inn: str | None, holder_id: int | None, expiring_within_days: int | None, as_json: bool
 ) -> None:
@@ -165,7 +128,7 @@ def listing(
         )  # fmt: skip
         views = [certificate_json(session, r, now=now) for r in rows]
     if as_json:
-        print_json({"certificates": views, "count": len(views)})
+        root.print_json({"certificates": views, "count": len(views)})
         return
     for view in views:
         click.echo(_line(view))

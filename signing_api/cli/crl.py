@@ -7,10 +7,7 @@ it to ``$TAMGA_HOME/public/crl/<issuer>.crl`` and prints its number and dates. W
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
 
 import click
 from cryptography import x509
@@ -19,23 +16,6 @@ from policies.crl import CRL_ISSUERS
 from signing_api.cli.root import cli
 
 __all__ = ["crl_group"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _refusals(command: F) -> F:
-    """A CRL refusal becomes one line on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from crl import CRLError
-
-        try:
-            return command(*args, **kwargs)
-        except CRLError as ex:
-            raise click.ClickException(str(ex)) from ex
-
-    return cast(F, wrapper)
 
 
 def _stamp(moment: datetime) -> str:
@@ -55,7 +35,6 @@ def crl_group() -> None:
     show_default=True,
     help="which CA's CRL to issue",
 )
-@_refusals
 def crl_publish(issuer: str) -> None:
     """Sign a new CRL now and write it for static serving."""
     from crl import ForeignIssuer, refresh_crl, write_crl_files
@@ -88,7 +67,6 @@ def crl_publish(issuer: str) -> None:
 
 @crl_group.command("show")
 @click.argument("issuer", type=click.Choice(CRL_ISSUERS))
-@_refusals
 def crl_show(issuer: str) -> None:
     """Print the current CRL: number, dates and revoked certificates."""
     from crl import current_crl

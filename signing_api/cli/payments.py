@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -23,7 +23,8 @@ import click
 
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.money import som
-from signing_api.cli.billing import _refusals, billing_group
+from signing_api.cli import root
+from signing_api.cli.billing import billing_group
 
 if TYPE_CHECKING:
     from billing.bank import ImportSummary, LineInfo
@@ -36,16 +37,6 @@ MISMATCHES_FOUND = 3  # exit status of `reconcile` when the registry and our rec
 _ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
 
 Progress = Callable[[int, int], None]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor() -> str:
-    from signing_api.cli.root import operator as _operator
-
-    return f"cli:{_operator()}"
 
 
 def _read(file: Path) -> bytes:
@@ -69,7 +60,6 @@ def _day(text: str | None, option: str) -> date | None:
 
 @billing_group.command("import-statement")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_refusals
 def import_statement_command(file: Path) -> None:
     """Import a bank statement (CSV): credit matched lines, put the rest in suspense.
 
@@ -83,7 +73,7 @@ def import_statement_command(file: Path) -> None:
     runtime = _runtime()
     with _progress(len(parsed.entries)) as on_progress:
         summary = bank.import_statement(
-            runtime.transaction, parsed, now=_now(), actor=_actor(), on_progress=on_progress
+            runtime.transaction, parsed, now=root.now(), actor=root.actor(), on_progress=on_progress
         )
     _print_summary(file, summary)
 
@@ -142,7 +132,6 @@ def _print_summary(file: Path, summary: ImportSummary) -> None:
 
 
 @billing_group.command("suspense")
-@_refusals
 def suspense_command() -> None:
     """List the open suspense lines: bank money nobody could match to a subscriber yet."""
     from billing import bank
@@ -175,7 +164,6 @@ def _print_line(line: LineInfo) -> None:
 @click.argument("line_id", metavar="LINE", type=int)
 @click.option("--inn", help="the subscriber's 14-digit INN (credits the balance)")
 @click.option("--account", help="a 16-digit payment account (pays its purpose)")
-@_refusals
 def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
     """Assign suspense LINE to a subscriber: the money moves from suspense to it. Once."""
     from billing import balance, bank
@@ -185,7 +173,7 @@ def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
         raise click.ClickException("give exactly one of --inn INN or --account NUMBER")
     with _runtime().transaction() as session:
         line, receipt = bank.assign(
-            session, line_id, inn=inn, account=account, now=_now(), actor=_actor()
+            session, line_id, inn=inn, account=account, now=root.now(), actor=root.actor()
         )
         owner = balance(session, receipt.inn)
     click.echo(
@@ -203,14 +191,13 @@ def assign_command(line_id: int, inn: str | None, account: str | None) -> None:
 @click.option("--amount", required=True, help="som, e.g. 1510.00")
 @click.option("--inn", required=True, help="the subscriber's 14-digit INN")
 @click.option("--date", "day", help="the day the cash was paid in (YYYY-MM-DD; default now)")
-@_refusals
 def cash_command(number: str, amount: str, inn: str, day: str | None) -> None:
     """Record a cash-desk receipt. The same number again prints the original receipt."""
     from billing import bank
     from signing_api.cli.root import open_runtime as _runtime
 
     tyiyn = bank.parse_amount(amount)
-    now = _now()
+    now = root.now()
     paid_on = _day(day, "--date")
     if paid_on is not None and paid_on > now.astimezone(_ZONE).date():
         raise click.ClickException(f"--date {paid_on} is in the future")
@@ -223,7 +210,7 @@ def cash_command(number: str, amount: str, inn: str, day: str | None) -> None:
             inn=inn,
             paid_at=paid_at,
             now=now,
-            actor=_actor(),
+            actor=root.actor(),
         )
     recorded = receipt.recorded_at.astimezone(_ZONE).strftime("%Y-%m-%d %H:%M")
     what = f"{som(receipt.amount)} som to {receipt.inn}, receipt {receipt.id}"
@@ -240,7 +227,6 @@ def cash_command(number: str, amount: str, inn: str, day: str | None) -> None:
 @click.argument("provider")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--date", "day", help="the registry's day (YYYY-MM-DD; default: its payments' day)")
-@_refusals
 def reconcile_command(provider: str, file: Path, day: str | None) -> None:
     """Compare PROVIDER's daily registry FILE with the payments recorded; change nothing.
 

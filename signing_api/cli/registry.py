@@ -8,69 +8,19 @@ journal names the operator as ``cli:<user>``.
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import Any
 
 import click
 
 from policies.money import som
+from signing_api.cli import root
 from signing_api.cli.ca import ca
 
 __all__: list[str] = []
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _option_of(field: str) -> str:
-    """The command-line option that carries an API field (``holder.email`` → --holder-email)."""
-    section, _, name = field.rpartition(".")
-    if section == "holder" and name == "email":
-        return "--holder-email"
-    return "--" + name.replace("_", "-")
-
-
-def _refusals(command: F) -> F:
-    """A CA or billing refusal becomes one line and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from billing import BillingError
-        from ca.errors import CAError, InvalidField
-
-        try:
-            return command(*args, **kwargs)
-        except InvalidField as ex:
-            raise click.ClickException(f"invalid {_option_of(ex.field)}: {ex.message}") from ex
-        except (CAError, BillingError) as ex:
-            raise click.ClickException(str(ex)) from ex
-
-    return cast(F, wrapper)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor() -> str:
-    from signing_api.cli.root import operator as _operator
-
-    return f"cli:{_operator()}"
-
-
-def _transaction() -> Any:
-    from signing_api.cli.root import open_runtime as _runtime
-
-    return _runtime().transaction()
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _local(moment: str | None) -> str:
@@ -129,7 +79,6 @@ def _subscriber_line(view: dict[str, Any]) -> str:
 @click.option("--locality", required=True, help="city or village")
 @click.option("--email", required=True)
 @_JSON
-@_refusals
 def subscriber_add(
     inn: str, name: str, legal_form: str, locality: str, email: str, as_json: bool
 ) -> None:
@@ -138,13 +87,13 @@ def subscriber_add(
     from signing_api.web.ca.registry import subscriber_json
 
     data = {"inn": inn, "name": name, "legal_form": legal_form, "locality": locality}
-    with _transaction() as session:
+    with root.transaction() as session:
         row, created = registry.create_subscriber(
-            session, {**data, "email": email}, now=_now(), actor=_actor()
+            session, {**data, "email": email}, now=root.now(), actor=root.actor()
         )
         view = subscriber_json(row)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     verb = "registered subscriber" if created else "subscriber exists already:"
     click.echo(f"{verb} {view['inn']} ({view['name']})")
@@ -153,17 +102,16 @@ def subscriber_add(
 @subscriber_group.command("show")
 @click.argument("inn")
 @_JSON
-@_refusals
 def subscriber_show(inn: str, as_json: bool) -> None:
     """A subscriber's requisites and holders."""
     from ca import registry
     from signing_api.web.ca.registry import holder_json, subscriber_json
 
-    with _transaction() as session:
+    with root.transaction() as session:
         view = subscriber_json(registry.get_subscriber(session, inn))
         holders = [holder_json(h, officer=True) for h in registry.list_holders(session, inn)]
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(_subscriber_line(view))
     for holder in holders:
@@ -172,16 +120,15 @@ def subscriber_show(inn: str, as_json: bool) -> None:
 
 @subscriber_group.command("list")
 @_JSON
-@_refusals
 def subscriber_list(as_json: bool) -> None:
     """Every subscriber, by INN."""
     from ca import registry
     from signing_api.web.ca.registry import subscriber_json
 
-    with _transaction() as session:
+    with root.transaction() as session:
         views = [subscriber_json(r) for r in registry.list_subscribers(session)]
     if as_json:
-        _print_json({"subscribers": views})
+        root.print_json({"subscribers": views})
         return
     for view in views:
         click.echo(_subscriber_line(view))
@@ -206,7 +153,6 @@ def _holder_line(view: dict[str, Any]) -> str:
 @click.option("--email", required=True)
 @click.option("--phone", required=True, help="e.g. +996555123456")
 @_JSON
-@_refusals
 def holder_add(
     inn: str,
     full_name: str,
@@ -222,12 +168,12 @@ def holder_add(
 
     data = {"inn": inn, "full_name": full_name, "position": position}
     data |= {"passport_series": passport_series, "email": email, "phone": phone}
-    with _transaction() as session:
+    with root.transaction() as session:
         view = holder_json(
-            registry.create_holder(session, data, now=_now(), actor=_actor()), officer=True
+            registry.create_holder(session, data, now=root.now(), actor=root.actor()), officer=True
         )
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"registered {_holder_line(view)}")
 
@@ -235,16 +181,15 @@ def holder_add(
 @holder_group.command("show")
 @click.argument("holder_id", type=click.IntRange(1, 2**63 - 1))
 @_JSON
-@_refusals
 def holder_show(holder_id: int, as_json: bool) -> None:
     """A holder's requisites."""
     from ca import registry
     from signing_api.web.ca.registry import holder_json
 
-    with _transaction() as session:
+    with root.transaction() as session:
         view = holder_json(registry.get_holder(session, holder_id), officer=True)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(_holder_line(view))
 
@@ -252,16 +197,15 @@ def holder_show(holder_id: int, as_json: bool) -> None:
 @holder_group.command("list")
 @click.argument("inn")
 @_JSON
-@_refusals
 def holder_list(inn: str, as_json: bool) -> None:
     """The holders of a subscriber."""
     from ca import registry
     from signing_api.web.ca.registry import holder_json
 
-    with _transaction() as session:
+    with root.transaction() as session:
         views = [holder_json(h, officer=True) for h in registry.list_holders(session, inn)]
     if as_json:
-        _print_json({"inn": inn, "holders": views})
+        root.print_json({"inn": inn, "holders": views})
         return
     for view in views:
         click.echo(_holder_line(view))
@@ -307,7 +251,6 @@ def _approval_line(view: dict[str, Any]) -> str:
 @click.option("--role", required=True, help="head, accountant, head_as_accountant, complex_5, ...")
 @click.option("--storage", default="cloud", show_default=True, help="cloud or rutoken")
 @_JSON
-@_refusals
 def registration_submit(
     as_json: bool, channel: str, role: str, storage: str, **fields: str
 ) -> None:
@@ -319,14 +262,14 @@ def registration_submit(
     holder = {k: fields[k] for k in ("full_name", "position", "passport_series", "phone")}
     holder["email"] = fields["holder_email"]
     data = {"subscriber": company, "holder": holder, "role": role, "storage": storage}
-    now = _now()
-    with _transaction() as session:
+    now = root.now()
+    with root.transaction() as session:
         row = registrations.submit_registration(
-            session, data, channel=channel, now=now, actor=_actor()
+            session, data, channel=channel, now=now, actor=root.actor()
         )
         view = registration_json(row, now=now, officer=True)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"submitted {_registration_line(view)}")
 
@@ -334,18 +277,17 @@ def registration_submit(
 @registration_group.command("list")
 @click.option("--status", type=click.Choice(["pending", "approved", "rejected"]))
 @_JSON
-@_refusals
 def registration_list(status: str | None, as_json: bool) -> None:
     """Registration requests, oldest first; pending ones show their deadline."""
     from ca import registrations
     from signing_api.web.ca.registry import registration_json
 
-    now = _now()
-    with _transaction() as session:
+    now = root.now()
+    with root.transaction() as session:
         rows = registrations.list_registrations(session, status)
         views = [registration_json(r, now=now, officer=True) for r in rows]
     if as_json:
-        _print_json({"registrations": views})
+        root.print_json({"registrations": views})
         return
     for view in views:
         click.echo(_registration_line(view))
@@ -356,18 +298,17 @@ def registration_list(status: str | None, as_json: bool) -> None:
 @registration_group.command("show")
 @click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @_JSON
-@_refusals
 def registration_show(request_id: int, as_json: bool) -> None:
     """One registration request."""
     from ca import registrations
     from signing_api.web.ca.registry import registration_json
 
-    now = _now()
-    with _transaction() as session:
+    now = root.now()
+    with root.transaction() as session:
         row = registrations.get_registration(session, request_id)
         view = registration_json(row, now=now, officer=True)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(_registration_line(view))
 
@@ -376,15 +317,14 @@ def registration_show(request_id: int, as_json: bool) -> None:
 @click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--note", help="a remark kept with the decision")
 @_JSON
-@_refusals
 def registration_approve(request_id: int, note: str | None, as_json: bool) -> None:
     """Approve: subscriber, holder and the payment account of the first certificate."""
     from ca import registrations
     from signing_api.web.ca.registry import registration_json, submitter_client
     from signing_api.web.common import grant
 
-    now, actor = _now(), _actor()
-    with _transaction() as session:
+    now, actor = root.now(), root.actor()
+    with root.transaction() as session:
         row = registrations.approve_registration(
             session, request_id, now=now, actor=actor, note=note
         )
@@ -392,7 +332,7 @@ def registration_approve(request_id: int, note: str | None, as_json: bool) -> No
             grant(session, client_id=client_id, inn=row.inn, now=now, actor=actor)
         view = registration_json(row, now=now, officer=True)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(_approval_line(view))
 
@@ -401,20 +341,19 @@ def registration_approve(request_id: int, note: str | None, as_json: bool) -> No
 @click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--note", required=True, help="the reason, kept with the decision")
 @_JSON
-@_refusals
 def registration_reject(request_id: int, note: str, as_json: bool) -> None:
     """Reject a pending request with a reason."""
     from ca import registrations
     from signing_api.web.ca.registry import registration_json
 
-    now = _now()
-    with _transaction() as session:
+    now = root.now()
+    with root.transaction() as session:
         row = registrations.reject_registration(
-            session, request_id, note=note, now=now, actor=_actor()
+            session, request_id, note=note, now=now, actor=root.actor()
         )
         view = registration_json(row, now=now, officer=True)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"rejected {_registration_line(view)}: {view['decision_note']}")
 
@@ -442,18 +381,17 @@ def _power_line(view: dict[str, Any]) -> str:
 @click.option("--valid-from", required=True, metavar="YYYY-MM-DD")
 @click.option("--valid-until", required=True, metavar="YYYY-MM-DD", help="last day, included")
 @_JSON
-@_refusals
 def poa_add(as_json: bool, **fields: Any) -> None:
     """Record a served taxpayer's power of attorney for a holder."""
     from ca import powers
     from signing_api.web.ca.registry import power_json
 
-    now = _now()
-    with _transaction() as session:
-        row, created = powers.create_power(session, fields, now=now, actor=_actor())
+    now = root.now()
+    with root.transaction() as session:
+        row, created = powers.create_power(session, fields, now=now, actor=root.actor())
         view = power_json(row, now=now)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"{'recorded' if created else 'already recorded:'} {_power_line(view)}")
 
@@ -461,16 +399,15 @@ def poa_add(as_json: bool, **fields: Any) -> None:
 @poa_group.command("list")
 @click.argument("holder_id", type=click.IntRange(1, 2**63 - 1))
 @_JSON
-@_refusals
 def poa_list(holder_id: int, as_json: bool) -> None:
     """A holder's powers of attorney and the taxpayers it may file for today."""
     from signing_api.web.ca.registry import powers_json
 
-    now = _now()
-    with _transaction() as session:
+    now = root.now()
+    with root.transaction() as session:
         view = powers_json(session, holder_id, now=now)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     for power in view["powers"]:
         click.echo(_power_line(power))
@@ -482,17 +419,16 @@ def poa_list(holder_id: int, as_json: bool) -> None:
 @click.argument("power_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--note", required=True, help="why it ended (§4.3.10)")
 @_JSON
-@_refusals
 def poa_revoke(power_id: int, note: str, as_json: bool) -> None:
     """Revoke a power of attorney (final)."""
     from ca import powers
     from signing_api.web.ca.registry import power_json
 
-    now = _now()
-    with _transaction() as session:
-        row = powers.revoke_power(session, power_id, note=note, now=now, actor=_actor())
+    now = root.now()
+    with root.transaction() as session:
+        row = powers.revoke_power(session, power_id, note=note, now=now, actor=root.actor())
         view = power_json(row, now=now)
     if as_json:
-        _print_json(view)
+        root.print_json(view)
         return
     click.echo(f"revoked {_power_line(view)}: {view['revocation_note']}")

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import click
 
 from policies.money import som
+from signing_api.cli import root
 from signing_api.cli.ca import ca
-from signing_api.cli.certificates import ca_refusals, cli_actor, print_json
 
 if TYPE_CHECKING:
     from ca.renewal import Issuers
@@ -34,7 +34,6 @@ def _issuers() -> Issuers:
 
 @ca.command("renew-due")
 @click.option("--json", "as_json", is_flag=True, help="the outcomes as JSON")
-@ca_refusals
 def renew_due_command(as_json: bool) -> None:
     """Renew the cloud certificates that are due (run daily)."""
     from dataclasses import asdict
@@ -43,9 +42,9 @@ def renew_due_command(as_json: bool) -> None:
     from signing_api.cli.root import open_runtime as _runtime
 
     rt = _runtime()
-    outcomes = renew_due(rt.transaction, _issuers(), now=datetime.now(UTC), actor=cli_actor())
+    outcomes = renew_due(rt.transaction, _issuers(), now=datetime.now(UTC), actor=root.actor())
     if as_json:
-        print_json([asdict(o) for o in outcomes])
+        root.print_json([asdict(o) for o in outcomes])
     else:
         for o in outcomes:
             detail = f"→ {o.new_serial}" if o.new_serial else o.reason
@@ -60,7 +59,6 @@ def renew_due_command(as_json: bool) -> None:
 @click.option("--status", type=click.Choice(["review", "accepted", "approved", "rejected",
                                              "issued"]))  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@ca_refusals
 def renewals(status: str | None, as_json: bool) -> None:
     """Renewal requests (``--status review`` is the officer's queue)."""
     from sqlalchemy import select
@@ -75,7 +73,7 @@ def renewals(status: str | None, as_json: bool) -> None:
             query = query.where(RenewalRequest.status == status)
         views = [renewal_json(session, r) for r in session.scalars(query)]
     if as_json:
-        print_json({"renewals": views, "count": len(views)})
+        root.print_json({"renewals": views, "count": len(views)})
         return
     for v in views:
         changed = ", ".join(v["changed"]) or "-"
@@ -92,7 +90,6 @@ def renewal() -> None:
 @renewal.command("approve")
 @click.argument("renewal_id", type=int)
 @click.option("--note", help="what was checked")
-@ca_refusals
 def approve(renewal_id: int, note: str | None) -> None:
     """Approve: the price is charged and the new certificate issued."""
     from ca.models import Certificate
@@ -101,7 +98,7 @@ def approve(renewal_id: int, note: str | None) -> None:
 
     rt = _runtime()
     done = approve_renewal(rt.transaction, _issuers(), renewal_id, note=note,
-                           now=datetime.now(UTC), actor=cli_actor())  # fmt: skip
+                           now=datetime.now(UTC), actor=root.actor())  # fmt: skip
     with rt.transaction() as session:
         new = session.get_one(Certificate, done.new_certificate_id)
         click.echo(f"renewal {renewal_id} issued certificate {new.serial}")
@@ -115,7 +112,6 @@ def approve(renewal_id: int, note: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="write the text here (the exact bytes to sign); default: stdout",
 )
-@ca_refusals
 def renewal_request(serial: str, out: Path | None) -> None:
     """The seed 003 renewal request of a certificate, for its holder to sign."""
     from ca.issuance import get_certificate
@@ -155,7 +151,6 @@ def renewal_request(serial: str, out: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="RuToken: the new CSR made on the token",
 )
-@ca_refusals
 def submit(serial: str, document: Path, signature: Path, csr: Path | None) -> None:
     """Submit a signed renewal request at the office (RuToken: with the new CSR)."""
     from ca.issuance import get_certificate
@@ -178,7 +173,7 @@ def submit(serial: str, document: Path, signature: Path, csr: Path | None) -> No
         signature=signature.read_bytes(),
         csr=None if csr is None else csr.read_bytes(),
         now=datetime.now(UTC),
-        actor=cli_actor(),
+        actor=root.actor(),
         officer=True,
     )
     if done.new_certificate_id is None:
@@ -195,7 +190,6 @@ def submit(serial: str, document: Path, signature: Path, csr: Path | None) -> No
 @renewal.command("document")
 @click.argument("renewal_id", type=int)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@ca_refusals
 def document(renewal_id: int, file: Path) -> None:
     """Attach a supporting document to a renewal in review."""
     import mimetypes
@@ -211,7 +205,7 @@ def document(renewal_id: int, file: Path) -> None:
             content_type=mimetypes.guess_type(file.name)[0] or "application/octet-stream",
             data=file.read_bytes(),
             now=datetime.now(UTC),
-            actor=cli_actor(),
+            actor=root.actor(),
         )
         click.echo(f"document {row.id} ({row.filename}, sha256 {row.sha256[:16]}…) attached")
 
@@ -219,7 +213,6 @@ def document(renewal_id: int, file: Path) -> None:
 @ca.command("auto-renewal")
 @click.argument("serial")
 @click.option("--on/--off", "enabled", required=True, help="restore or cancel")
-@ca_refusals
 def auto_renewal(serial: str, enabled: bool) -> None:
     """Cancel (or restore) a cloud certificate's automatic renewal (§18.2)."""
     from ca.issuance import get_certificate
@@ -232,7 +225,7 @@ def auto_renewal(serial: str, enabled: bool) -> None:
             get_certificate(session, serial),
             enabled=enabled,
             now=datetime.now(UTC),
-            actor=cli_actor(),
+            actor=root.actor(),
         )
         click.echo(f"{row.serial}: auto-renewal {'on' if row.auto_renew else 'off'}")
 
@@ -240,7 +233,6 @@ def auto_renewal(serial: str, enabled: bool) -> None:
 @renewal.command("reject")
 @click.argument("renewal_id", type=int)
 @click.option("--note", required=True, help="why (the subscriber is told)")
-@ca_refusals
 def reject(renewal_id: int, note: str) -> None:
     """Reject a renewal in review."""
     from ca.renewal import reject_renewal
@@ -248,5 +240,5 @@ def reject(renewal_id: int, note: str) -> None:
 
     with _runtime().transaction() as session:
         reject_renewal(session, renewal_id, note=note, now=datetime.now(UTC),
-                       actor=cli_actor())  # fmt: skip
+                       actor=root.actor())  # fmt: skip
     click.echo(f"renewal {renewal_id} rejected")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import click
 
+from signing_api.cli import root
 from signing_api.cli.ca import ca
-from signing_api.cli.certificates import ca_refusals, cli_actor
 
 __all__: list[str] = []
 
@@ -25,7 +25,7 @@ def _after(row_id: int, now: datetime) -> str:
     rt = _runtime()
     with rt.transaction() as session:
         issued, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
-                                actor=cli_actor())  # fmt: skip
+                                actor=root.actor())  # fmt: skip
     write_crl_files(issued.der, "issuing", rt.config.crl_publish_dir)
     with rt.transaction() as session:
         row = session.get_one(Certificate, row_id)
@@ -40,7 +40,7 @@ def _change(serial: str, action: str, **options: object) -> None:
     from signing_api.cli.root import open_runtime as _runtime
 
     now = datetime.now(UTC)
-    who = Actor(cli_actor(), officer=True)
+    who = Actor(root.actor(), officer=True)
     with _runtime().transaction() as session:
         row = get_certificate(session, serial)
         if action == "revoke":
@@ -82,7 +82,6 @@ def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )
 @click.option("--invalidity-date", callback=_instant, help="keyCompromise: since when")
 @click.option("--note", help="why, for the journal")
-@ca_refusals
 def revoke_command(
     serial: str, reason: str, invalidity_date: datetime | None, note: str | None
 ) -> None:
@@ -93,7 +92,6 @@ def revoke_command(
 @ca.command("suspend")
 @click.argument("serial")
 @click.option("--note", help="why, for the journal")
-@ca_refusals
 def suspend_command(serial: str, note: str | None) -> None:
     """Suspend a certificate (certificateHold)."""
     _change(serial, "suspend", note=note)
@@ -102,7 +100,6 @@ def suspend_command(serial: str, note: str | None) -> None:
 @ca.command("resume")
 @click.argument("serial")
 @click.option("--note", help="why, for the journal")
-@ca_refusals
 def resume_command(serial: str, note: str | None) -> None:
     """Lift a suspension."""
     _change(serial, "resume", note=note)

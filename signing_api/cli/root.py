@@ -6,33 +6,71 @@ own group added to it), and ``signing_api.cli`` imports them all.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
 from billing import BillingError
 from ca import CAError
+from ca.errors import InvalidField, PaymentRequired
+from crl import CRLError
 from db import DBError, check_connection
 from hsm import HSMError
+from policies.money import som
 from signing_api.clients import ClientError
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
 
-__all__ = ["cli", "load_config", "now", "open_runtime", "operator"]
+__all__ = [
+    "actor",
+    "cli",
+    "load_config",
+    "now",
+    "open_runtime",
+    "operator",
+    "option_of",
+    "print_json",
+    "transaction",
+]
 
-_EXPECTED = (HSMError, DBError, CAError, BillingError, ConfigError, ClientError)
+_EXPECTED = (HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError)
+
+
+def option_of(field: str) -> str:
+    """The command-line option that carries an API field (``holder.email`` → --holder-email)."""
+    section, _, name = field.rpartition(".")
+    if section == "holder" and name == "email":
+        return "--holder-email"
+    return "--" + name.replace("_", "-")
+
+
+def _message(ex: Exception) -> str:
+    """The one line a domain refusal prints: the CLI's whole error table."""
+    if isinstance(ex, InvalidField):
+        return f"invalid {option_of(ex.field)}: {ex.message}"
+    if isinstance(ex, PaymentRequired):
+        where = f" to payment account {ex.payment_account}" if ex.payment_account else ""
+        return f"{ex} (pay {som(ex.amount_due)} som{where})"
+    return str(ex)
 
 
 class _Group(click.Group):
-    """Turns domain errors into one line on stderr and exit status 1 (no traceback)."""
+    """Turns domain errors into one line on stderr and exit status 1 (no traceback).
+
+    Every command runs inside the root group's ``invoke``, so this is the one translator.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except _EXPECTED as ex:
-            raise click.ClickException(str(ex)) from ex
+            raise click.ClickException(_message(ex)) from ex
         except OSError as ex:
             raise click.ClickException(
                 f"{ex.strerror or ex}: {ex.filename or ''}".rstrip(": ")
@@ -66,3 +104,20 @@ def operator() -> str:
 def now() -> datetime:
     """The command's clock (UTC, timezone-aware)."""
     return datetime.now(UTC)
+
+
+def actor() -> str:
+    """The journal's name for the operator: ``cli:<user>``."""
+    return f"cli:{operator()}"
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session in a transaction on a freshly opened runtime."""
+    with open_runtime().transaction() as session:
+        yield session
+
+
+def print_json(data: Any) -> None:
+    """The API's JSON, as ``--json`` prints it."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
@@ -33,7 +32,7 @@ def _audit_refusal(runtime: Runtime, reason: str) -> None:
             object=f"http:{request.method} {request.path}",
             outcome="refused",
             details={"reason": reason},
-            now=datetime.now(UTC),
+            now=runtime.now(),
         )
 
 

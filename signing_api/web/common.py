@@ -12,108 +12,37 @@ own certificate, a company head revoking its company's others) read it with ``ac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from flask import Response, current_app, g, jsonify, request
+from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import billing
-from ca.cms import CMSInvalid
 from ca.errors import (
     CAError,
-    Conflict,
-    InvalidField,
-    KeyRefused,
-    LintFailed,
-    NotAllowed,
-    NotFound,
-    PaymentRequired,
 )
 from ca.models import Holder
 from db import audit
 from policies.roles import ClientRole
 from signing_api.clients import ClientSubscriber
-from signing_api.runtime import Runtime
-from signing_api.web.billing.accounts import problem_of
-from signing_api.web.problems import Problem
+from signing_api.web.context import runtime
+from signing_api.web.problems import Problem, problem_of
 
 __all__ = [
     "HOLDER_HEADER",
     "acting_holder",
-    "actor",
-    "ca_problem",
     "ca_refusals",
     "ca_transaction",
     "grant",
     "is_officer",
-    "json_body",
-    "now",
-    "reply",
     "require_visible",
-    "runtime",
     "visible_inns",
 ]
 
 HOLDER_HEADER = "X-Tamga-Holder"
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["tamga"]
-    return rt
-
-
-def now() -> datetime:
-    """The time; ``app.config["TAMGA_CLOCK"]`` (a callable) lets tests move it."""
-    clock: Callable[[], datetime] | None = current_app.config.get("TAMGA_CLOCK")
-    return clock() if clock is not None else datetime.now(UTC)
-
-
-def actor() -> str:
-    """The audit journal's name for the calling client."""
-    return f"client:{g.client_id}"
-
-
-def reply(body: Any, status: int = 200, *, location: str | None = None) -> Response:
-    """A JSON answer; echoes ``Idempotency-Key`` as the billing API does."""
-    response = jsonify(body)
-    response.status_code = status
-    if location:
-        response.headers["Location"] = location
-    if (key := request.headers.get("Idempotency-Key")) is not None:
-        response.headers["Idempotency-Key"] = key
-    return response
-
-
-_SIMPLE: tuple[tuple[type[CAError], str], ...] = (
-    (NotFound, "not-found"),
-    (NotAllowed, "forbidden"),
-    (Conflict, "conflict"),
-)
-
-
-def ca_problem(ex: CAError) -> Problem:
-    """The problem+json for a CA refusal."""
-    problem = Problem("conflict", str(ex))
-    for cls, slug in _SIMPLE:
-        if isinstance(ex, cls):
-            problem = Problem(slug, str(ex))
-    if isinstance(ex, InvalidField):
-        problem = Problem("validation-failed", str(ex), errors={ex.field: ex.message})
-    elif isinstance(ex, KeyRefused):
-        problem = Problem("certificate-refused", str(ex), errors={ex.field: str(ex)})
-    elif isinstance(ex, CMSInvalid):
-        problem = Problem("validation-failed", str(ex), errors={"signature": str(ex)})
-    elif isinstance(ex, LintFailed):
-        findings = [str(f) for f in ex.findings]
-        problem = Problem("certificate-refused", str(ex), extra={"lint_findings": findings})
-    elif isinstance(ex, PaymentRequired):
-        extra = {"amount_due": ex.amount_due, "payment_account": ex.payment_account}
-        problem = Problem("payment-required", str(ex), extra=extra)
-    return problem
 
 
 @contextmanager
@@ -121,9 +50,7 @@ def ca_refusals() -> Iterator[None]:
     """A CA or billing refusal raised inside becomes a Problem."""
     try:
         yield
-    except CAError as ex:
-        raise ca_problem(ex) from None
-    except billing.BillingError as ex:
+    except (CAError, billing.BillingError) as ex:
         raise problem_of(ex) from None
 
 
@@ -183,10 +110,3 @@ def acting_holder(session: Session) -> Holder | None:
         raise Problem("not-found", f"{HOLDER_HEADER}: no such holder")
     require_visible(session, holder.subscriber_inn, "holder")
     return holder
-
-
-def json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise Problem("bad-request", "the body must be a JSON object (application/json)")
-    return data

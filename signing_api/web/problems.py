@@ -1,7 +1,10 @@
-"""The one table of wire errors: RFC 9457 problem types Tamga answers with.
+"""The one table of wire errors: RFC 9457 problem types, and which domain error becomes which.
 
-Routes raise :class:`Problem`; the app renders it as ``application/problem+json``. Types are
-stable URNs; ``title`` is fixed per type, ``detail`` says what went wrong this time.
+Routes raise :class:`Problem`, or let a domain error (``CAError``, ``BillingError``, ``CRLError``)
+escape: the app renders either as ``application/problem+json`` through :func:`problem_of`. Types
+are stable URNs; ``title`` is fixed per type, ``detail`` says what went wrong this time. To add an
+error: a subclass in its domain's ``errors.py``, and a row in :data:`DOMAIN_PROBLEMS` if its
+parent's problem type is not the right one.
 """
 
 from __future__ import annotations
@@ -10,7 +13,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PROBLEM_TYPES", "Problem", "ProblemType"]
+import billing
+from ca.cms import CMSInvalid
+from ca.errors import (
+    CAError,
+    Conflict,
+    InvalidField,
+    KeyRefused,
+    LintFailed,
+    NotAllowed,
+    PaymentRequired,
+)
+from ca.errors import NotFound as CANotFound
+from crl import CRLError, ForeignIssuer, UnknownIssuer
+
+__all__ = [
+    "DOMAIN_PROBLEMS",
+    "PROBLEM_TYPES",
+    "DomainError",
+    "Problem",
+    "ProblemType",
+    "problem_of",
+]
 
 
 @dataclass(frozen=True)
@@ -81,3 +105,56 @@ class Problem(Exception):
             doc["errors"] = [{"field": k, "detail": v} for k, v in self.errors.items()]
         doc.update(self.extra)
         return json.dumps(doc, ensure_ascii=False)
+
+
+DomainError = CAError | billing.BillingError | CRLError
+DOMAIN_ROOTS: tuple[type[Exception], ...] = (CAError, billing.BillingError, CRLError)
+
+# Domain errors → problem slugs, looked up along the MRO: a subclass without its own row takes
+# its parent's. Every domain's root error has a row, so every domain error has an answer.
+DOMAIN_PROBLEMS: dict[type[Exception], str] = {
+    # ca
+    CAError: "conflict",
+    CANotFound: "not-found",
+    NotAllowed: "forbidden",
+    Conflict: "conflict",
+    InvalidField: "validation-failed",
+    CMSInvalid: "validation-failed",
+    KeyRefused: "certificate-refused",
+    LintFailed: "certificate-refused",
+    PaymentRequired: "payment-required",
+    # billing
+    billing.BillingError: "conflict",
+    billing.InsufficientFunds: "insufficient-funds",
+    billing.AccountTerminated: "account-terminated",
+    billing.IdempotencyConflict: "idempotency-conflict",
+    billing.NotFound: "not-found",  # AccountNotFound too
+    billing.AccountExists: "conflict",
+    billing.InvalidAmount: "validation-failed",
+    billing.MalformedAccount: "validation-failed",
+    billing.InvalidName: "validation-failed",
+    # crl
+    CRLError: "conflict",
+    UnknownIssuer: "not-found",
+    ForeignIssuer: "not-found",
+}
+
+
+def problem_of(ex: DomainError) -> Problem:
+    """The problem+json for a domain refusal, with its field errors and figures."""
+    slug = next(DOMAIN_PROBLEMS[cls] for cls in type(ex).__mro__ if cls in DOMAIN_PROBLEMS)
+    errors: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(ex, InvalidField):
+        errors = {ex.field: ex.message}
+    elif isinstance(ex, KeyRefused):
+        errors = {ex.field: str(ex)}
+    elif isinstance(ex, CMSInvalid):
+        errors = {"signature": str(ex)}
+    elif isinstance(ex, LintFailed):
+        extra = {"lint_findings": [str(f) for f in ex.findings]}
+    elif isinstance(ex, PaymentRequired):
+        extra = {"amount_due": ex.amount_due, "payment_account": ex.payment_account}
+    elif isinstance(ex, billing.InsufficientFunds):
+        extra = {"due": ex.due, "available": ex.available, "amount": ex.amount}
+    return Problem(slug, str(ex), errors=errors, extra=extra)

@@ -65,7 +65,7 @@ def api(runtime: Runtime) -> Api:
     app: Flask = create_app(runtime.config)
     app.extensions["tamga"] = runtime
     clock = Clock(NOW)
-    app.config["TAMGA_CLOCK"] = clock
+    app.extensions["tamga"].clock = clock
     found = Api(app.test_client(), runtime, clock)
     with runtime.transaction() as session:
         for role in ROLES:

@@ -17,12 +17,11 @@ exactly what the API answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy.orm import Session
 
 import billing
@@ -42,19 +41,18 @@ from policies.identifiers import is_inn
 from policies.money import MAX_AMOUNT, parse_som
 from policies.roles import ClientRole
 from policies.tariffs import TARIFFS, UnknownTariff
-from signing_api.runtime import Runtime
+from signing_api.web import context
 from signing_api.web.auth import require_client
+from signing_api.web.context import actor, reply, runtime, transaction
 from signing_api.web.problems import Problem
 
 __all__ = [
-    "BILLING_PROBLEMS",
     "OPENAPI",
     "account_json",
     "blueprint",
     "parse_day",
     "parse_month",
     "parse_som",
-    "problem_of",
     "receipts_json",
     "statement_json",
     "termination_json",
@@ -64,58 +62,6 @@ blueprint = Blueprint("billing_api", __name__)
 
 _READERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 _OFFICER = ClientRole.OFFICER
-
-# --- the billing part of the wire-error table --------------------------------------------------
-
-# BillingError subclasses → problem slugs (signing_api/web/problems.py). Looked up along the MRO,
-# so a subclass without its own row takes its parent's; anything else is a conflict.
-BILLING_PROBLEMS: dict[type[billing.BillingError], str] = {
-    billing.InsufficientFunds: "insufficient-funds",
-    billing.AccountTerminated: "account-terminated",
-    billing.IdempotencyConflict: "idempotency-conflict",
-    billing.NotFound: "not-found",  # AccountNotFound too
-    billing.AccountExists: "conflict",
-    billing.InvalidAmount: "validation-failed",
-    billing.MalformedAccount: "validation-failed",
-    billing.InvalidName: "validation-failed",
-}
-
-
-def problem_of(ex: billing.BillingError) -> Problem:
-    """The problem+json for a billing refusal."""
-    slug = next(
-        (BILLING_PROBLEMS[cls] for cls in type(ex).__mro__ if cls in BILLING_PROBLEMS), "conflict"
-    )
-    extra: dict[str, Any] = {}
-    if isinstance(ex, billing.InsufficientFunds):
-        extra = {"due": ex.due, "available": ex.available, "amount": ex.amount}
-    return Problem(slug, str(ex), extra=extra)
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["tamga"]
-    return runtime
-
-
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """A session in a transaction; a billing refusal rolls it back and becomes a Problem."""
-    try:
-        with _runtime().transaction() as session:
-            yield session
-    except billing.BillingError as ex:
-        raise problem_of(ex) from None
-
-
-def _now() -> datetime:
-    """The time; ``app.config["TAMGA_CLOCK"]`` (a callable) lets tests move it."""
-    clock: Callable[[], datetime] | None = current_app.config.get("TAMGA_CLOCK")
-    return clock() if clock is not None else datetime.now(UTC)
-
-
-def _actor() -> str:
-    return f"client:{g.client_id}"
-
 
 # --- reading requests --------------------------------------------------------------------------
 
@@ -224,7 +170,7 @@ def _path_inn(inn: str) -> str:
     if g.client_role is not ClientRole.OFFICER:
         from signing_api.clients import ClientSubscriber
 
-        with _runtime().transaction() as session:
+        with runtime().transaction() as session:
             if session.get(ClientSubscriber, (g.client_id, inn)) is None:
                 raise Problem("not-found", f"no account {inn} is visible to this client")
     return inn
@@ -243,16 +189,6 @@ def _period(fields: _Fields, *, required: bool) -> tuple[date | None, date | Non
     if start is not None and end is not None:
         fields.check(end >= start, "to", "the period ends before it starts")
     return start, end
-
-
-def _json(body: dict[str, Any], status: int, *, location: str | None = None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    if location:
-        response.headers["Location"] = location
-    if (key := request.headers.get("Idempotency-Key")) is not None:
-        response.headers["Idempotency-Key"] = key
-    return response
 
 
 # --- JSON views (shared with the CLI) ----------------------------------------------------------
@@ -385,20 +321,20 @@ def open_account() -> Response:
     fields.done()
     assert inn is not None and name is not None  # noqa: S101 - done() raised otherwise
     _idempotency_key()
-    now = _now()
-    with _transaction() as session:
-        _, created = billing.open_account(session, inn=inn, name=name, now=now, actor=_actor())
+    now = context.now()
+    with transaction() as session:
+        _, created = billing.open_account(session, inn=inn, name=name, now=now, actor=actor())
         view = account_json(session, inn, now=now)
-    return _json(view, 201 if created else 200, location=f"/api/v1/accounts/{inn}")
+    return reply(view, 201 if created else 200, location=f"/api/v1/accounts/{inn}")
 
 
 @blueprint.get(_ACCOUNT)
 @require_client(*_READERS)
 def show_account(inn: str) -> Response:
     inn = _path_inn(inn)
-    now = _now()
-    with _transaction() as session:
-        return _json(account_json(session, inn, now=now), 200)
+    now = context.now()
+    with transaction() as session:
+        return reply(account_json(session, inn, now=now), 200)
 
 
 @blueprint.get(f"{_ACCOUNT}/receipts")
@@ -408,8 +344,8 @@ def list_receipts(inn: str) -> Response:
     fields = _Fields(request.args)
     start, end = _period(fields, required=False)
     fields.done()
-    with _transaction() as session:
-        return _json(receipts_json(session, inn, start, end), 200)
+    with transaction() as session:
+        return reply(receipts_json(session, inn, start, end), 200)
 
 
 @blueprint.get(f"{_ACCOUNT}/statement")
@@ -420,8 +356,8 @@ def show_statement(inn: str) -> Response:
     start, end = _period(fields, required=True)
     fields.done()
     assert start is not None and end is not None  # noqa: S101
-    with _transaction() as session:
-        return _json(statement_json(session, inn, start, end), 200)
+    with transaction() as session:
+        return reply(statement_json(session, inn, start, end), 200)
 
 
 @blueprint.post(f"{_ACCOUNT}/cash-receipts")
@@ -434,8 +370,8 @@ def record_cash_receipt(inn: str) -> Response:
     fields.done()
     assert number is not None and amount is not None  # noqa: S101
     _idempotency_key()
-    now = _now()
-    with _transaction() as session:
+    now = context.now()
+    with transaction() as session:
         try:
             receipt = billing.record_payment(
                 session,
@@ -446,7 +382,7 @@ def record_cash_receipt(inn: str) -> Response:
                 amount=amount,
                 paid_at=now,
                 now=now,
-                actor=_actor(),
+                actor=actor(),
             )
         except billing.AmountTooLarge as ex:
             # A terminated account takes cash only against its debt; say why it was refused.
@@ -456,7 +392,7 @@ def record_cash_receipt(inn: str) -> Response:
                 ) from ex
             raise
     body = _receipt_json(receipt)
-    return _json(
+    return reply(
         body, 200 if receipt.replayed else 201, location=f"/api/v1/accounts/{inn}/receipts"
     )
 
@@ -469,7 +405,7 @@ def issue_payment_account(inn: str) -> Response:
     tariff = fields.text("tariff", max_length=64)
     purpose = fields.text("purpose", max_length=120, required=False) or f"cert:first:{inn}"
     fields.check(tariff is None or tariff.startswith("cert:"), "tariff", "a certificate tariff")
-    now = _now()
+    now = context.now()
     price = None
     if tariff is not None and "tariff" not in fields.errors:
         try:
@@ -479,14 +415,14 @@ def issue_payment_account(inn: str) -> Response:
     fields.done()
     assert tariff is not None and price is not None  # noqa: S101
     _idempotency_key()
-    with _transaction() as session:
+    with transaction() as session:
         if billing.balance(session, inn).status == "terminated":
             raise billing.AccountTerminated(f"the contract of {inn} is terminated")
         info = billing.issue_payment_account(
             session, inn=inn, purpose=purpose, tariff=tariff, amount_due=price, now=now,
-            actor=_actor(),
+            actor=actor(),
         )  # fmt: skip
-    return _json(_payment_account_json(info), 201 if info.created else 200)
+    return reply(_payment_account_json(info), 201 if info.created else 200)
 
 
 @blueprint.post(f"{_ACCOUNT}/termination")
@@ -499,14 +435,12 @@ def terminate(inn: str) -> Response:
     fields.done()
     assert reason is not None  # noqa: S101
     _idempotency_key()
-    now = _now()
-    with _transaction() as session:
-        info = billing.terminate(
-            session, inn=inn, reason=reason, debt=debt, now=now, actor=_actor()
-        )
+    now = context.now()
+    with transaction() as session:
+        info = billing.terminate(session, inn=inn, reason=reason, debt=debt, now=now, actor=actor())
         opened_on, _ = account_period(session, inn)
     body = termination_json(info, opened_on=opened_on)
-    return _json(body, 200 if info.replayed else 201, location=body["final_act"])
+    return reply(body, 200 if info.replayed else 201, location=body["final_act"])
 
 
 def _document_request(kind: str) -> DocumentRequest:
@@ -554,8 +488,8 @@ def document(inn: str, kind: str) -> Response:
     if kind not in DOCUMENT_KINDS:
         raise Problem("not-found", f"no document {kind[:40]!r}; one of {', '.join(DOCUMENT_KINDS)}")
     wanted = _document_request(kind)
-    today = local_date(_now())
-    with _transaction() as session:
+    today = local_date(context.now())
+    with transaction() as session:
         data = document_for(session, inn, wanted, today=today)
     response = Response(render(data), mimetype="application/pdf")
     response.headers["Content-Disposition"] = (

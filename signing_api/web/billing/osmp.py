@@ -54,6 +54,7 @@ from policies.money import som
 from policies.providers import EDS, PROVIDERS, SOCHI, Provider, parse_network, provider_allows
 from signing_api.config import ConfigError
 from signing_api.runtime import Runtime
+from signing_api.web.context import now
 from signing_api.web.problems import Problem
 
 __all__ = [
@@ -199,7 +200,7 @@ def _refuse_address(runtime: Runtime, provider: Provider, address: str) -> None:
                 object=f"osmp:{provider.code}",
                 outcome="refused",
                 details=details,
-                now=_now(),
+                now=now(),
             )
     except Exception:
         log.exception("could not journal the refused OSMP call from %s", address)
@@ -207,10 +208,6 @@ def _refuse_address(runtime: Runtime, provider: Provider, address: str) -> None:
 
 
 # --- the route ---------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _after_record(receipt: Receipt) -> None:
@@ -349,7 +346,7 @@ def _record(
             account=account,
             amount=amount,
             paid_at=paid_at,
-            now=_now(),
+            now=now(),
             actor=f"osmp:{provider.code}",
         )
         _after_record(receipt)

@@ -35,16 +35,12 @@ from signing_api.cloud.credentials import SigningRefused, check_pin, enrol
 from signing_api.web.auth import require_client
 from signing_api.web.common import (
     acting_holder,
-    actor,
     ca_refusals,
     ca_transaction,
-    json_body,
-    now,
-    reply,
     require_visible,
-    runtime,
     visible_inns,
 )
+from signing_api.web.context import actor, json_body, now, reply, runtime
 from signing_api.web.problems import Problem
 
 __all__ = [

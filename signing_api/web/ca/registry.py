@@ -25,17 +25,8 @@ from policies.calendar import local_date
 from policies.roles import ClientRole
 from signing_api.clients import ApiClient
 from signing_api.web.auth import require_client
-from signing_api.web.common import (
-    actor,
-    ca_transaction,
-    grant,
-    is_officer,
-    json_body,
-    now,
-    reply,
-    require_visible,
-    visible_inns,
-)
+from signing_api.web.common import ca_transaction, grant, is_officer, require_visible, visible_inns
+from signing_api.web.context import actor, json_body, now, reply
 from signing_api.web.problems import Problem
 
 __all__ = [

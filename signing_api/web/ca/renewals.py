@@ -42,17 +42,13 @@ from signing_api.web.auth import require_client
 from signing_api.web.ca.certificates import certificate_json
 from signing_api.web.common import (
     acting_holder,
-    actor,
     ca_refusals,
     ca_transaction,
     is_officer,
-    json_body,
-    now,
-    reply,
     require_visible,
-    runtime,
     visible_inns,
 )
+from signing_api.web.context import actor, json_body, now, reply, runtime
 from signing_api.web.problems import Problem
 
 __all__ = ["OPENAPI", "blueprint", "renewal_json"]

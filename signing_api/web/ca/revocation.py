@@ -23,17 +23,8 @@ from hsm import HSMError
 from policies.roles import ClientRole
 from signing_api.web.auth import require_client
 from signing_api.web.ca.certificates import certificate_json
-from signing_api.web.common import (
-    acting_holder,
-    actor,
-    ca_transaction,
-    is_officer,
-    json_body,
-    now,
-    reply,
-    require_visible,
-    runtime,
-)
+from signing_api.web.common import acting_holder, ca_transaction, is_officer, require_visible
+from signing_api.web.context import actor, json_body, now, reply, runtime
 from signing_api.web.problems import Problem
 from signing_api.web.public.crl import refresh_published
 

@@ -10,16 +10,17 @@ it until nextUpdate; a conditional request that matches gets 304.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ca.errors import HierarchyNotReady
 from crl import ForeignIssuer, IssuedCRL, refresh_crl, write_crl_files
 from hsm import HSMError
 from policies.crl import CRL_ISSUERS
 from signing_api.runtime import Runtime
+from signing_api.web import context
 from signing_api.web.problems import Problem
 
 __all__ = ["OPENAPI", "blueprint", "crl_response", "refresh_published"]
@@ -28,11 +29,6 @@ log = logging.getLogger("tamga.crl")
 blueprint = Blueprint("crl_http", __name__)
 
 ACTOR = "http:crl"
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["tamga"]
-    return runtime
 
 
 def refresh_published(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
@@ -72,9 +68,8 @@ def crl_response(issued: IssuedCRL, now: datetime) -> Response:
 def crl_file(name: str) -> Response:
     if name not in CRL_ISSUERS:
         raise Problem("not-found", f"there is no CRL named {name!r}")
-    clock = current_app.config.get("TAMGA_CLOCK")  # tests move time; production has none
-    now = clock() if clock is not None else datetime.now(UTC)
-    return crl_response(refresh_published(_runtime(), name, now), now)
+    now = context.now()
+    return crl_response(refresh_published(context.runtime(), name, now), now)
 
 
 def _crl_path(name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
-from signing_api.web.common import runtime
+from signing_api.web.context import runtime
 from signing_api.web.problems import Problem
 from signing_api.web.public.cps import cps_text
 from signing_api.web.public.health import health_report

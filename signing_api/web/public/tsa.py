@@ -12,18 +12,17 @@ balancers and RFC 3161 clients see it. Only the CA token is used: never ``tamga-
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
 from ca.tsa import TSAUnavailable, rejection_response, timestamp_response
 from hsm import HSMError
 from policies.tsa import TSA
-from signing_api.runtime import Runtime
+from signing_api.web import context
 from signing_api.web.problems import Problem
 
 __all__ = ["MAX_REQUEST_BYTES", "OPENAPI", "blueprint"]
@@ -37,11 +36,6 @@ REPLY_TYPE = "application/timestamp-reply"
 # A TimeStampReq is ~100 bytes (a SHA-512 imprint, a nonce, a policy); 64 KiB is generous and
 # keeps a client from making a worker read megabytes for nothing.
 MAX_REQUEST_BYTES = 64 * 1024
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["tamga"]
-    return runtime
 
 
 def _reply(der: bytes, status: int = 200) -> Response:
@@ -66,9 +60,8 @@ def _request_body() -> bytes:
 @blueprint.post("/tsa")
 def timestamp() -> Response:
     body = _request_body()
-    clock = current_app.config.get("TAMGA_CLOCK")  # tests move time; production has none
-    now = clock() if clock is not None else datetime.now(UTC)
-    runtime = _runtime()
+    now = context.now()
+    runtime = context.runtime()
     try:
         with runtime.transaction() as session:
             der = timestamp_response(session, runtime.ca_token, body, now=now, actor=ACTOR)
@@ -84,7 +77,7 @@ def timestamp() -> Response:
 @blueprint.get(f"/ca/{TSA.name}.crt")
 def tsa_certificate() -> Response:
     """The TSA certificate (DER), for verifiers of tokens requested without certReq."""
-    with _runtime().transaction() as session:
+    with context.runtime().transaction() as session:
         try:
             cert = active_certificate(session, TSA.name)
         except HierarchyNotReady:

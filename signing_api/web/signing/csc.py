@@ -47,7 +47,8 @@ from signing_api.cloud.credentials import (
     record_signatures,
 )
 from signing_api.web.auth import require_client
-from signing_api.web.common import actor, now, runtime, visible_inns
+from signing_api.web.common import visible_inns
+from signing_api.web.context import actor, now, runtime
 from signing_api.web.problems import PROBLEM_TYPES, Problem
 
 __all__ = [

@@ -40,7 +40,8 @@ from signing_api.cloud.credentials import (
     record_signatures,
 )
 from signing_api.web.auth import require_client
-from signing_api.web.common import actor, now, reply, require_visible, runtime
+from signing_api.web.common import require_visible
+from signing_api.web.context import actor, now, reply, runtime
 from signing_api.web.problems import Problem
 from signing_api.web.signing.csc import CSCError, check_maintenance, credential_for
 
