@@ -56,6 +56,7 @@ from billing.models import BigId, CustomerAccount, Payment, PaymentAccount
 from billing.payments import Receipt, record_payment, record_unmatched
 from db import Base, DBError, UTCDateTime
 from policies.billing import BUSINESS_TIME_ZONE
+from policies.dates import local_minute
 from policies.identifiers import is_inn, is_payment_account
 from policies.money import parse_som, som
 from policies.operator import BANK_PAYMENT_CODES
@@ -184,10 +185,6 @@ def parse_date(text: str) -> date:
         except ValueError:
             continue
     raise ValueError(f"{value!r} is not a date (DD.MM.YYYY or YYYY-MM-DD)")
-
-
-def _local(moment: datetime | None) -> str:
-    return f"{moment.astimezone(_ZONE):%Y-%m-%d %H:%M}" if moment is not None else "?"
 
 
 def business_midnight(day: date) -> datetime:
@@ -708,7 +705,7 @@ def _resolved_message(row: BankStatementLine) -> str:
     if row.status == "assigned":
         return (
             f"line #{row.id} ({row.bank_reference}) was already assigned to {row.inn} "
-            f"by {row.resolved_by} on {_local(row.resolved_at)}"
+            f"by {row.resolved_by} on {local_minute(row.resolved_at, '?')}"
         )
     return f"line #{row.id} ({row.bank_reference}) is not in suspense: it was credited to {row.inn}"
 
@@ -723,7 +720,7 @@ class ReceiptConflict(IdempotencyConflict):
         super().__init__(f"cash::{number}")
         self.original_id = original.id
         self.message = (
-            f"cash receipt {number} was recorded on {_local(original.recorded_at)} for "
+            f"cash receipt {number} was recorded on {local_minute(original.recorded_at, '?')} for "
             f"{som(original.amount)} som to {original.account}: "
             "a receipt number is used once"
         )

@@ -42,6 +42,7 @@ from billing.models import (
 )
 from billing.statements import statement
 from policies.billing import BUSINESS_TIME_ZONE
+from policies.dates import local_date
 from policies.money import som
 from policies.operator import BANK_PAYMENT_CODES, OPERATOR
 from policies.tariffs import TARIFFS, Revenue, UnknownTariff
@@ -76,11 +77,6 @@ PAYMENT_SERVICES = {
 
 _MONTHLY_FALLBACK = "Услуги электронной отчетности"
 _CERTIFICATE_FALLBACK = "Сертификат ключа электронной подписи"
-
-
-def local_date(moment: datetime) -> date:
-    """The Asia/Bishkek calendar day of an aware instant."""
-    return moment.astimezone(_ZONE).date()
 
 
 def _midnight(day: date) -> datetime:

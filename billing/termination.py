@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,8 +13,9 @@ from sqlalchemy.orm import Session
 from billing import ledger
 from billing.errors import AccountTerminated, AmountTooLarge, NotFound
 from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, Termination
-from policies.billing import BILLING_POLICY, BUSINESS_TIME_ZONE, BillingPolicy
+from policies.billing import BILLING_POLICY, BillingPolicy
 from policies.calendar import CALENDAR
+from policies.dates import local_date
 from policies.money import som
 from policies.tariffs import Revenue
 
@@ -29,12 +29,6 @@ __all__ = [
     "settle_debt",
     "terminate",
 ]
-
-_ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
-
-
-def local_date(moment: datetime) -> date:
-    return moment.astimezone(_ZONE).date()
 
 
 @dataclass(frozen=True)

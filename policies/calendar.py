@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from policies.billing import BUSINESS_TIME_ZONE
+from policies.dates import local_date
 
 __all__ = [
     "CALENDAR",
@@ -29,13 +30,6 @@ __all__ = [
 ]
 
 _ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
-
-
-def local_date(moment: datetime) -> date:
-    """The Bishkek calendar date of an aware moment."""
-    if moment.tzinfo is None:
-        raise ValueError("moment must be timezone-aware")
-    return moment.astimezone(_ZONE).date()
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -10,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from signing_api.config import Config
 from signing_api.runtime import Runtime
 from signing_api.web.blueprints import ROUTE_MODULES
+from signing_api.web.contract import check_response
 from signing_api.web.problems import DOMAIN_ROOTS, PROBLEM_TYPES, DomainError, Problem, problem_of
 
 __all__ = ["create_app"]
@@ -60,8 +62,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Cyrillic names stay readable
     app.extensions["tamga"] = Runtime(config)
+    # Development and tests: every JSON answer is checked against its route's declared model.
+    app.config["TAMGA_CHECK_RESPONSES"] = os.environ.get("TAMGA_CHECK_RESPONSES") == "1"
     for module in ROUTE_MODULES:
         app.register_blueprint(module.blueprint)
+    app.after_request(check_response)
     app.register_error_handler(Problem, _on_problem)
     for root in DOMAIN_ROOTS:
         app.register_error_handler(root, _on_domain_error)

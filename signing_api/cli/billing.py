@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from policies.dates import local_minute
 from policies.money import som
 from signing_api.cli import root
 from signing_api.cli.root import cli
@@ -33,18 +34,6 @@ def billing_group() -> None:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _local(moment: str | None) -> str:
-    """An API timestamp (UTC ISO) as Bishkek local time, for people."""
-    if moment is None:
-        return "never"
-    from zoneinfo import ZoneInfo
-
-    from policies.billing import BUSINESS_TIME_ZONE
-
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return parsed.astimezone(ZoneInfo(BUSINESS_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
-
-
 def _bad(param: click.Parameter | str, message: str) -> click.ClickException:
     """Bad input: one line and exit status 1, like every other refusal."""
     name = param if isinstance(param, str) else (param.opts[0] if param.opts else param.name)
@@ -60,7 +49,7 @@ def _inn(_ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def _day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    from signing_api.web.billing.accounts import parse_day
+    from policies.dates import parse_day
 
     if value is None:
         return None
@@ -71,7 +60,7 @@ def _day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 
 def _money(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from signing_api.web.billing.accounts import parse_som
+    from policies.money import parse_som
 
     if value is None:
         return None
@@ -150,12 +139,13 @@ def show(inn: str, as_json: bool) -> None:
     )
     click.echo(f"status: {view['status']} ({view['status_reason']})")
     click.echo(
-        f"last payment: {_local(view['last_payment_at'])}; "
+        f"last payment: {local_minute(view['last_payment_at'], 'never')}; "
         f"may suspend (§5.3): {'yes' if view['may_suspend'] else 'no'}"
     )
     if (ended := view["termination"]) is not None:
         click.echo(
-            f"terminated {_local(ended['terminated_at'])}: refund {som(ended['refund'])} som, "
+            f"terminated {local_minute(ended['terminated_at'], 'never')}: "
+            f"refund {som(ended['refund'])} som, "
             f"debt {som(ended['debt'])} som due {ended['debt_due_on']}, "
             f"owed now {som(ended['owed'])} som"
         )
@@ -180,7 +170,7 @@ def receipts(inn: str, start: date | None, end: date | None, as_json: bool) -> N
     for item in view["receipts"]:
         source = item["channel"] + (f"/{item['provider']}" if item["provider"] else "")
         click.echo(
-            f"{item['id']:>8}  {_local(item['recorded_at'])}  {source:<16} "
+            f"{item['id']:>8}  {local_minute(item['recorded_at'], 'never')}  {source:<16} "
             f"{item['external_id']:<20} {som(item['amount']):>14}"
         )
     click.echo(f"{len(view['receipts'])} receipts, total {som(view['total'])} som")
@@ -206,7 +196,7 @@ def statement(inn: str, start: date, end: date, as_json: bool) -> None:
     click.echo(f"opening balance {som(view['opening']):>14}")
     for line in view["lines"]:
         click.echo(
-            f"{_local(line['occurred_at'])}  {line['transaction_id']:>8}  "
+            f"{local_minute(line['occurred_at'], 'never')}  {line['transaction_id']:>8}  "
             f"{som(line['amount']):>14} {som(line['balance_after']):>14}  {line['description']}"
         )
     click.echo(f"paid in         {som(view['total_in']):>14}")
@@ -266,7 +256,7 @@ def _document_request(
     amount: int | None,
 ) -> DocumentRequest:
     from billing.document_data import DocumentRequest
-    from signing_api.web.billing.accounts import parse_month
+    from policies.dates import parse_month
 
     year_month = None
     if month is not None:

@@ -8,11 +8,11 @@ journal names the operator as ``cli:<user>``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import click
 
+from policies.dates import local_minute
 from policies.money import som
 from signing_api.cli import root
 from signing_api.cli.ca import ca
@@ -21,18 +21,6 @@ __all__: list[str] = []
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _local(moment: str | None) -> str:
-    """An API timestamp (UTC ISO) as Bishkek local time, for people."""
-    if moment is None:
-        return "-"
-    from zoneinfo import ZoneInfo
-
-    from policies.billing import BUSINESS_TIME_ZONE
-
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return parsed.astimezone(ZoneInfo(BUSINESS_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
@@ -222,7 +210,7 @@ def _registration_line(view: dict[str, Any]) -> str:
         f"{view['role']}/{view['storage']}, {view['status']}"
     )
     if view["status"] == "pending":
-        line += f", decide by {_local(view['deadline_at'])}"
+        line += f", decide by {local_minute(view['deadline_at'])}"
         line += " OVERDUE" if view["overdue"] else ""
     return line
 

@@ -30,6 +30,7 @@ from ca.issuance import (
     list_certificates,
 )
 from ca.models import Certificate, Holder
+from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.cloud.credentials import SigningRefused, check_pin, enrol
 from signing_api.web.auth import require_client
@@ -58,10 +59,6 @@ _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 _FIELDS = {"holder_id", "role", "storage", "csr_pem", "key_spec", "pin"}
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
 def _pem(der: bytes) -> str:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
 
@@ -88,18 +85,18 @@ def certificate_json(session: Session, row: Certificate, *, now: datetime) -> di
         "storage": row.storage,
         "key_spec": row.key_spec,
         "subject": row.subject,
-        "not_before": _iso(row.not_before),
-        "not_after": _iso(row.not_after),
+        "not_before": iso_utc(row.not_before),
+        "not_after": iso_utc(row.not_after),
         "days_left": days_left(row, now),
-        "issued_at": _iso(row.issued_at),
+        "issued_at": iso_utc(row.issued_at),
         "tariff": row.tariff,
         "price": row.price,
         "renewal_of": _serial_of(session, row.renewal_of),
         "auto_renew": row.auto_renew,
-        "revoked_at": _iso(row.revoked_at),
+        "revoked_at": iso_utc(row.revoked_at),
         "revocation_reason": row.revocation_reason,
-        "invalidity_date": _iso(row.invalidity_date),
-        "key_destroyed_at": _iso(row.key_destroyed_at),
+        "invalidity_date": iso_utc(row.invalidity_date),
+        "key_destroyed_at": iso_utc(row.key_destroyed_at),
         "certificate_pem": None if row.der is None else _pem(row.der),
     }
 

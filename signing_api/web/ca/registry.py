@@ -13,7 +13,7 @@ what the API answers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ca import powers, registrations, registry
 from ca.models import Holder, PowerOfAttorney, RegistrationRequest, Subscriber
 from policies.calendar import local_date
+from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.clients import ApiClient
 from signing_api.web.auth import require_client
@@ -49,10 +50,6 @@ _MAX_ID = 2**63 - 1
 # --- JSON views (shared with the CLI) ----------------------------------------------------------
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def subscriber_json(row: Subscriber) -> dict[str, Any]:
     return {
         "inn": row.inn,
@@ -61,7 +58,7 @@ def subscriber_json(row: Subscriber) -> dict[str, Any]:
         "locality": row.locality,
         "email": row.email,
         "status": row.status,
-        "created_at": _iso(row.created_at),
+        "created_at": iso_utc(row.created_at),
     }
 
 
@@ -100,11 +97,11 @@ def registration_json(row: RegistrationRequest, *, now: datetime, officer: bool)
         "holder": holder,
         "role": row.role,
         "storage": row.storage,
-        "submitted_at": _iso(row.submitted_at),
+        "submitted_at": iso_utc(row.submitted_at),
         "submitted_by": row.submitted_by,
-        "deadline_at": _iso(row.deadline_at),
+        "deadline_at": iso_utc(row.deadline_at),
         "overdue": registrations.is_overdue(row, now),
-        "decided_at": _iso(row.decided_at),
+        "decided_at": iso_utc(row.decided_at),
         "decided_by": row.decided_by,
         "decision_note": row.decision_note,
         "holder_id": row.holder_id,
@@ -128,9 +125,9 @@ def power_json(row: PowerOfAttorney, *, now: datetime) -> dict[str, Any]:
         "valid_from": row.valid_from.isoformat(),
         "valid_until": row.valid_until.isoformat(),
         "valid_today": powers.is_valid_on(row, local_date(now)),
-        "created_at": _iso(row.created_at),
+        "created_at": iso_utc(row.created_at),
         "created_by": row.created_by,
-        "revoked_at": _iso(row.revoked_at),
+        "revoked_at": iso_utc(row.revoked_at),
         "revoked_by": row.revoked_by,
         "revocation_note": row.revocation_note,
     }

@@ -17,7 +17,6 @@ signs its renewal.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -37,6 +36,7 @@ from ca.renewal import (
     submit_renewal,
 )
 from ca.revocation import Actor, authorise
+from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.web.auth import require_client
 from signing_api.web.ca.certificates import certificate_json
@@ -55,10 +55,6 @@ __all__ = ["OPENAPI", "blueprint", "renewal_json"]
 
 blueprint = Blueprint("renewals", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def renewal_json(session: Session, renewal: RenewalRequest) -> dict[str, Any]:
@@ -80,10 +76,10 @@ def renewal_json(session: Session, renewal: RenewalRequest) -> dict[str, Any]:
         "automatic": renewal.automatic,
         "late": renewal.late,
         "changed": list(renewal.changed),
-        "new_not_after": _iso(renewal.new_not_after),
+        "new_not_after": iso_utc(renewal.new_not_after),
         "new_serial": None if new is None else new.serial,
-        "submitted_at": _iso(renewal.submitted_at),
-        "decided_at": _iso(renewal.decided_at),
+        "submitted_at": iso_utc(renewal.submitted_at),
+        "decided_at": iso_utc(renewal.decided_at),
         "decision_note": renewal.decision_note,
         "documents": [
             {

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
+
+from signing_api.web.openapi.generate import generated_paths
+
 __all__ = ["openapi_document"]
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -31,11 +35,15 @@ def _der_certificate(name: str) -> dict[str, Any]:
     }
 
 
-def openapi_document(server_url: str) -> dict[str, Any]:
-    """The whole document: the public routes below plus each route module's own fragment."""
+def openapi_document(app: Flask, server_url: str) -> dict[str, Any]:
+    """The whole document: the routes' declared contracts, the public routes below, and the
+    hand-written fragments of route modules not yet declared through ``web/contract.py``."""
     from signing_api.web.blueprints import ROUTE_MODULES
 
     doc = _base_document(server_url)
+    paths, schemas = generated_paths(app)
+    doc["paths"].update(paths)
+    doc["components"]["schemas"].update(schemas)
     for fragment in (m.OPENAPI for m in ROUTE_MODULES if hasattr(m, "OPENAPI")):
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():

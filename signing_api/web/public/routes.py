@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
@@ -27,7 +27,7 @@ def healthz() -> tuple[Response, int]:
 def openapi() -> Response:
     from signing_api.web.openapi.document import openapi_document
 
-    return jsonify(openapi_document(runtime().config.public_url))
+    return jsonify(openapi_document(current_app, runtime().config.public_url))
 
 
 @blueprint.get("/ca/<name>.crt")

@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 import re
-from datetime import datetime
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -31,6 +30,7 @@ from ca.cms import sign_detached_digest, signer_hash
 from ca.hierarchy import active_certificate
 from ca.tsa import TSAUnavailable, timestamp_token
 from hsm import HSMError
+from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.cloud.credentials import (
     CloudSignature,
@@ -52,10 +52,6 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
 def signature_json(row: CloudSignature) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -68,7 +64,7 @@ def signature_json(row: CloudSignature) -> dict[str, Any]:
         "sad_id": row.activation_id,
         "hash_algorithm": row.hash_algorithm,
         "document_hash": row.document_hash,
-        "signed_at": _iso(row.signed_at),
+        "signed_at": iso_utc(row.signed_at),
         "tst_serial": row.tst_serial,
         "signature": None if row.signature is None else base64.b64encode(row.signature).decode(),
     }

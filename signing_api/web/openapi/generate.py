@@ -1,0 +1,154 @@
+"""OpenAPI 3.1 paths and schemas made from the routes' declared contracts (``web/contract.py``).
+
+Pydantic's JSON Schema (draft 2020-12) is OpenAPI 3.1's own dialect, so a model's schema goes
+into ``components/schemas`` as it is; path parameters come from the app's URL map.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from signing_api.web.contract import Operation, operation_of
+
+__all__ = ["generated_paths"]
+
+_REF = "#/components/schemas/{model}"
+_STRING = {"type": "string"}
+_CONVERTERS: dict[str, dict[str, Any]] = {"int": {"type": "integer", "minimum": 0}}
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_REASONS = {
+    400: "The request is malformed",
+    401: "Authentication is required",
+    403: "This client may not do that",
+    404: "No such resource, or not in the caller's scope",
+    409: "The request conflicts with the current state",
+    415: "The body is not application/json",
+    422: "Invalid fields, each named",
+}
+
+
+def _openapi_path(rule: str) -> tuple[str, list[tuple[str, str]]]:
+    params: list[tuple[str, str]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        converter, name = match.group(1) or "default", match.group(2)
+        params.append((name, converter))
+        return "{" + name + "}"
+
+    return re.sub(r"<(?:(\w+):)?(\w+)>", replace, rule), params
+
+
+def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {}
+    for op in ops:
+        for model in (op.body, op.query, *(r.model for r in op.responses.values())):
+            if model is not None:
+                found.setdefault(model.__name__, model)
+    return list(found.values())
+
+
+def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    params = []
+    for name, info in model.model_fields.items():
+        wire = info.alias or name
+        prop = schema["properties"][wire]
+        params.append(
+            {
+                "name": wire,
+                "in": "query",
+                "required": info.is_required(),
+                **({"description": info.description} if info.description else {}),
+                "schema": {k: v for k, v in prop.items() if k not in ("title", "description")},
+            }
+        )
+    return params
+
+
+def generated_paths(app: Flask) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(paths, component schemas) of every route that declared its contract."""
+    routes: list[tuple[str, str, Operation, list[tuple[str, str]]]] = []
+    for rule in app.url_map.iter_rules():
+        op = operation_of(app.view_functions[rule.endpoint])
+        if op is None:
+            continue
+        path, params = _openapi_path(rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((path, method.lower(), op, params))
+    models = _models(op for _, _, op, _ in routes)
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    query_schemas = {m.__name__: m.model_json_schema(ref_template=_REF) for m in models}
+    paths: dict[str, Any] = {}
+    for path, method, op, params in routes:
+        if op.query is not None:
+            schemas.pop(op.query.__name__, None)
+        query = query_schemas[op.query.__name__] if op.query is not None else None
+        paths.setdefault(path, {})[method] = _entry(op, params, query)
+    return paths, schemas
+
+
+def _parameters(
+    op: Operation, params: list[tuple[str, str]], query: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    overrides = {p["name"]: dict(p) for p in op.parameters if p.get("in") == "path"}
+    parameters: list[dict[str, Any]] = [
+        overrides.get(name)
+        or {"name": name, "in": "path", "required": True, "schema": _CONVERTERS.get(conv, _STRING)}
+        for name, conv in params
+    ]
+    parameters += [dict(p) for p in op.parameters if p.get("in") != "path"]
+    if op.query is not None and query is not None:
+        parameters += _query_parameters(op.query, query)
+    return parameters
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, reply in sorted(op.responses.items()):
+        answer: dict[str, Any] = {"description": reply.description}
+        if reply.model is not None:
+            schema = {"$ref": _REF.format(model=reply.model.__name__)}
+            answer["content"] = {reply.media_type: {"schema": schema}}
+        elif reply.media_type != "application/json":
+            binary = {"type": "string", "format": "binary"}
+            answer["content"] = {reply.media_type: {"schema": binary}}
+        if reply.headers:
+            answer["headers"] = {
+                h: {"description": d, "schema": _STRING} for h, d in reply.headers.items()
+            }
+        responses[str(status)] = answer
+    for status in op.errors:
+        responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
+    return responses
+
+
+def _entry(
+    op: Operation, params: list[tuple[str, str]], query: dict[str, Any] | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": _responses(op),
+    }
+    description = op.description or ""
+    if op.roles is not None:
+        entry["security"] = [{"bearer": []}]
+        description += f"\n\nClients: {', '.join(r.value for r in op.roles)}."
+    if description.strip():
+        entry["description"] = description.strip()
+    if parameters := _parameters(op, params, query):
+        entry["parameters"] = parameters
+    if op.body is not None:
+        schema = {"$ref": _REF.format(model=op.body.__name__)}
+        entry["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return entry
