@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -42,6 +43,24 @@ def _openapi_path(rule: str) -> tuple[str, list[tuple[str, str]]]:
         return "{" + name + "}"
 
     return re.sub(r"<(?:(\w+):)?(\w+)>", replace, rule), params
+
+
+def _expanded(
+    path: str, op: Operation, params: list[tuple[str, str]]
+) -> list[tuple[str, Operation, list[tuple[str, str]]]]:
+    """One documented path per value of each ``expand``-ed parameter (``/crl/root.crl`` ...)."""
+    found = [(path, op, params)]
+    for name, values in op.expand.items():
+        found = [
+            (
+                p.replace("{" + name + "}", value),
+                replace(o, operation_id=o.operation_id.replace("{" + name + "}", value.title())),
+                [x for x in ps if x[0] != name],
+            )
+            for p, o, ps in found
+            for value in values
+        ]
+    return found
 
 
 def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
@@ -79,7 +98,10 @@ def generated_paths(app: Flask) -> tuple[dict[str, Any], dict[str, Any]]:
             continue
         path, params = _openapi_path(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            routes.append((path, method.lower(), op, params))
+            routes.extend(
+                (concrete, method.lower(), named, left)
+                for concrete, named, left in _expanded(path, op, params)
+            )
     models = _models(op for _, _, op, _ in routes)
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     schemas: dict[str, Any] = defs.get("$defs", {})
@@ -138,13 +160,18 @@ def _entry(
         "responses": _responses(op),
     }
     description = op.description or ""
-    if op.roles is not None:
+    if op.roles is None:
+        entry["security"] = []
+    else:
         entry["security"] = [{"bearer": []}]
         description += f"\n\nClients: {', '.join(r.value for r in op.roles)}."
     if description.strip():
         entry["description"] = description.strip()
     if parameters := _parameters(op, params, query):
         entry["parameters"] = parameters
+    if op.raw_body is not None:
+        binary = {"type": "string", "format": "binary"}
+        entry["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": binary}}}
     if op.body is not None:
         schema = {"$ref": _REF.format(model=op.body.__name__)}
         entry["requestBody"] = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -21,9 +20,10 @@ from hsm import HSMError
 from policies.crl import CRL_ISSUERS
 from signing_api.runtime import Runtime
 from signing_api.web import context
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
-__all__ = ["OPENAPI", "blueprint", "crl_response", "refresh_published"]
+__all__ = ["blueprint", "crl_response", "refresh_published"]
 
 log = logging.getLogger("tamga.crl")
 blueprint = Blueprint("crl_http", __name__)
@@ -65,41 +65,29 @@ def crl_response(issued: IssuedCRL, now: datetime) -> Response:
 
 
 @blueprint.get("/crl/<name>.crl")
+@operation(
+    "get{name}Crl",
+    "The CA's current full CRL (DER, RFC 5280)",
+    tag="ca",
+    roles=None,
+    expand={"name": CRL_ISSUERS},
+    parameters=[
+        {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+        {"name": "If-Modified-Since", "in": "header", "schema": {"type": "string"}},
+    ],
+    responses={
+        200: Reply(
+            None,
+            "DER-encoded CRL; cacheable until its nextUpdate",
+            media_type="application/pkix-crl",
+            headers={"ETag": "", "Last-Modified": "", "Cache-Control": ""},
+        ),
+        304: Reply(None, "The CRL named by If-None-Match / If-Modified-Since"),
+    },
+    errors=(404, 503),
+)
 def crl_file(name: str) -> Response:
     if name not in CRL_ISSUERS:
         raise Problem("not-found", f"there is no CRL named {name!r}")
     now = context.now()
     return crl_response(refresh_published(context.runtime(), name, now), now)
-
-
-def _crl_path(name: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "operationId": f"get{name.title()}Crl",
-            "summary": f"The {name} CA's current full CRL (DER, RFC 5280)",
-            "tags": ["ca"],
-            "parameters": [
-                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
-                {"name": "If-Modified-Since", "in": "header", "schema": {"type": "string"}},
-            ],
-            "responses": {
-                "200": {
-                    "description": "DER-encoded CRL; cacheable until its nextUpdate",
-                    "headers": {
-                        "ETag": {"schema": {"type": "string"}},
-                        "Last-Modified": {"schema": {"type": "string"}},
-                        "Cache-Control": {"schema": {"type": "string"}},
-                    },
-                    "content": {
-                        "application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}
-                    },
-                },
-                "304": {"description": "The CRL named by If-None-Match / If-Modified-Since"},
-                "404": {"$ref": "#/components/responses/Problem"},
-                "503": {"$ref": "#/components/responses/Problem"},
-            },
-        }
-    }
-
-
-OPENAPI: dict[str, Any] = {"paths": {f"/crl/{name}.crl": _crl_path(name) for name in CRL_ISSUERS}}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, Response, current_app, jsonify
+from pydantic import BaseModel, ConfigDict
 
 from ca import active_certificate
 from ca.errors import HierarchyNotReady
 from signing_api.web.context import runtime
+from signing_api.web.contract import Reply, View, operation
 from signing_api.web.problems import Problem
 from signing_api.web.public.cps import cps_text
 from signing_api.web.public.health import health_report
@@ -17,13 +21,38 @@ __all__ = ["blueprint"]
 blueprint = Blueprint("public", __name__)
 
 
+class Health(View):
+    status: Literal["ok", "unavailable"]
+    worker_pid: int
+    checks: dict[str, dict[str, Any]]
+
+
 @blueprint.get("/healthz")
+@operation(
+    "getHealth",
+    "Database and both HSM tokens answer (each token signs a challenge)",
+    tag="operations",
+    roles=None,
+    responses={200: Reply(Health, "Healthy"), 503: Reply(Health, "A component is down")},
+)
 def healthz() -> tuple[Response, int]:
     healthy, report = health_report(runtime())
     return jsonify(report), 200 if healthy else 503
 
 
+class OpenApiDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+
+
 @blueprint.get("/openapi.json")
+@operation(
+    "getOpenApi",
+    "This document",
+    tag="operations",
+    roles=None,
+    responses={200: Reply(OpenApiDocument, "OpenAPI 3.1 document")},
+)
 def openapi() -> Response:
     from signing_api.web.openapi.document import openapi_document
 
@@ -31,6 +60,17 @@ def openapi() -> Response:
 
 
 @blueprint.get("/ca/<name>.crt")
+@operation(
+    "get{name}Certificate",
+    "The CA certificate (DER)",
+    tag="ca",
+    roles=None,
+    expand={"name": ("root", "issuing")},
+    responses={
+        200: Reply(None, "DER-encoded X.509 certificate", media_type="application/pkix-cert")
+    },
+    errors=(404,),
+)
 def ca_certificate(name: str) -> Response:
     if name not in ("root", "issuing"):
         raise Problem("not-found", f"there is no CA certificate named {name!r}")
@@ -47,6 +87,13 @@ def ca_certificate(name: str) -> Response:
 
 
 @blueprint.get("/cps")
+@operation(
+    "getCps",
+    "The certification practice statement summary (the CPS URI)",
+    tag="ca",
+    roles=None,
+    responses={200: Reply(None, "Plain text, UTF-8", media_type="text/plain")},
+)
 def cps() -> Response:
     """The certification practice statement summary the certificates' policies point at."""
     response = Response(cps_text(runtime().config.public_url), mimetype="text/plain")

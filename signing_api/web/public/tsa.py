@@ -12,7 +12,6 @@ balancers and RFC 3161 clients see it. Only the CA token is used: never ``tamga-
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, Response, request
@@ -23,9 +22,10 @@ from ca.tsa import TSAUnavailable, rejection_response, timestamp_response
 from hsm import HSMError
 from policies.tsa import TSA
 from signing_api.web import context
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
-__all__ = ["MAX_REQUEST_BYTES", "OPENAPI", "blueprint"]
+__all__ = ["MAX_REQUEST_BYTES", "blueprint"]
 
 log = logging.getLogger("tamga.tsa")
 blueprint = Blueprint("tsa_http", __name__)
@@ -58,6 +58,23 @@ def _request_body() -> bytes:
 
 
 @blueprint.post("/tsa")
+@operation(
+    "timeStamp",
+    "RFC 3161 time-stamp: a TimeStampReq in, a TimeStampResp out (DER)",
+    description=(
+        "Public, no authentication. Rejections (badAlg, badDataFormat, unacceptedPolicy, "
+        "unacceptedExtension) are 200 with status rejection in the TimeStampResp; "
+        "systemFailure is 503."
+    ),
+    tag="tsa",
+    roles=None,
+    raw_body=QUERY_TYPE,
+    responses={
+        200: Reply(None, "DER TimeStampResp, granted or rejected", media_type=REPLY_TYPE),
+        503: Reply(None, "DER TimeStampResp with failInfo systemFailure", media_type=REPLY_TYPE),
+    },
+    errors=(413, 415),
+)
 def timestamp() -> Response:
     body = _request_body()
     now = context.now()
@@ -75,6 +92,16 @@ def timestamp() -> Response:
 
 
 @blueprint.get(f"/ca/{TSA.name}.crt")
+@operation(
+    "getTsaCertificate",
+    "The TSA certificate (DER)",
+    tag="tsa",
+    roles=None,
+    responses={
+        200: Reply(None, "DER-encoded X.509 certificate", media_type="application/pkix-cert")
+    },
+    errors=(404,),
+)
 def tsa_certificate() -> Response:
     """The TSA certificate (DER), for verifiers of tokens requested without certReq."""
     with context.runtime().transaction() as session:
@@ -87,55 +114,3 @@ def tsa_certificate() -> Response:
     )
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
-
-
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
-_BINARY = {"type": "string", "format": "binary"}
-
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/tsa": {
-            "post": {
-                "operationId": "timeStamp",
-                "summary": "RFC 3161 time-stamp: a TimeStampReq in, a TimeStampResp out (DER)",
-                "description": (
-                    "Public, no authentication. Rejections (badAlg, badDataFormat, "
-                    "unacceptedPolicy, unacceptedExtension) are 200 with status rejection in "
-                    "the TimeStampResp; systemFailure is 503."
-                ),
-                "tags": ["tsa"],
-                "security": [],
-                "requestBody": {
-                    "required": True,
-                    "content": {QUERY_TYPE: {"schema": _BINARY}},
-                },
-                "responses": {
-                    "200": {
-                        "description": "DER TimeStampResp, granted or rejected",
-                        "content": {REPLY_TYPE: {"schema": _BINARY}},
-                    },
-                    "413": _PROBLEM,
-                    "415": _PROBLEM,
-                    "503": {
-                        "description": "DER TimeStampResp with failInfo systemFailure",
-                        "content": {REPLY_TYPE: {"schema": _BINARY}},
-                    },
-                },
-            }
-        },
-        f"/ca/{TSA.name}.crt": {
-            "get": {
-                "operationId": "getTsaCertificate",
-                "summary": "The TSA certificate (DER)",
-                "tags": ["tsa"],
-                "responses": {
-                    "200": {
-                        "description": "DER-encoded X.509 certificate",
-                        "content": {"application/pkix-cert": {"schema": _BINARY}},
-                    },
-                    "404": _PROBLEM,
-                },
-            }
-        },
-    }
-}
