@@ -1,7 +1,9 @@
-"""Registry of subscribers and holders; issue, renew, suspend, revoke certificates.
+"""The certification authority: the registry of subscribers and holders, the CA hierarchy,
+issuance, renewal, suspension and revocation, the TSA, and who may sign what.
 
-So far: the CA hierarchy (root or its stand-in → the operator's issuing CA) and the serial
-registry. Subscriber certificates come with issue #4.
+The package namespace exports the hierarchy; the other services are imported from their
+modules (``ca.registry``, ``ca.issuance``, ``ca.revocation``, ``ca.renewal``, ``ca.powers``,
+``ca.tsa``, ``ca.cms``). ``ca`` reads billing only through the ``billing`` package's facade.
 """
 
 from ca.errors import CAError, CertificateMismatch, HierarchyNotReady, InvalidCertificate
