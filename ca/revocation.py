@@ -29,8 +29,11 @@ __all__ = [
     "HEAD_ROLES",
     "REVOCATION_REASONS",
     "Actor",
+    "CertificateHistory",
     "CrlEntry",
+    "StatusEvent",
     "authorise",
+    "certificate_history",
     "crl_entries",
     "destroy_revoked_key",
     "head_holders",
@@ -290,6 +293,46 @@ def crl_entries(session: Session, now: datetime) -> list[CrlEntry]:
         )
         for row in session.scalars(query)
     ]
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One change of a certificate's status: issued, suspended, resumed or revoked."""
+
+    action: str
+    at: datetime
+    reason: str | None
+    invalidity_date: datetime | None
+
+
+@dataclass(frozen=True)
+class CertificateHistory:
+    """A certificate's validity period and every change of its status, oldest first."""
+
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    events: tuple[StatusEvent, ...]
+
+
+def certificate_history(session: Session, serial: int) -> CertificateHistory | None:
+    """The history of the issued certificate with this serial; None if none was issued."""
+    row = session.scalars(
+        select(Certificate).where(Certificate.serial == f"{serial:x}")
+    ).one_or_none()
+    if row is None or row.status in ("pending", "failed"):
+        return None
+    events = session.scalars(
+        select(CertificateEvent)
+        .where(CertificateEvent.certificate_id == row.id)
+        .order_by(CertificateEvent.at, CertificateEvent.id)
+    )
+    return CertificateHistory(
+        serial=serial,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        events=tuple(StatusEvent(e.action, e.at, e.reason, e.invalidity_date) for e in events),
+    )
 
 
 def last_status_change(session: Session) -> datetime | None:

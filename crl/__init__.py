@@ -17,18 +17,22 @@ from crl.builder import (
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
 from crl.models import CRLIssue
 from crl.publish import write_crl_files
+from crl.status import CertificateStatus, Status, status_at
 
 __all__ = [
     "CRLError",
     "CRLIssue",
+    "CertificateStatus",
     "ForeignIssuer",
     "IssuedCRL",
     "RevokedEntry",
+    "Status",
     "UnknownIssuer",
     "crl_due",
     "current_crl",
     "issue_crl",
     "refresh_crl",
     "revoked_entries",
+    "status_at",
     "write_crl_files",
 ]
