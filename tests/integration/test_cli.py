@@ -162,8 +162,13 @@ def test_bad_input_gives_one_clear_line(
 
     bad_workers = run_tamga(installed, "serve", env={"TAMGA_WORKERS": "many"}, check=False)
     _fails(bad_workers, "TAMGA_WORKERS")
-    no_file = run_tamga(installed, "ca", "issuer-import", str(tmp_path / "nope.pem"), check=False)
-    assert no_file.returncode != 0
+    nope = tmp_path / "nope.pem"
+    no_file = run_tamga(installed, "ca", "issuer-import", str(nope), check=False)
+    # click's usage error (exit 2), naming the file, before anything is read or installed
+    assert no_file.returncode == 2 and "Traceback" not in no_file.stderr, no_file.stderr
+    assert no_file.stderr.strip().splitlines()[-1] == (
+        f"Error: Invalid value for 'FILE': File '{nope}' does not exist."
+    )
     not_cert = tmp_path / "junk.pem"
     not_cert.write_text("junk")
     _fails(

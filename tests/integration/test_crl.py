@@ -386,7 +386,12 @@ def test_external_root_crl_is_not_ours(runtime: Runtime) -> None:
 
 def test_write_crl_files_replaces_atomically(tmp_path: Path) -> None:
     target = write_crl_files(b"first", "root", tmp_path / "crl")
-    assert write_crl_files(b"second", "root", tmp_path / "crl") == target
+    first_inode = target.stat().st_ino
+    with target.open("rb") as reader:  # a web server in the middle of sending the old CRL
+        assert write_crl_files(b"second", "root", tmp_path / "crl") == target
+        # Replaced by a rename, not rewritten in place: the open file is still the whole old CRL.
+        assert reader.read() == b"first"
+    assert target.stat().st_ino != first_inode
     assert target.read_bytes() == b"second" and oct(target.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in target.parent.iterdir()] == ["root.crl"]
     with pytest.raises(UnknownIssuer):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms, tsp
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import create_engine, func, select, text
 
@@ -365,11 +365,11 @@ def test_init_twice_leaves_one_tsa_certificate(
     assert (home / "public" / "ca" / "tsa.pem").read_bytes() == tsa_pem
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        count = conn.execute(
-            text("SELECT count(*) FROM ca_certificates WHERE name = 'tsa'")
-        ).scalar_one()
+        fingerprints = conn.execute(
+            text("SELECT fingerprint_sha256 FROM ca_certificates WHERE name = 'tsa'")
+        ).scalars().all()  # fmt: skip
     engine.dispose()
-    assert count == 1
+    assert len(fingerprints) == 1
     ca_dir = home / "public" / "ca"
     chain = tmp_path / "chain.pem"
     chain.write_bytes((ca_dir / "issuing.pem").read_bytes())
@@ -382,5 +382,12 @@ def test_init_twice_leaves_one_tsa_certificate(
         "timestampsign",
     )
     pkilint(ca_dir / "tsa.pem")
+    # The published files (PEM and the DER /ca/tsa.crt) are the certificate in the database,
+    # issued by the issuing CA for time stamping only.
     cert = x509.load_pem_x509_certificate(tsa_pem)
-    assert cert.public_bytes(serialization.Encoding.PEM) == tsa_pem
+    assert cert.fingerprint(hashes.SHA256()).hex() == fingerprints[0]
+    assert (ca_dir / "tsa.crt").read_bytes() == cert.public_bytes(serialization.Encoding.DER)
+    issuing = x509.load_pem_x509_certificate((ca_dir / "issuing.pem").read_bytes())
+    assert cert.issuer == issuing.subject
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
