@@ -43,7 +43,7 @@ from ca.hierarchy import active_certificate, store_certificate
 from ca.profiles import lint_certificate, matches_linted, signature_hash
 from ca.serials import reserve_serial
 from db import audit
-from hsm import HSMToken, PublicKey
+from hsm import HSMToken, PublicKey, Signer
 from policies.ca_profiles import ISSUING_CA
 from policies.tsa import TSA
 
@@ -347,7 +347,7 @@ def _tst_info(cert: x509.Certificate, request: _Request, serial: int, now: datet
 
 
 def _signed_token(
-    ca_token: HSMToken, cert: x509.Certificate, tst_info: tsp.TSTInfo, cert_req: bool
+    signer: Signer, cert: x509.Certificate, tst_info: tsp.TSTInfo, cert_req: bool
 ) -> cms.ContentInfo:
     hash_name = TSA.signature_hash
     cert_der = cert.public_bytes(serialization.Encoding.DER)
@@ -363,7 +363,9 @@ def _signed_token(
     )
     # The signature covers the attributes' DER with the SET OF tag (RFC 5652 §5.4).
     digest = hashlib.new(hash_name, signed_attrs.dump()).digest()
-    signature = ca_token.sign_digest(TSA.key_label, digest, TSA.key_spec.default_scheme)
+    if signer.label != TSA.key_label:
+        raise TSAUnavailable(f"the TSA signs only with {TSA.key_label!r}, not {signer.label!r}")
+    signature = signer.sign_digest(digest, TSA.key_spec.default_scheme)
     digest_algorithm = algos.DigestAlgorithm({"algorithm": hash_name})  # parameters absent
     signer_info = cms.SignerInfo(
         {
@@ -396,14 +398,14 @@ def _signed_token(
 
 
 def _grant(
-    session: Session, ca_token: HSMToken, request: _Request, *, now: datetime, actor: str
+    session: Session, signer: Signer, request: _Request, *, now: datetime, actor: str
 ) -> cms.ContentInfo:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
     cert = _tsa_certificate(session, now)
     serial = reserve_serial(session, issuer=TSA.name, purpose="tsa-token", now=now)
-    token = _signed_token(ca_token, cert, _tst_info(cert, request, serial, now), request.cert_req)
+    token = _signed_token(signer, cert, _tst_info(cert, request, serial, now), request.cert_req)
     audit.append(
         session,
         actor=actor,
@@ -436,7 +438,7 @@ def rejection_response(fail_info: str, text: str) -> bytes:
 
 
 def timestamp_response(
-    session: Session, ca_token: HSMToken, request_der: bytes, *, now: datetime, actor: str
+    session: Session, signer: Signer, request_der: bytes, *, now: datetime, actor: str
 ) -> bytes:
     """DER TimeStampResp for a DER TimeStampReq: granted, or rejected with the reason.
 
@@ -446,7 +448,7 @@ def timestamp_response(
         request = _parse_request(request_der)
     except TimeStampRefused as refused:
         return rejection_response(refused.fail_info, str(refused))
-    token = _grant(session, ca_token, request, now=now, actor=actor)
+    token = _grant(session, signer, request, now=now, actor=actor)
     response = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
     der: bytes = response.dump()
     return der
@@ -454,7 +456,7 @@ def timestamp_response(
 
 def timestamp_token(
     session: Session,
-    ca_token: HSMToken,
+    signer: Signer,
     digest: bytes,
     hash_name: str,
     *,
@@ -473,5 +475,5 @@ def timestamp_token(
         {"hash_algorithm": {"algorithm": hash_name}, "hashed_message": digest}
     )
     request = _Request(hash_name=hash_name, imprint=imprint, nonce=nonce, cert_req=True)
-    der: bytes = _grant(session, ca_token, request, now=now, actor=actor).dump()
+    der: bytes = _grant(session, signer, request, now=now, actor=actor).dump()
     return der

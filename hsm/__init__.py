@@ -1,7 +1,8 @@
 """The only package that talks PKCS#11 (python-pkcs11 over SoftHSM2 or a real HSM).
 
-Use :class:`HSMToken` for one token (``tamga-ca`` or ``tamga-cloud``); its ``private_key()``
-gives a pyca/cryptography key object whose ``sign()`` happens on the token.
+Use :class:`HSMToken` for one token (``tamga-ca`` or ``tamga-cloud``): it generates, finds and
+destroys keys. Hand a component that only signs a :class:`Signer` (``token.signer(label)``): one
+key, its public key, ``sign_digest``, and a pyca private key whose ``sign()`` happens on the token.
 """
 
 from hsm.adapter import HSMECPrivateKey, HSMRSAPrivateKey
@@ -14,6 +15,7 @@ from hsm.errors import (
     UnsupportedAlgorithm,
     WrongPIN,
 )
+from hsm.signer import Signer, TokenSigner
 from hsm.token import HSMToken, KeyInfo, PublicKey
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "KeyNotFound",
     "ModuleNotFound",
     "PublicKey",
+    "Signer",
     "TokenNotFound",
+    "TokenSigner",
     "UnsupportedAlgorithm",
     "WrongPIN",
 ]

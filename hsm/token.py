@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pkcs11
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +38,9 @@ from hsm.errors import (
 )
 from hsm.softhsm import is_softhsm
 from policies.keys import KeyAlgorithm, KeySpec, SignatureScheme
+
+if TYPE_CHECKING:
+    from hsm.signer import TokenSigner
 
 __all__ = ["HSMToken", "KeyInfo", "PublicKey"]
 
@@ -445,6 +448,12 @@ class HSMToken:
                 obj.destroy()
 
         self._run(destroy, label)
+
+    def signer(self, label: str) -> TokenSigner:
+        """Key ``label`` alone, for a component that must sign with it and nothing else."""
+        from hsm.signer import TokenSigner  # local: signer imports this module
+
+        return TokenSigner(self, label)
 
     def private_key(self, label: str) -> Any:
         """A pyca/cryptography private key whose ``sign()`` signs on this token."""

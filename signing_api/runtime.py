@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import make_engine, make_session_factory
-from hsm import HSMToken
+from hsm import HSMToken, Signer
 from hsm.softhsm import is_softhsm
 from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
+from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
 
 __all__ = ["Runtime", "point_softhsm_at_home", "read_pin"]
@@ -82,6 +83,11 @@ class Runtime:
     @cached_property
     def ca_token(self) -> HSMToken:
         return HSMToken(self.config.pkcs11_module, CA_TOKEN, read_pin(self.config, CA_TOKEN))
+
+    @cached_property
+    def tsa_signer(self) -> Signer:
+        """The TSA's key alone: what the signing routes may use of the CA token."""
+        return self.ca_token.signer(TSA.key_label)
 
     @cached_property
     def cloud_token(self) -> HSMToken:

@@ -17,8 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import create_engine, func, select, text
 
 from ca import CACertificate, active_certificate
-from ca.tsa import TimeStampRefused, ensure_tsa, timestamp_token
+from ca.tsa import TimeStampRefused, TSAUnavailable, ensure_tsa, timestamp_token
 from db import AuditEntry, verify_chain
+from policies.ca_profiles import ISSUING_CA
 from policies.tsa import TSA, TSA_POLICY_OID
 from signing_api.web.public.tsa import MAX_REQUEST_BYTES
 from tests.ca_fixtures import CA_NOW, CA_URL, CaApi
@@ -332,12 +333,12 @@ def test_timestamp_token_for_a_digest(tsa: Tsa) -> None:
     digest = hashlib.sha256(b"signature value").digest()
     with runtime.transaction() as session:
         der = timestamp_token(
-            session, runtime.ca_token, digest, "sha256", now=CA_NOW, actor="test", nonce=7
+            session, runtime.tsa_signer, digest, "sha256", now=CA_NOW, actor="test", nonce=7
         )
         for bad_hash, bad_digest in (("sha1", b"\x00" * 20), ("sha256", b"\x00" * 31)):
             with pytest.raises(TimeStampRefused):
                 timestamp_token(
-                    session, runtime.ca_token, bad_digest, bad_hash, now=CA_NOW, actor="test"
+                    session, runtime.tsa_signer, bad_digest, bad_hash, now=CA_NOW, actor="test"
                 )
     token = cms.ContentInfo.load(der)
     assert token["content_type"].native == "signed_data"
@@ -347,6 +348,21 @@ def test_timestamp_token_for_a_digest(tsa: Tsa) -> None:
     assert info["nonce"].native == 7 and info["policy"].native == TSA_POLICY_OID
     (tsa.dir / "token.der").write_bytes(der)
     _verify(tsa, "token.der", "-token_in", "-digest", digest.hex())
+
+
+def test_the_tsa_signs_only_with_its_own_key(tsa: Tsa) -> None:
+    """Handed any other key of the CA token (the issuing CA's), the TSA refuses to sign."""
+    runtime = tsa.api.runtime
+    digest = hashlib.sha256(b"signature value").digest()
+    with runtime.transaction() as session, pytest.raises(TSAUnavailable, match="signs only"):
+        timestamp_token(
+            session,
+            runtime.ca_token.signer(ISSUING_CA.key_label),
+            digest,
+            "sha256",
+            now=CA_NOW,
+            actor="test",
+        )
 
 
 # --- tamga init ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def timestamp() -> Response:
     runtime = context.runtime()
     try:
         with runtime.transaction() as session:
-            der = timestamp_response(session, runtime.ca_token, body, now=now, actor=ACTOR)
+            der = timestamp_response(session, runtime.tsa_signer, body, now=now, actor=ACTOR)
     except TSAUnavailable as ex:
         log.error("time-stamping refused: %s", ex)
         return _reply(rejection_response("system_failure", str(ex)), 503)

@@ -467,7 +467,7 @@ def signatures_timestamp() -> Response:
         with rt.transaction() as session:
             token = timestamp_token(
                 session,
-                rt.ca_token,
+                rt.tsa_signer,
                 base64.b64decode(hashed),
                 HASH_OIDS[hash_oid],
                 now=moment,

@@ -154,7 +154,7 @@ def sign_document() -> Response:
 
             def stamp(imprint: bytes, hash_name: str) -> bytes:
                 return timestamp_token(
-                    session, rt.ca_token, imprint, hash_name, now=moment, actor=who
+                    session, rt.tsa_signer, imprint, hash_name, now=moment, actor=who
                 )
 
             der = sign_detached_digest(
