@@ -605,3 +605,41 @@ def test_pins_never_reach_the_logs_or_the_database(
     tables, found = _rows_containing(ca_api.runtime.engine, needles)
     assert tables > 20 and found == [], found
     assert _audits(ca_api, "csc.authorize.refused") == 2  # the journal was searched with them
+
+
+def test_a_code_used_before_a_renewal_is_refused_after_it(ca_api: CaApi) -> None:
+    """Each code once, across a renewal: the renewed credential shares the seed.
+
+    The renewed certificate's activation is copied from its predecessor's on first use
+    (``activation_of``), here by ``credentials/info`` weeks before the old one expires; a code
+    the holder then uses with the old certificate in its last seconds must not open a second
+    SAD with the new one in its first seconds.
+    """
+    h = _setup(ca_api)
+    ca_api.clock.now = datetime(2027, 11, 1, 6, 0, tzinfo=UTC)
+    body = _signed(ca_api, h.serial, h.id)
+    done = ca_api.post("/api/v1/renewals", body, who="portal", holder=h.id)
+    assert done.status_code == 201 and done.json["status"] == "issued", done.json
+    renewed = _holder_view(ca_api, h.id, done.json["new_serial"], h.uri)
+    assert _pin_presence(ca_api, renewed.serial) == "true"  # the copy is made here
+    hashes = [_hash(b"boundary")]
+
+    def attempt(who: Holder, code: str) -> Any:
+        body = {
+            "credentialID": who.serial,
+            "numSignatures": 1,
+            "hash": hashes,
+            "PIN": PIN,
+            "OTP": code,
+            "clientData": _client_data(),
+        }
+        return _csc(ca_api, "credentials/authorize", body)
+
+    expiry = datetime(2027, 11, 23, 6, 0, tzinfo=UTC)
+    ca_api.clock.now = expiry - timedelta(seconds=10)
+    code = totp(h.uri, ca_api.clock.now)
+    assert attempt(h, code).status_code == 200  # the old certificate, in its last seconds
+    ca_api.clock.now = expiry + timedelta(seconds=5)
+    assert "expired" in _error(attempt(h, code), "invalid_request")
+    _error(attempt(renewed, code), "invalid_otp")  # the same code, the new certificate
+    assert attempt(renewed, totp(h.uri, ca_api.clock.now)).status_code == 200  # a fresh code
