@@ -65,7 +65,7 @@ class Holder:
         return totp(self.uri, self.api.clock.now)
 
 
-def _csc(api: CaApi, method: str, body: dict[str, Any], who: str = "portal") -> Any:
+def _csc(api: CaApi, method: str, body: dict[str, Any], who: str | None = "portal") -> Any:
     return api.post(f"/csc/v1/{method}", body, who=who)
 
 
