@@ -311,8 +311,16 @@ def _totp_ok(
     if not otp.isascii() or not otp.isdigit() or len(otp) != policy.totp.digits:
         return False
     step = int(now.timestamp()) // policy.totp.period_seconds
+    # The seed's last accepted step, over every credential that shares it (a renewal copies
+    # its predecessor's activation on first use, and the predecessor may be used after that).
+    steps = session.scalars(
+        select(CloudCredential.last_totp_step)
+        .where(CloudCredential.totp_label == cred.totp_label)
+        .with_for_update()
+    ).all()
+    last = max((s for s in steps if s is not None), default=None)
     for candidate in range(step - policy.totp.skew_steps, step + policy.totp.skew_steps + 1):
-        if cred.last_totp_step is not None and candidate <= cred.last_totp_step:
+        if last is not None and candidate <= last:
             continue  # each code once; never an older one after a newer one
         mac = cloud_token.hmac_sha1(cred.totp_label, candidate.to_bytes(8, "big"))
         offset = mac[-1] & 0x0F

@@ -3,7 +3,8 @@
 Real database (SQLite and PostgreSQL), real SoftHSM: the TOTP codes are computed here from the
 ``otpauth://`` URI the holder received, as an authenticator app would; the token computes them
 on the server side. Every refusal checks that no signature was produced (no evidence row, and
-the journal has no ``csc.signature`` entry).
+the journal has no ``csc.signature.*`` entry: ``_signatures`` checks that the journal lists
+exactly the hashes of the evidence rows).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Holder:
         return totp(self.uri, self.api.clock.now)
 
 
-def _csc(api: CaApi, method: str, body: dict[str, Any], who: str = "portal") -> Any:
+def _csc(api: CaApi, method: str, body: dict[str, Any], who: str | None = "portal") -> Any:
     return api.post(f"/csc/v1/{method}", body, who=who)
 
 
@@ -106,8 +107,17 @@ def _sign(api: CaApi, h: Holder, sad: str, hashes: list[str], who: str = "portal
 
 
 def _signatures(api: CaApi) -> int:
+    """Signatures produced: the evidence rows, which the journal's ``csc.signature.*`` entries
+    (one per signing call, listing every hash) must name exactly: a refusal leaves neither."""
     with api.runtime.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(CloudSignature)) or 0)
+        rows = sorted(session.scalars(select(CloudSignature.document_hash)))
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action.startswith("csc.signature."))
+        ).all()
+        journalled = sorted(h for e in entries for h in e.details_dict()["hashes"])
+    assert journalled == rows, (journalled, rows)
+    assert len(entries) <= len(rows)
+    return len(rows)
 
 
 def _setup(api: CaApi) -> Holder:
@@ -296,7 +306,29 @@ def test_complex_certificate_needs_a_power_of_attorney(ca_api: CaApi) -> None:
         ca_api, rep, hashes, clientData=_client_data(inn=client, role="accountant")
     )
     assert granted.status_code == 200, granted.json
-    assert _sign(ca_api, rep, granted.json["SAD"], hashes).status_code == 200
+    signed = _sign(ca_api, rep, granted.json["SAD"], hashes)
+    assert signed.status_code == 200, signed.json
+    public = rep.cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(
+        base64.b64decode(signed.json["signatures"][0]),
+        hashlib.sha256(b"c").digest(),
+        ec.ECDSA(utils.Prehashed(Sha256())),
+    )
+    assert _signatures(ca_api) == 1
+    with ca_api.runtime.transaction() as session:
+        evidence = session.scalars(select(CloudSignature)).one()
+        assert (evidence.serial, evidence.inn, evidence.role) == (rep.serial, client, "accountant")
+        assert evidence.document_hash == hashlib.sha256(b"c").hexdigest()
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "csc.signature.hash")
+        ).one()
+        details = entry.details_dict()
+        assert (details["serial"], details["inn"], details["role"]) == (
+            rep.serial,
+            client,
+            "accountant",
+        )
 
 
 def test_maintenance_window_answers_503(ca_api: CaApi) -> None:
