@@ -263,7 +263,7 @@ def setup(rt: Any) -> tuple[list[Key], int, str]:
 
 def mint_sads(rt: Any, key: Key, client_id: int, hashes: int, count: int) -> list[Job]:
     """``count`` pre-authorised SADs, as a granted ``credentials/authorize`` stores them."""
-    from signing_api.cloud.credentials import SignatureActivation
+    from signing_api.cloud import SignatureActivation
 
     now = datetime.now(UTC)
     jobs = [
@@ -704,7 +704,7 @@ def run(args: argparse.Namespace, database_url: str, home: Path) -> None:
     os.environ.clear()
     os.environ.update(env)
 
-    from signing_api.cloud.credentials import CloudSignature
+    from signing_api.cloud import CloudSignature
     from signing_api.config import Config
     from signing_api.runtime import Runtime
 

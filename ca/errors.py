@@ -20,6 +20,7 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "PaymentRequired",
+    "UsageRefused",
 ]
 
 
@@ -67,6 +68,18 @@ class Conflict(CAError):
 
 class NotAllowed(CAError):
     """The acting party may not do this to this object (API: 403)."""
+
+
+class UsageRefused(CAError):
+    """A certificate may not sign this: this company, this role, now (``ca.usage.may_sign``).
+
+    ``field`` names the request field at fault, if one; ``from_abroad`` is set when only the
+    §3.6 rule (access from abroad through a registered address) refused.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, from_abroad: bool = False):
+        super().__init__(message)
+        self.message, self.field, self.from_abroad = message, field, from_abroad
 
 
 class KeyRefused(CAError):

@@ -1,1 +1,42 @@
-"""The cloud-signing domain: credentials (PIN, TOTP), SADs, signing and evidence. No Flask."""
+"""The cloud-signing domain: holders' activations (PIN, TOTP), SADs, signing, evidence. No Flask.
+
+- ``activation``: enrol a holder (PIN and seed), authorise hashes with PIN + OTP → a SAD.
+- ``sad``: consume a SAD once, for exactly what it was authorised for.
+- ``signing``: the rules at the moment of use (``ca.usage.may_sign``), the HSM, CAdES-B-T.
+- ``evidence``: one row per signature and one journal entry per call.
+- ``errors``: :class:`SigningRefused` with a :class:`Refusal` reason; the wire forms (CSC and
+  problem+json) are chosen at the edge, in ``signing_api/web/problems.py``.
+"""
+
+from signing_api.cloud.activation import Authorized, activation_of, authorize, check_pin, enrol
+from signing_api.cloud.errors import Refusal, SigningRefused
+from signing_api.cloud.evidence import record_signatures
+from signing_api.cloud.models import CloudCredential, CloudSignature, SignatureActivation
+from signing_api.cloud.sad import consume
+from signing_api.cloud.signing import (
+    HASH_SIZES,
+    check_signing_allowed,
+    sign_document,
+    sign_hashes,
+    use_sad,
+)
+
+__all__ = [
+    "HASH_SIZES",
+    "Authorized",
+    "CloudCredential",
+    "CloudSignature",
+    "Refusal",
+    "SignatureActivation",
+    "SigningRefused",
+    "activation_of",
+    "authorize",
+    "check_pin",
+    "check_signing_allowed",
+    "consume",
+    "enrol",
+    "record_signatures",
+    "sign_document",
+    "sign_hashes",
+    "use_sad",
+]

@@ -23,13 +23,16 @@ from ca.errors import (
     LintFailed,
     NotAllowed,
     PaymentRequired,
+    UsageRefused,
 )
 from ca.errors import NotFound as CANotFound
 from crl import CRLError, ForeignIssuer, UnknownIssuer
+from signing_api.cloud.errors import Refusal, SigningRefused
 
 __all__ = [
     "DOMAIN_PROBLEMS",
     "PROBLEM_TYPES",
+    "REFUSAL_PROBLEMS",
     "DomainError",
     "Problem",
     "ProblemType",
@@ -107,8 +110,13 @@ class Problem(Exception):
         return json.dumps(doc, ensure_ascii=False)
 
 
-DomainError = CAError | billing.BillingError | CRLError
-DOMAIN_ROOTS: tuple[type[Exception], ...] = (CAError, billing.BillingError, CRLError)
+DomainError = CAError | billing.BillingError | CRLError | SigningRefused
+DOMAIN_ROOTS: tuple[type[Exception], ...] = (
+    CAError,
+    billing.BillingError,
+    CRLError,
+    SigningRefused,
+)
 
 # Domain errors → problem slugs, looked up along the MRO: a subclass without its own row takes
 # its parent's. Every domain's root error has a row, so every domain error has an answer.
@@ -123,6 +131,7 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
     KeyRefused: "certificate-refused",
     LintFailed: "certificate-refused",
     PaymentRequired: "payment-required",
+    UsageRefused: "forbidden",
     # billing
     billing.BillingError: "conflict",
     billing.InsufficientFunds: "insufficient-funds",
@@ -140,13 +149,37 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
 }
 
 
+# Cloud signing refusals: as problem+json on the JSON API, and as CSC errors (code, HTTP status)
+# on /csc/v1 (CSC API v1.0.4 §10.1).
+REFUSAL_PROBLEMS: dict[Refusal, str] = {
+    Refusal.INVALID_REQUEST: "validation-failed",
+    Refusal.INVALID_PIN: "validation-failed",
+    Refusal.INVALID_OTP: "validation-failed",
+    Refusal.ACCESS_DENIED: "forbidden",
+    Refusal.UNAVAILABLE: "unavailable",
+}
+CSC_REFUSALS: dict[Refusal, tuple[str, int]] = {
+    Refusal.INVALID_REQUEST: ("invalid_request", 400),
+    Refusal.INVALID_PIN: ("invalid_pin", 400),
+    Refusal.INVALID_OTP: ("invalid_otp", 400),
+    Refusal.ACCESS_DENIED: ("access_denied", 403),
+    Refusal.UNAVAILABLE: ("server_error", 503),
+}
+
+
 def problem_of(ex: DomainError) -> Problem:
     """The problem+json for a domain refusal, with its field errors and figures."""
+    if isinstance(ex, SigningRefused):
+        slug = REFUSAL_PROBLEMS[ex.reason]
+        fields = {} if ex.reason is Refusal.UNAVAILABLE else {ex.field or "request": ex.message}
+        return Problem(slug, ex.message, errors=fields)
     slug = next(DOMAIN_PROBLEMS[cls] for cls in type(ex).__mro__ if cls in DOMAIN_PROBLEMS)
     errors: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(ex, InvalidField):
         errors = {ex.field: ex.message}
+    elif isinstance(ex, UsageRefused):
+        errors = {ex.field or "request": ex.message}
     elif isinstance(ex, KeyRefused):
         errors = {ex.field: str(ex)}
     elif isinstance(ex, CMSInvalid):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.hashes import SHA256 as Sha256
 from sqlalchemy import func, select
 
 from db import AuditEntry
-from signing_api.cloud.credentials import CloudSignature
+from signing_api.cloud import CloudSignature
 from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
 from tests.integration.test_issuance import _paid_first
 

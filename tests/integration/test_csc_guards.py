@@ -29,7 +29,7 @@ import billing
 from ca.models import Certificate
 from db import AuditEntry
 from policies.tariffs import Revenue
-from signing_api.cloud.credentials import CloudCredential, SignatureActivation
+from signing_api.cloud import CloudCredential, SignatureActivation
 from tests.ca_fixtures import CaApi, register
 from tests.hsm_fixtures import PKCS11_MODULE, TEST_PINS
 from tests.integration.test_csc import (

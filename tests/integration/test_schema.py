@@ -12,7 +12,7 @@ import billing.models  # noqa: F401 - registers the billing tables
 import ca.models  # noqa: F401 - registers the CA tables on Base.metadata
 import crl.models  # noqa: F401 - registers crl_issues
 import signing_api.clients
-import signing_api.cloud.credentials  # noqa: F401 - registers the cloud signing tables
+import signing_api.cloud.models  # noqa: F401 - registers the cloud signing tables
 from db import Base, current_revision, head_revision
 
 pytestmark = pytest.mark.db

@@ -32,7 +32,7 @@ from ca.issuance import (
 from ca.models import Certificate, Holder
 from policies.dates import iso_utc
 from policies.roles import ClientRole
-from signing_api.cloud.credentials import SigningRefused, check_pin, enrol
+from signing_api.cloud import SigningRefused, check_pin, enrol
 from signing_api.web.auth import require_client
 from signing_api.web.common import (
     acting_holder,

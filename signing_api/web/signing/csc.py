@@ -34,22 +34,26 @@ from ca.hierarchy import active_certificate
 from ca.issuance import certificate_state, get_certificate
 from ca.models import Certificate, Holder
 from ca.tsa import TimeStampRefused, TSAUnavailable, timestamp_token
-from hsm import HSMError, HSMToken
+from ca.usage import REPORT_ROLES
+from hsm import HSMError
+from policies.identifiers import is_inn
 from policies.keys import SignatureScheme
 from policies.roles import ClientRole
 from policies.signing import SIGNING_POLICY
-from signing_api.cloud.credentials import (
+from signing_api.cloud import (
+    HASH_SIZES,
     SigningRefused,
     activation_of,
     authorize,
     check_signing_allowed,
-    consume,
     record_signatures,
+    sign_hashes,
+    use_sad,
 )
 from signing_api.web.auth import require_client
 from signing_api.web.common import visible_inns
 from signing_api.web.context import actor, now, runtime
-from signing_api.web.problems import PROBLEM_TYPES, Problem
+from signing_api.web.problems import CSC_REFUSALS, PROBLEM_TYPES, Problem
 
 __all__ = [
     "HASH_OIDS",
@@ -69,7 +73,6 @@ HASH_OIDS = {
     "2.16.840.1.101.3.4.2.2": "sha384",
     "2.16.840.1.101.3.4.2.3": "sha512",
 }
-_HASH_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _ECDSA = {
     "1.2.840.10045.4.3.2": "sha256",
     "1.2.840.10045.4.3.3": "sha384",
@@ -102,7 +105,8 @@ def _on_csc_error(ex: CSCError) -> Response:
 
 @blueprint.errorhandler(SigningRefused)
 def _on_refused(ex: SigningRefused) -> Response:
-    return _on_csc_error(CSCError(ex.code, ex.message, ex.status))
+    code, status = CSC_REFUSALS[ex.reason]
+    return _on_csc_error(CSCError(code, ex.message, status))
 
 
 @blueprint.errorhandler(Problem)
@@ -152,7 +156,7 @@ def _b64_hashes(value: object, field: str = "hash") -> list[str]:
             raw = base64.b64decode(item, validate=True) if isinstance(item, str) else b""
         except (binascii.Error, ValueError):
             raw = b""
-        if len(raw) not in _HASH_SIZES.values():
+        if len(raw) not in HASH_SIZES.values():
             raise CSCError("invalid_request", f"Invalid Base64 {field} string parameter")
     return list(value)
 
@@ -185,7 +189,7 @@ def scheme_for(certificate: Certificate, hash_oid: object, sign_oid: object) -> 
     return SignatureScheme(f"ecdsa-{hash_name}" if is_ec else f"rsa-pkcs1-{hash_name}")
 
 
-def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None, bool]:
+def _client_data(body: dict[str, Any]) -> tuple[str, str, str | None, bool]:
     raw = body.get("clientData")
     if not isinstance(raw, str):
         raise CSCError(
@@ -207,7 +211,12 @@ def _client_data(body: dict[str, Any]) -> tuple[object, object, str | None, bool
     abroad = data.get("abroad", False)
     if not isinstance(abroad, bool):
         raise CSCError("invalid_request", "clientData.abroad is true or false")
-    return data.get("inn"), data.get("role"), user_ip, abroad
+    inn, role = data.get("inn"), data.get("role")
+    if not isinstance(role, str) or role not in REPORT_ROLES:
+        raise CSCError("invalid_request", "clientData.role is head or accountant")
+    if not isinstance(inn, str) or not is_inn(inn):
+        raise CSCError("invalid_request", "clientData.inn is the company's 14-digit INN")
+    return inn, role, user_ip, abroad
 
 
 # ---- routes -------------------------------------------------------------------------------------
@@ -358,7 +367,7 @@ def credentials_authorize() -> Response:
     rt = runtime()
     with rt.transaction() as session:
         row = credential_for(session, body)
-        inn, role = check_signing_allowed(
+        check_signing_allowed(
             session, row, inn=inn, role=role, now=moment, abroad=abroad, end_user_ip=user_ip
         )
         decided = authorize(
@@ -390,21 +399,6 @@ def credentials_extend() -> Response:
     )
 
 
-def _sign_hashes(
-    token: HSMToken, row: Certificate, hashes: list[str], scheme: SignatureScheme
-) -> list[bytes]:
-    """Sign each base64 hash with the credential's cloud key."""
-    if row.key_label is None or row.key_destroyed_at is not None:
-        raise CSCError("invalid_request", "the credential's key is gone")
-    out = []
-    for item in hashes:
-        digest = base64.b64decode(item)
-        if len(digest) != _HASH_SIZES[scheme.hash_name]:
-            raise CSCError("invalid_request", "a hash does not have the size of hashAlgo")
-        out.append(token.sign_digest(row.key_label, digest, scheme))
-    return out
-
-
 @blueprint.post("/signatures/signHash")
 @_PORTAL
 def signatures_sign_hash() -> Response:
@@ -416,18 +410,18 @@ def signatures_sign_hash() -> Response:
     with rt.transaction() as session:
         row = credential_for(session, body)
         scheme = scheme_for(row, body.get("hashAlgo"), body.get("signAlgo"))
-        activation = consume(
+        activation, signer = use_sad(
             session,
+            rt.cloud_token,
             sad=body.get("SAD"),
             certificate=row,
             client_id=g.client_id,
             hashes=hashes,
             now=moment,
         )
-        # The rules again at the moment of signing: a suspension since authorize counts.
-        check_signing_allowed(session, row, inn=activation.inn, role=activation.role, now=moment)
+        digests = [base64.b64decode(item) for item in hashes]
         try:
-            signatures = _sign_hashes(rt.cloud_token, row, hashes, scheme)
+            signatures = sign_hashes(signer, digests, scheme)
         except HSMError as ex:
             log.error("cloud HSM failed for %s: %s", row.serial, ex)
             raise CSCError("server_error", "the HSM could not sign", 503) from None
@@ -437,7 +431,7 @@ def signatures_sign_hash() -> Response:
             certificate=row,
             activation=activation,
             hash_algorithm=scheme.hash_name,
-            document_hashes=[base64.b64decode(item) for item in hashes],
+            document_hashes=digests,
             now=moment,
             actor=who,
         )

@@ -22,27 +22,25 @@ import re
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
-from cryptography import x509
 from flask import Blueprint, Response, g, request
 from sqlalchemy.orm import Session
 
-from ca.cms import sign_detached_digest, signer_hash
 from ca.hierarchy import active_certificate
-from ca.tsa import TSAUnavailable, timestamp_token
+from ca.tsa import TSAUnavailable
 from hsm import HSMError
 from policies.dates import iso_utc
 from policies.roles import ClientRole
-from signing_api.cloud.credentials import (
+from signing_api.cloud import (
     CloudSignature,
     SigningRefused,
-    check_signing_allowed,
-    consume,
     record_signatures,
+    use_sad,
 )
+from signing_api.cloud import sign_document as cades_b_t
 from signing_api.web.auth import require_client
 from signing_api.web.common import require_visible
 from signing_api.web.context import actor, now, reply, runtime
-from signing_api.web.problems import Problem
+from signing_api.web.problems import Problem, problem_of
 from signing_api.web.signing.csc import CSCError, check_maintenance, credential_for
 
 __all__ = ["OPENAPI", "blueprint", "signature_json"]
@@ -70,16 +68,12 @@ def signature_json(row: CloudSignature) -> dict[str, Any]:
     }
 
 
-def _refused(ex: SigningRefused | CSCError) -> Problem:
-    message = ex.message if isinstance(ex, SigningRefused) else ex.description
-    status = ex.status
-    if status == 503:
-        return Problem("unavailable", message)
-    return Problem(
-        "validation-failed" if status == 400 else "forbidden",
-        message,
-        errors={"SAD" if "SAD" in message else "request": message},
-    )
+def _refused(ex: CSCError) -> Problem:
+    """A CSC-form refusal of the shared request checks, as problem+json."""
+    if ex.status == 503:
+        return Problem("unavailable", ex.description)
+    slug = "validation-failed" if ex.status == 400 else "forbidden"
+    return Problem(slug, ex.description, errors={"request": ex.description})
 
 
 def _digest(body: dict[str, Any]) -> bytes:
@@ -134,36 +128,24 @@ def sign_document() -> Response:
         check_maintenance()
         with rt.transaction() as session:
             row = credential_for(session, body)
-            activation = consume(
+            activation, signer = use_sad(
                 session,
+                rt.cloud_token,
                 sad=body.get("SAD"),
                 certificate=row,
                 client_id=g.client_id,
                 hashes=[base64.b64encode(digest).decode()],
                 now=moment,
             )
-            check_signing_allowed(
-                session, row, inn=activation.inn, role=activation.role, now=moment
-            )
-            if row.key_label is None or row.key_destroyed_at is not None:
-                raise SigningRefused("invalid_request", "the credential's key is gone")
-            key = rt.cloud_token.private_key(row.key_label)
-            if signer_hash(key) != "sha256":
-                raise SigningRefused("invalid_request", "this key signs SHA-384 digests")
-            chain = [active_certificate(session, n) for n in ("issuing", "root")]
-
-            def stamp(imprint: bytes, hash_name: str) -> bytes:
-                return timestamp_token(
-                    session, rt.tsa_signer, imprint, hash_name, now=moment, actor=who
-                )
-
-            der = sign_detached_digest(
+            der = cades_b_t(
+                session,
+                signer,
+                row,
                 digest,
-                x509.load_der_x509_certificate(row.der or b""),
-                key,
-                chain,
-                signing_time=moment,
-                timestamper=stamp,
+                chain=[active_certificate(session, n) for n in ("issuing", "root")],
+                tsa=rt.tsa_signer,
+                now=moment,
+                actor=who,
             )
             (evidence,) = record_signatures(
                 session,
@@ -178,7 +160,9 @@ def sign_document() -> Response:
                 signature=der,
             )
             view = signature_json(evidence)
-    except (SigningRefused, CSCError) as ex:
+    except SigningRefused as ex:
+        raise problem_of(ex) from None
+    except CSCError as ex:
         raise _refused(ex) from None
     except (HSMError, TSAUnavailable) as ex:
         raise Problem("unavailable", f"cannot sign now: {ex}") from None
