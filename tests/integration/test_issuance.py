@@ -254,6 +254,29 @@ def test_bad_requests_name_the_field(ca_api: CaApi) -> None:
     _problem(ca_api.post(url, {"holder_id": holder}, who=None), 401, "unauthorized")
 
 
+def test_activation_is_for_the_holder_once(ca_api: CaApi) -> None:
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    done = ca_api.post(
+        "/api/v1/certificates", {"holder_id": holder, "role": "head", "storage": "cloud"}
+    )
+    assert done.status_code == 201 and "otpauth_uri" not in done.json
+    path = f"/api/v1/certificates/{done.json['serial']}/activation"
+    pin = {"pin": "246813"}
+    _problem(ca_api.post(path, pin, who="portal"), 403, "forbidden")  # no acting holder
+    malformed = {"X-Tamga-Holder": "me"}
+    _problem(ca_api.post(path, pin, who="portal", headers=malformed), 400, "bad-request")
+    bad = ca_api.post(path, {"pin": "12", "colour": "red"}, who="portal", holder=holder)
+    assert _fields(_problem(bad, 422, "validation-failed")) == {"pin", "colour"}
+    activated = ca_api.post(path, pin, who="portal", holder=holder)
+    assert activated.status_code == 201, activated.json
+    assert activated.json["otpauth_uri"].startswith("otpauth://totp/")
+    again = _problem(ca_api.post(path, pin, who="portal", holder=holder), 422, "validation-failed")
+    assert "activated already" in again["detail"]
+    unknown = "/api/v1/certificates/not-hex/activation"
+    _problem(ca_api.post(unknown, pin, who="portal", holder=holder), 404, "not-found")
+
+
 class _BrokenToken:
     """The CA token, except that signing fails (a dead HSM between reserve and sign)."""
 

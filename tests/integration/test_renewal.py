@@ -163,6 +163,11 @@ def test_changed_requisite_goes_to_review_and_late_is_flagged(ca_api: CaApi) -> 
     )
     rid = renewal["id"]
     _problem(ca_api.post(f"/api/v1/renewals/{rid}/approve", {}, who="portal"), 403, "forbidden")
+    bare = ca_api.client.post(f"/api/v1/renewals/{rid}/approve", headers=ca_api.headers("officer"))
+    assert "supporting document" in _problem(bare, 409, "conflict")["detail"]  # no body: no note
+    _problem(ca_api.post(f"/api/v1/renewals/{rid}/approve", {"note": 5}), 422, "validation-failed")
+    _problem(ca_api.post(f"/api/v1/renewals/{rid}/reject", {"note": " "}), 422, "validation-failed")
+    _problem(ca_api.get("/api/v1/renewals", status="lost"), 422, "validation-failed")
     assert (
         "supporting document"
         in _problem(ca_api.post(f"/api/v1/renewals/{rid}/approve", {}), 409, "conflict")["detail"]
@@ -202,6 +207,10 @@ def test_renew_due_and_cancellation(ca_api: CaApi) -> None:
     cancel = ca_api.post(f"/api/v1/certificates/{serials[1]}/auto-renewal", {"enabled": False},
                          who="portal", holder=holders[1])  # fmt: skip
     assert cancel.status_code == 200 and cancel.json["auto_renew"] is False
+    refused = ca_api.post(f"/api/v1/certificates/{serials[1]}/auto-renewal", {"enabled": "no"})
+    assert {e["field"] for e in _problem(refused, 422, "validation-failed")["errors"]} == {
+        "enabled"
+    }
     with ca_api.runtime.transaction() as session:
         update_holder(session, holders[2], {"email": "new@test.kg"}, now=CA_NOW, actor="test")
     ca_api.pay(INN, PRICE)

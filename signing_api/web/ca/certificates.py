@@ -30,10 +30,24 @@ from ca.issuance import (
     list_certificates,
 )
 from ca.models import Certificate, Holder
+from policies.cert_profiles import Storage
 from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.cloud import SigningRefused, check_pin, enrol
-from signing_api.web.auth import require_client
+from signing_api.web.ca.schemas import (
+    HOLDER_PARAMETER,
+    IDEMPOTENCY_PARAMETER,
+    SERIAL_PARAMETER,
+    Activation,
+    ActivationRequest,
+    CertificateList,
+    CertificatePaymentProblem,
+    CertificateQuery,
+    CertificateRefusalProblem,
+    CertificateRequest,
+    CertificateWithChain,
+    IssuedCertificate,
+)
 from signing_api.web.common import (
     acting_holder,
     ca_refusals,
@@ -41,11 +55,11 @@ from signing_api.web.common import (
     require_visible,
     visible_inns,
 )
-from signing_api.web.context import actor, json_body, now, reply, runtime
+from signing_api.web.context import actor, now, reply, runtime
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
 __all__ = [
-    "OPENAPI",
     "blueprint",
     "certificate_json",
     "chain_pem",
@@ -56,7 +70,6 @@ blueprint = Blueprint("certificates", __name__)
 
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
-_FIELDS = {"holder_id", "role", "storage", "csr_pem", "key_spec", "pin"}
 
 
 def _pem(der: bytes) -> str:
@@ -123,21 +136,41 @@ def _visible_certificate(session: Session, serial: str) -> Certificate:
     return row
 
 
+_ISSUE_REFUSED = "Invalid fields (errors), or the key, CSR or certificate refused"
+
+
 @blueprint.post("/api/v1/certificates")
-@require_client(*_CALLERS)
-def issue() -> Response:
-    body = json_body()
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise Problem(
-            "validation-failed", f"unknown field {unknown[0]}", errors={unknown[0]: "unknown"}
-        )
-    for name in ("csr_pem", "key_spec"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise Problem("validation-failed", f"{name} is a string", errors={name: "a string"})
-    holder_id = body.get("holder_id")
-    pin = body.get("pin")
-    if pin is not None and (body.get("storage") != "cloud" or not isinstance(pin, str)):
+@operation(
+    "issueCertificate",
+    "Issue a certificate for a holder (paid first; idempotent by key)",
+    body=CertificateRequest,
+    responses={
+        201: Reply(IssuedCertificate, "Issued"),
+        200: Reply(IssuedCertificate, "A replay of an issued request (same Idempotency-Key)"),
+        402: Reply(
+            CertificatePaymentProblem,
+            "Unpaid: amount_due, and the payment account of a first certificate",
+            media_type="application/problem+json",
+        ),
+        422: Reply(
+            CertificateRefusalProblem, _ISSUE_REFUSED, media_type="application/problem+json"
+        ),
+    },
+    parameters=[IDEMPOTENCY_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 402, 404, 409, 422),
+    description=(
+        "While the price is not paid the answer is 402 with amount_due (tyiyn) and, for the"
+        " subscriber's first certificate, the 16-digit payment_account to pay; later"
+        " certificates are paid from the balance. RuToken: send csr_pem (the CSR made on the"
+        " token); cloud: Tamga generates the key (key_spec), and with a pin the answer has the"
+        " otpauth_uri, shown this once."
+    ),
+)
+def issue(body: CertificateRequest) -> Response:
+    pin = body.pin
+    if pin is not None and body.storage is not Storage.CLOUD:
         raise Problem(
             "validation-failed",
             "a PIN is set for cloud certificates only",
@@ -150,20 +183,19 @@ def issue() -> Response:
             raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
     rt, moment, who, key = runtime(), now(), actor(), request_key()
     with ca_transaction() as session:
-        if isinstance(holder_id, int) and not isinstance(holder_id, bool):
-            holder = session.get(Holder, holder_id)
-            if holder is not None:
-                require_visible(session, holder.subscriber_inn, "holder")
+        holder = session.get(Holder, body.holder_id)
+        if holder is not None:
+            require_visible(session, holder.subscriber_inn, "holder")
     with ca_refusals():  # issuance runs its own transactions
         issued = issue_certificate(
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=holder_id,
-            role=body.get("role"),
-            storage=body.get("storage"),
-            csr=body.get("csr_pem"),
-            key_spec=body.get("key_spec"),
+            holder_id=body.holder_id,
+            role=body.role.value,
+            storage=body.storage.value,
+            csr=body.csr_pem,
+            key_spec=body.key_spec,
             public_url=rt.config.public_url,
             now=moment,
             actor=who,
@@ -191,10 +223,19 @@ def _enrol(serial: str, pin: object, moment: datetime, who: str) -> str:
 
 
 @blueprint.post("/api/v1/certificates/<serial>/activation")
-@require_client(*_CALLERS)
-def activate(serial: str) -> Response:
+@operation(
+    "activateCertificate",
+    "Set a cloud certificate's PIN; the otpauth URI once (its holder)",
+    body=ActivationRequest,
+    responses={201: Reply(Activation, "Activated: the otpauth URI, shown this once")},
+    parameters=[SERIAL_PARAMETER, HOLDER_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 403, 404, 422),
+    description="For a cloud certificate issued without a PIN; only its holder (X-Tamga-Holder).",
+)
+def activate(serial: str, body: ActivationRequest) -> Response:
     """Set the PIN and OTP of a cloud certificate issued without them (its holder only)."""
-    body = json_body()
     moment, who = now(), actor()
     with ca_transaction() as session:
         row = _visible_certificate(session, serial)
@@ -203,13 +244,19 @@ def activate(serial: str) -> Response:
             raise Problem(
                 "forbidden", "only the certificate's holder sets its PIN (X-Tamga-Holder)"
             )
-    return reply(
-        {"serial": serial, "otpauth_uri": _enrol(serial, body.get("pin"), moment, who)}, 201
-    )
+    return reply({"serial": serial, "otpauth_uri": _enrol(serial, body.pin, moment, who)}, 201)
 
 
 @blueprint.get("/api/v1/certificates/<serial>")
-@require_client(*_CALLERS)
+@operation(
+    "getCertificate",
+    "One certificate, with its PEM and chain",
+    responses={200: Reply(CertificateWithChain, "The certificate")},
+    parameters=[SERIAL_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(404,),
+)
 def show(serial: str) -> Response:
     moment = now()
     with ca_transaction() as session:
@@ -217,33 +264,28 @@ def show(serial: str) -> Response:
         return reply(certificate_json(session, row, now=moment) | {"chain_pem": chain_pem(session)})
 
 
-def _int_arg(name: str, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise Problem(
-            "validation-failed",
-            f"{name} is a whole number from {low} to {high}",
-            errors={name: f"a whole number from {low} to {high}"},
-        )
-    return int(raw)
-
-
 @blueprint.get("/api/v1/certificates")
-@require_client(*_CALLERS)
-def listing() -> Response:
+@operation(
+    "listCertificates",
+    "Certificates the caller may see; expiring_within_days for renewal",
+    query=CertificateQuery,
+    responses={200: Reply(CertificateList, "Newest first; soonest expiry first when expiring")},
+    tag="ca",
+    roles=_CALLERS,
+)
+def listing(query: CertificateQuery) -> Response:
     """Certificates the caller may see; ``expiring_within_days=N`` for the renewal notice."""
-    within = _int_arg("expiring_within_days", 0, 3660)
-    holder_id = _int_arg("holder_id", 1, 2**62)
-    inn = request.args.get("inn")
     moment = now()
     with ca_transaction() as session:
         inns = visible_inns(session)
-        if inn is not None:
-            inns = set() if inns is not None and inn not in inns else {inn}
+        if query.inn is not None:
+            inns = set() if inns is not None and query.inn not in inns else {query.inn}
         rows = list_certificates(
-            session, now=moment, inns=inns, holder_id=holder_id, expiring_within_days=within
+            session,
+            now=moment,
+            inns=inns,
+            holder_id=query.holder_id,
+            expiring_within_days=query.expiring_within_days,
         )
         items = [
             {
@@ -254,127 +296,3 @@ def listing() -> Response:
             for r in rows
         ]
     return reply({"certificates": items, "count": len(items)})
-
-
-# ---- OpenAPI --------------------------------------------------------------------------------
-
-_PROBLEM = {"description": "problem+json", "content": {"application/problem+json": {}}}
-_CERT = {"$ref": "#/components/schemas/Certificate"}
-_SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/api/v1/certificates": {
-            "post": {
-                "operationId": "issueCertificate",
-                "summary": "Issue a certificate for a holder (paid first; idempotent by key)",
-                "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/CertificateRequest"}
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _ok("issued", _CERT),
-                    "200": _ok("a replay of an issued request", _CERT),
-                    "402": _PROBLEM | {"description": "unpaid: amount_due, payment_account"},
-                    "404": _PROBLEM,
-                    "409": _PROBLEM,
-                    "422": _PROBLEM,
-                },
-            },
-            "get": {
-                "operationId": "listCertificates",
-                "summary": "Certificates the caller may see; expiring_within_days for renewal",
-                "parameters": [
-                    {"name": "expiring_within_days", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "holder_id", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "inn", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {"200": _ok("the list", {"type": "object"}), "422": _PROBLEM},
-            },
-        },
-        "/api/v1/certificates/{serial}/activation": {
-            "post": {
-                "operationId": "activateCertificate",
-                "summary": "Set a cloud certificate's PIN; the otpauth URI once (its holder)",
-                "parameters": [_SERIAL],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"type": "object", "properties": {"pin": {"type": "string"}}}
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _ok("the otpauth URI", {"type": "object"}),
-                    "403": _PROBLEM,
-                    "404": _PROBLEM,
-                    "422": _PROBLEM,
-                },
-            }
-        },
-        "/api/v1/certificates/{serial}": {
-            "get": {
-                "operationId": "getCertificate",
-                "summary": "One certificate, with its PEM and chain",
-                "parameters": [_SERIAL],
-                "responses": {"200": _ok("the certificate", _CERT), "404": _PROBLEM},
-            }
-        },
-    },
-    "components": {
-        "schemas": {
-            "CertificateRequest": {
-                "type": "object",
-                "required": ["holder_id", "role", "storage"],
-                "properties": {
-                    "holder_id": {"type": "integer"},
-                    "role": {
-                        "type": "string",
-                        "enum": [
-                            "head",
-                            "accountant",
-                            "head_as_accountant",
-                            "complex_5",
-                            "complex_10",
-                            "complex_unlimited",
-                        ],
-                    },
-                    "storage": {"type": "string", "enum": ["cloud", "rutoken"]},
-                    "csr_pem": {"type": "string", "description": "RuToken: PKCS#10, PEM"},
-                    "key_spec": {"type": "string", "enum": ["ec-p256", "rsa-2048"]},
-                    "pin": {"type": "string", "description": "cloud: the holder's PIN"},
-                },
-            },
-            "Certificate": {
-                "type": "object",
-                "properties": {
-                    "serial": {"type": "string", "pattern": "^[0-9a-f]+$"},
-                    "status": {"type": "string"},
-                    "state": {"type": "string"},
-                    "holder_id": {"type": "integer"},
-                    "inn": {"type": "string"},
-                    "role": {"type": "string"},
-                    "storage": {"type": "string"},
-                    "not_before": {"type": "string", "format": "date-time"},
-                    "not_after": {"type": "string", "format": "date-time"},
-                    "days_left": {"type": "integer"},
-                    "certificate_pem": {"type": "string", "nullable": True},
-                    "chain_pem": {"type": "string"},
-                },
-            },
-        }
-    },
-}

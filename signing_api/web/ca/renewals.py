@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,8 +39,22 @@ from ca.renewal import (
 from ca.revocation import Actor, authorise
 from policies.dates import iso_utc
 from policies.roles import ClientRole
-from signing_api.web.auth import require_client
 from signing_api.web.ca.certificates import certificate_json
+from signing_api.web.ca.schemas import (
+    HOLDER_PARAMETER,
+    SERIAL_PARAMETER,
+    AutoRenewal,
+    CertificatePaymentProblem,
+    CertificateRefusalProblem,
+    Renewal,
+    RenewalApproval,
+    RenewalList,
+    RenewalQuery,
+    RenewalRejection,
+    RenewalSubmission,
+    UploadedDocument,
+)
+from signing_api.web.ca.schemas import Certificate as CertificateView
 from signing_api.web.common import (
     acting_holder,
     ca_refusals,
@@ -49,9 +64,10 @@ from signing_api.web.common import (
     visible_inns,
 )
 from signing_api.web.context import actor, json_body, now, reply, runtime
+from signing_api.web.contract import Reply, field_errors, operation
 from signing_api.web.problems import Problem
 
-__all__ = ["OPENAPI", "blueprint", "renewal_json"]
+__all__ = ["blueprint", "renewal_json"]
 
 blueprint = Blueprint("renewals", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
@@ -117,8 +133,47 @@ def _visible_renewal(session: Session, renewal_id: int) -> RenewalRequest:
     return renewal
 
 
+_RENEWAL_ID = {
+    "name": "renewal_id",
+    "in": "path",
+    "required": True,
+    "description": "The renewal request's id",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_PAYMENT = Reply(
+    CertificatePaymentProblem,
+    "The balance does not cover the price: amount_due (nothing recorded)",
+    media_type="application/problem+json",
+)
+_REFUSED = Reply(
+    CertificateRefusalProblem,
+    "Invalid fields (a changed document or a bad signature names its field), or the new"
+    " certificate refused",
+    media_type="application/problem+json",
+)
+
+
 @blueprint.get("/api/v1/certificates/<serial>/renewal-request")
-@require_client(*_CALLERS)
+@operation(
+    "getRenewalRequest",
+    "The renewal request text to sign (seed 003)",
+    responses={
+        200: Reply(
+            None,
+            "The text, exactly the bytes the detached CMS signature must cover",
+            media_type="text/plain",
+            headers={
+                "Tamga-Price": "The price in tyiyn",
+                "Tamga-Late": "true when less than the notice period is left",
+                "Tamga-Changed": "The requisites that changed, comma-separated",
+            },
+        )
+    },
+    parameters=[SERIAL_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(404, 409),
+)
 def renewal_request(serial: str) -> Response:
     moment = now()
     with ca_transaction() as session:
@@ -133,27 +188,36 @@ def renewal_request(serial: str) -> Response:
 
 
 @blueprint.post("/api/v1/renewals")
-@require_client(*_CALLERS)
-def submit() -> Response:
-    body = json_body()
-    unknown = sorted(set(body) - {"serial", "document", "signature", "csr_pem"})
-    if unknown:
-        raise Problem(
-            "validation-failed", f"unknown field {unknown[0]}", errors={unknown[0]: "unknown"}
-        )
-    if not isinstance(body.get("serial"), str):
-        raise Problem("validation-failed", "serial is required", errors={"serial": "required"})
+@operation(
+    "submitRenewal",
+    "Submit a signed renewal request",
+    body=RenewalSubmission,
+    responses={
+        201: Reply(Renewal, "Accepted and issued, or in review (a requisite changed)"),
+        402: _PAYMENT,
+        422: _REFUSED,
+    },
+    parameters=[HOLDER_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 402, 403, 404, 409, 422),
+    description=(
+        "Only the certificate's own holder (X-Tamga-Holder) or an officer; a RuToken renewal is"
+        " made at the office (an officer) with the CSR of the new key."
+    ),
+)
+def submit(body: RenewalSubmission) -> Response:
     moment, who = now(), actor()
     with ca_transaction() as session:
-        row_id = _own_certificate(session, body["serial"]).id
+        row_id = _own_certificate(session, body.serial).id
     with ca_refusals():
         renewal = submit_renewal(
             runtime().transaction,
             _issuers(),
             certificate_id=row_id,
-            document=body.get("document"),
-            signature=body.get("signature"),
-            csr=body.get("csr_pem"),
+            document=body.document,
+            signature=body.signature,
+            csr=body.csr_pem,
             now=moment,
             actor=who,
             officer=is_officer(),
@@ -164,32 +228,58 @@ def submit() -> Response:
 
 
 @blueprint.get("/api/v1/renewals")
-@require_client(*_CALLERS)
-def listing() -> Response:
-    status = request.args.get("status")
+@operation(
+    "listRenewals",
+    "Renewal requests the caller may see",
+    query=RenewalQuery,
+    responses={200: Reply(RenewalList, "The renewals, oldest first")},
+    tag="ca",
+    roles=_CALLERS,
+)
+def listing(query: RenewalQuery) -> Response:
     with ca_transaction() as session:
-        query = select(RenewalRequest).join(
+        found = select(RenewalRequest).join(
             Certificate, Certificate.id == RenewalRequest.certificate_id
         )
         inns = visible_inns(session)
         if inns is not None:
-            query = query.where(Certificate.subscriber_inn.in_(sorted(inns)))
-        if status is not None:
-            query = query.where(RenewalRequest.status == status)
-        rows = session.scalars(query.order_by(RenewalRequest.id)).all()
+            found = found.where(Certificate.subscriber_inn.in_(sorted(inns)))
+        if query.status is not None:
+            found = found.where(RenewalRequest.status == query.status)
+        rows = session.scalars(found.order_by(RenewalRequest.id)).all()
         items = [renewal_json(session, r) for r in rows]
     return reply({"renewals": items, "count": len(items)})
 
 
 @blueprint.get("/api/v1/renewals/<int:renewal_id>")
-@require_client(*_CALLERS)
+@operation(
+    "getRenewal",
+    "One renewal request",
+    responses={200: Reply(Renewal, "The renewal")},
+    parameters=[_RENEWAL_ID],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(404,),
+)
 def show(renewal_id: int) -> Response:
     with ca_transaction() as session:
         return reply(renewal_json(session, _visible_renewal(session, renewal_id)))
 
 
 @blueprint.post("/api/v1/renewals/<int:renewal_id>/documents")
-@require_client(*_CALLERS)
+@operation(
+    "uploadRenewalDocument",
+    "Upload a supporting document (multipart field 'file')",
+    responses={201: Reply(UploadedDocument, "Stored")},
+    parameters=[_RENEWAL_ID],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 404, 409, 422),
+    description=(
+        "The body is multipart/form-data with the document in field `file` (a file name, not"
+        " empty, at most 10 MiB), for a renewal in review."
+    ),
+)
 def upload(renewal_id: int) -> Response:
     upload = request.files.get("file")
     if upload is None:
@@ -209,13 +299,36 @@ def upload(renewal_id: int) -> Response:
     return reply(body, 201)
 
 
+def _approval() -> RenewalApproval:
+    """The approval's body, which may be left out altogether (no note)."""
+    if not request.data:
+        return RenewalApproval()
+    json_body()  # a JSON object, or 400
+    try:
+        return RenewalApproval.model_validate_json(request.data)
+    except ValidationError as ex:
+        errors = field_errors(ex)
+        raise Problem(
+            "validation-failed", f"invalid fields: {', '.join(sorted(errors))}", errors=errors
+        ) from None
+
+
 @blueprint.post("/api/v1/renewals/<int:renewal_id>/approve")
-@require_client(ClientRole.OFFICER)
+@operation(
+    "approveRenewal",
+    "Officer: approve a renewal in review (charge, then issue)",
+    responses={200: Reply(Renewal, "Issued"), 402: _PAYMENT, 422: _REFUSED},
+    parameters=[_RENEWAL_ID],
+    tag="ca",
+    roles=(ClientRole.OFFICER,),
+    errors=(400, 402, 404, 409, 422),
+    description=(
+        "The body is optional: none, or a JSON object {note?: string}, the officer's note"
+        " (unknown fields refused)."
+    ),
+)
 def approve(renewal_id: int) -> Response:
-    body = json_body() if request.data else {}
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise Problem("validation-failed", "note is a text", errors={"note": "a text"})
+    note = _approval().note
     moment, who = now(), actor()
     with ca_refusals():
         approve_renewal(
@@ -226,19 +339,38 @@ def approve(renewal_id: int) -> Response:
 
 
 @blueprint.post("/api/v1/renewals/<int:renewal_id>/reject")
-@require_client(ClientRole.OFFICER)
-def reject(renewal_id: int) -> Response:
-    body = json_body()
+@operation(
+    "rejectRenewal",
+    "Officer: reject a renewal in review",
+    body=RenewalRejection,
+    responses={200: Reply(Renewal, "Rejected")},
+    parameters=[_RENEWAL_ID],
+    tag="ca",
+    roles=(ClientRole.OFFICER,),
+    errors=(404, 409),
+)
+def reject(renewal_id: int, body: RenewalRejection) -> Response:
     moment, who = now(), actor()
     with ca_transaction() as session:
-        renewal = reject_renewal(session, renewal_id, note=body.get("note"), now=moment, actor=who)
+        renewal = reject_renewal(session, renewal_id, note=body.note, now=moment, actor=who)
         return reply(renewal_json(session, renewal))
 
 
 @blueprint.post("/api/v1/certificates/<serial>/auto-renewal")
-@require_client(*_CALLERS)
-def auto_renewal(serial: str) -> Response:
-    body = json_body()
+@operation(
+    "setAutoRenewal",
+    "Cancel or restore the automatic renewal (until 30 days before expiry)",
+    body=AutoRenewal,
+    responses={200: Reply(CertificateView, "The certificate")},
+    parameters=[SERIAL_PARAMETER, HOLDER_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 403, 404, 409, 422),
+    description=(
+        "Cloud certificates only; the holder (X-Tamga-Holder), its company's head or an officer."
+    ),
+)
+def auto_renewal(serial: str, body: AutoRenewal) -> Response:
     moment, who = now(), actor()
     with ca_transaction() as session:
         row = get_certificate(session, serial)
@@ -247,128 +379,5 @@ def auto_renewal(serial: str) -> Response:
         authorise(
             session, row, Actor(who, is_officer(), None if holder is None else holder.id), moment
         )
-        row = set_auto_renew(session, row, enabled=body.get("enabled"), now=moment, actor=who)
+        row = set_auto_renew(session, row, enabled=body.enabled, now=moment, actor=who)
         return reply(certificate_json(session, row, now=moment))
-
-
-_PROBLEM = {"description": "problem+json", "content": {"application/problem+json": {}}}
-_ID = {"name": "renewal_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
-_RENEWAL = {"$ref": "#/components/schemas/Renewal"}
-
-
-def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema or _RENEWAL}},
-    }
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-_ERRORS = {code: _PROBLEM for code in ("402", "403", "404", "409", "422")}
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/api/v1/certificates/{serial}/renewal-request": {
-            "get": {
-                "operationId": "getRenewalRequest",
-                "summary": "The renewal request text to sign (seed 003)",
-                "parameters": [_SERIAL],
-                "responses": {
-                    "200": {"description": "the text", "content": {"text/plain": {}}},
-                    "404": _PROBLEM,
-                    "409": _PROBLEM,
-                },
-            }
-        },
-        "/api/v1/certificates/{serial}/auto-renewal": {
-            "post": {
-                "operationId": "setAutoRenewal",
-                "summary": "Cancel or restore the automatic renewal (until 30 days before expiry)",
-                "parameters": [_SERIAL],
-                "requestBody": _body(
-                    {"type": "object", "properties": {"enabled": {"type": "boolean"}}}
-                ),
-                "responses": {"200": _ok("the certificate", {"type": "object"}), **_ERRORS},
-            }
-        },
-        "/api/v1/renewals": {
-            "post": {
-                "operationId": "submitRenewal",
-                "summary": "Submit a signed renewal request",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["serial", "document", "signature"],
-                        "properties": {
-                            "serial": {"type": "string"},
-                            "document": {"type": "string"},
-                            "signature": {"type": "string", "description": "base64 DER or PEM"},
-                            "csr_pem": {"type": "string"},
-                        },
-                    }
-                ),
-                "responses": {"201": _ok("accepted and issued, or in review"), **_ERRORS},
-            },
-            "get": {
-                "operationId": "listRenewals",
-                "summary": "Renewal requests the caller may see",
-                "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": _ok("the list", {"type": "object"})},
-            },
-        },
-        "/api/v1/renewals/{renewal_id}": {
-            "get": {
-                "operationId": "getRenewal",
-                "summary": "One renewal request",
-                "parameters": [_ID],
-                "responses": {"200": _ok("the renewal"), "404": _PROBLEM},
-            }
-        },
-        "/api/v1/renewals/{renewal_id}/documents": {
-            "post": {
-                "operationId": "uploadRenewalDocument",
-                "summary": "Upload a supporting document (multipart field 'file')",
-                "parameters": [_ID],
-                "requestBody": {"content": {"multipart/form-data": {}}},
-                "responses": {"201": _ok("stored", {"type": "object"}), **_ERRORS},
-            }
-        },
-        "/api/v1/renewals/{renewal_id}/approve": {
-            "post": {
-                "operationId": "approveRenewal",
-                "summary": "Officer: approve a renewal in review (charge, then issue)",
-                "parameters": [_ID],
-                "responses": {"200": _ok("issued"), **_ERRORS},
-            }
-        },
-        "/api/v1/renewals/{renewal_id}/reject": {
-            "post": {
-                "operationId": "rejectRenewal",
-                "summary": "Officer: reject a renewal in review",
-                "parameters": [_ID],
-                "requestBody": _body(
-                    {"type": "object", "properties": {"note": {"type": "string"}}}
-                ),
-                "responses": {"200": _ok("rejected"), **_ERRORS},
-            }
-        },
-    },
-    "components": {
-        "schemas": {
-            "Renewal": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "serial": {"type": "string"},
-                    "status": {"type": "string"},
-                    "late": {"type": "boolean"},
-                    "changed": {"type": "array", "items": {"type": "string"}},
-                    "new_serial": {"type": "string", "nullable": True},
-                },
-            }
-        }
-    },
-}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from flask import Blueprint, Response
 
@@ -21,37 +20,25 @@ from ca.models import Certificate
 from ca.revocation import Actor, destroy_revoked_key, resume, revoke, suspend
 from hsm import HSMError
 from policies.roles import ClientRole
-from signing_api.web.auth import require_client
 from signing_api.web.ca.certificates import certificate_json
+from signing_api.web.ca.schemas import (
+    HOLDER_PARAMETER,
+    SERIAL_PARAMETER,
+    Revocation,
+    StatusNote,
+)
+from signing_api.web.ca.schemas import Certificate as CertificateView
 from signing_api.web.common import acting_holder, ca_transaction, is_officer, require_visible
-from signing_api.web.context import actor, json_body, now, reply, runtime
+from signing_api.web.context import actor, now, reply, runtime
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 from signing_api.web.public.crl import refresh_published
 
-__all__ = ["OPENAPI", "after_status_change", "blueprint", "parse_instant"]
+__all__ = ["after_status_change", "blueprint"]
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("revocation", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
-
-
-def parse_instant(value: object, field: str) -> datetime | None:
-    """An ISO 8601 instant with its offset (``2026-11-23T08:00:00Z``), or None."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Problem("validation-failed", f"{field} is a string", errors={field: "a string"})
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise Problem(
-            "validation-failed",
-            f"{field} is an ISO 8601 time with its offset, e.g. 2026-11-23T08:00:00Z",
-            errors={field: "an ISO 8601 time with offset"},
-        )
-    return moment
 
 
 def after_status_change(row_id: int, moment: datetime) -> None:
@@ -69,28 +56,20 @@ def after_status_change(row_id: int, moment: datetime) -> None:
             log.error("cannot destroy the key of %s: %s", row.serial, ex)
 
 
-def _change(serial: str, action: str) -> Response:
-    body = json_body()
-    allowed = {"note"} | ({"reason", "invalidity_date"} if action == "revoke" else set())
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Problem(
-            "validation-failed", f"unknown field {unknown[0]}", errors={unknown[0]: "unknown"}
-        )
+def _change(serial: str, action: str, body: StatusNote | Revocation) -> Response:
     moment = now()
     with ca_transaction() as session:
         row = get_certificate(session, serial)
         require_visible(session, row.subscriber_inn, "certificate")
         holder = acting_holder(session)
         who = Actor(actor(), officer=is_officer(), holder_id=None if holder is None else holder.id)
-        if action == "revoke":
-            when = parse_instant(body.get("invalidity_date"), "invalidity_date")
-            row = revoke(session, row, reason=body.get("reason"), invalidity_date=when,
-                         note=body.get("note"), now=moment, who=who)  # fmt: skip
+        if isinstance(body, Revocation):
+            row = revoke(session, row, reason=body.reason, invalidity_date=body.invalidity_date,
+                         note=body.note, now=moment, who=who)  # fmt: skip
         elif action == "suspend":
-            row = suspend(session, row, note=body.get("note"), now=moment, who=who)
+            row = suspend(session, row, note=body.note, now=moment, who=who)
         else:
-            row = resume(session, row, note=body.get("note"), now=moment, who=who)
+            row = resume(session, row, note=body.note, now=moment, who=who)
         row_id = row.id
     after_status_change(row_id, moment)
     with ca_transaction() as session:
@@ -98,75 +77,58 @@ def _change(serial: str, action: str) -> Response:
     return reply(view)
 
 
+_AFTER = Reply(CertificateView, "The certificate after the change")
+_PARAMETERS = [SERIAL_PARAMETER, HOLDER_PARAMETER]
+_WHO = (
+    "An officer acts on any certificate; a portal for the holder named in X-Tamga-Holder: its"
+    " own certificate, or any of its company's when it heads the company (403 otherwise). The"
+    " issuing CA's CRL is reissued at once."
+)
+
+
 @blueprint.post("/api/v1/certificates/<serial>/revoke")
-@require_client(*_CALLERS)
-def revoke_certificate(serial: str) -> Response:
-    return _change(serial, "revoke")
+@operation(
+    "revokeCertificate",
+    "Revoke for good (RFC 5280 reason; invalidity_date for keyCompromise)",
+    body=Revocation,
+    responses={200: _AFTER},
+    parameters=_PARAMETERS,
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 403, 404, 409, 422),
+    description=f"{_WHO} A revoked cloud key is destroyed in the HSM.",
+)
+def revoke_certificate(serial: str, body: Revocation) -> Response:
+    return _change(serial, "revoke", body)
 
 
 @blueprint.post("/api/v1/certificates/<serial>/suspend")
-@require_client(*_CALLERS)
-def suspend_certificate(serial: str) -> Response:
-    return _change(serial, "suspend")
+@operation(
+    "suspendCertificate",
+    "Suspend (certificateHold)",
+    body=StatusNote,
+    responses={200: _AFTER},
+    parameters=_PARAMETERS,
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 403, 404, 409, 422),
+    description=_WHO,
+)
+def suspend_certificate(serial: str, body: StatusNote) -> Response:
+    return _change(serial, "suspend", body)
 
 
 @blueprint.post("/api/v1/certificates/<serial>/resume")
-@require_client(*_CALLERS)
-def resume_certificate(serial: str) -> Response:
-    return _change(serial, "resume")
-
-
-_PROBLEM = {"description": "problem+json", "content": {"application/problem+json": {}}}
-_SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
-_HOLDER = {"name": "X-Tamga-Holder", "in": "header", "schema": {"type": "string"}}
-_REASONS = ["unspecified", "keyCompromise", "affiliationChanged", "superseded",
-            "cessationOfOperation"]  # fmt: skip
-
-
-def _operation(op_id: str, summary: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "post": {
-            "operationId": op_id,
-            "summary": summary,
-            "parameters": [_SERIAL, _HOLDER],
-            "requestBody": {"content": {"application/json": {"schema": body}}},
-            "responses": {
-                "200": {
-                    "description": "the certificate after the change",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Certificate"}}
-                    },
-                },
-                **{code: _PROBLEM for code in ("403", "404", "409", "422")},
-            },
-        }
-    }
-
-
-_NOTE = {"note": {"type": "string", "maxLength": 1000}}
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/api/v1/certificates/{serial}/revoke": _operation(
-            "revokeCertificate",
-            "Revoke for good (RFC 5280 reason; invalidity_date for keyCompromise)",
-            {
-                "type": "object",
-                "required": ["reason"],
-                "properties": {
-                    "reason": {"type": "string", "enum": _REASONS},
-                    "invalidity_date": {"type": "string", "format": "date-time"},
-                    **_NOTE,
-                },
-            },
-        ),
-        "/api/v1/certificates/{serial}/suspend": _operation(
-            "suspendCertificate",
-            "Suspend (certificateHold)",
-            {"type": "object", "properties": _NOTE},
-        ),
-        "/api/v1/certificates/{serial}/resume": _operation(
-            "resumeCertificate", "Lift a suspension", {"type": "object", "properties": _NOTE}
-        ),
-    },
-    "components": {},
-}
+@operation(
+    "resumeCertificate",
+    "Lift a suspension",
+    body=StatusNote,
+    responses={200: _AFTER},
+    parameters=_PARAMETERS,
+    tag="ca",
+    roles=_CALLERS,
+    errors=(400, 403, 404, 409, 422),
+    description=_WHO,
+)
+def resume_certificate(serial: str, body: StatusNote) -> Response:
+    return _change(serial, "resume", body)
