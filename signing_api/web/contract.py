@@ -173,6 +173,8 @@ class Operation:
     parameters: tuple[Mapping[str, Any], ...]
     description: str | None
     raw_body: str | None  # a non-JSON body's media type (read by the view itself)
+    raw_schema: Mapping[str, Any] | None  # that body's schema (default: binary)
+    body_optional: bool  # no body at all is allowed: the view gets ``body=None``
     expand: Mapping[str, tuple[str, ...]]  # path parameter → its values, one documented path each
 
 
@@ -192,6 +194,8 @@ def operation(
     parameters: Iterable[Mapping[str, Any]] = (),
     description: str | None = None,
     raw_body: str | None = None,
+    raw_schema: Mapping[str, Any] | None = None,
+    body_optional: bool = False,
     expand: Mapping[str, Iterable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Declare a route's contract; its validated body and query reach it as ``body``/``query``."""
@@ -213,6 +217,8 @@ def operation(
         parameters=tuple(parameters),
         description=description,
         raw_body=raw_body,
+        raw_schema=raw_schema,
+        body_optional=body_optional,
         expand={name: tuple(values) for name, values in (expand or {}).items()},
     )
 
@@ -220,7 +226,8 @@ def operation(
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if body is not None:
-                kwargs["body"] = _read_body(body)
+                absent = body_optional and not request.get_data(cache=True)
+                kwargs["body"] = None if absent else _read_body(body)
             if query is not None:
                 kwargs["query"] = _read_query(query)
             return view(*args, **kwargs)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -63,8 +62,8 @@ from signing_api.web.common import (
     require_visible,
     visible_inns,
 )
-from signing_api.web.context import actor, json_body, now, reply, runtime
-from signing_api.web.contract import Reply, field_errors, operation
+from signing_api.web.context import actor, now, reply, runtime
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
 __all__ = ["blueprint", "renewal_json"]
@@ -275,9 +274,15 @@ def show(renewal_id: int) -> Response:
     tag="ca",
     roles=_CALLERS,
     errors=(400, 404, 409, 422),
+    raw_body="multipart/form-data",
+    raw_schema={
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}},
+    },
     description=(
-        "The body is multipart/form-data with the document in field `file` (a file name, not"
-        " empty, at most 10 MiB), for a renewal in review."
+        "The document in multipart field `file` (a file name, not empty, at most 10 MiB), for"
+        " a renewal in review."
     ),
 )
 def upload(renewal_id: int) -> Response:
@@ -299,20 +304,6 @@ def upload(renewal_id: int) -> Response:
     return reply(body, 201)
 
 
-def _approval() -> RenewalApproval:
-    """The approval's body, which may be left out altogether (no note)."""
-    if not request.data:
-        return RenewalApproval()
-    json_body()  # a JSON object, or 400
-    try:
-        return RenewalApproval.model_validate_json(request.data)
-    except ValidationError as ex:
-        errors = field_errors(ex)
-        raise Problem(
-            "validation-failed", f"invalid fields: {', '.join(sorted(errors))}", errors=errors
-        ) from None
-
-
 @blueprint.post("/api/v1/renewals/<int:renewal_id>/approve")
 @operation(
     "approveRenewal",
@@ -322,13 +313,12 @@ def _approval() -> RenewalApproval:
     tag="ca",
     roles=(ClientRole.OFFICER,),
     errors=(400, 402, 404, 409, 422),
-    description=(
-        "The body is optional: none, or a JSON object {note?: string}, the officer's note"
-        " (unknown fields refused)."
-    ),
+    body=RenewalApproval,
+    body_optional=True,
+    description="The body is optional: none, or the officer's note.",
 )
-def approve(renewal_id: int) -> Response:
-    note = _approval().note
+def approve(renewal_id: int, body: RenewalApproval | None) -> Response:
+    note = body.note if body is not None else None
     moment, who = now(), actor()
     with ca_refusals():
         approve_renewal(

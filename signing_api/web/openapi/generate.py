@@ -67,8 +67,11 @@ def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {}
     for op in ops:
         for model in (op.body, op.query, *(r.model for r in op.responses.values())):
-            if model is not None:
-                found.setdefault(model.__name__, model)
+            if model is None:
+                continue
+            known = found.setdefault(model.__name__, model)
+            if known is not model:  # component names are global: two models, one name
+                raise ValueError(f"two models named {model.__name__}: rename one")
     return list(found.values())
 
 
@@ -137,6 +140,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         if reply.model is not None:
             schema = {"$ref": _REF.format(model=reply.model.__name__)}
             answer["content"] = {reply.media_type: {"schema": schema}}
+        elif reply.media_type.startswith("text/"):
+            answer["content"] = {reply.media_type: {"schema": _STRING}}
         elif reply.media_type != "application/json":
             binary = {"type": "string", "format": "binary"}
             answer["content"] = {reply.media_type: {"schema": binary}}
