@@ -7,6 +7,7 @@ import os
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from signing_api.config import Config
 from signing_api.runtime import Runtime
@@ -55,10 +56,20 @@ def _on_unexpected(ex: Exception) -> Response:
     )
 
 
+class _DatabaseId(IntegerConverter):
+    """``<int:...>`` in a path: a positive signed 64-bit id; any other number matches no route."""
+
+    def __init__(self, url_map: Map, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def create_app(config: Config | None = None) -> Flask:
     """Build the application. PKCS#11 is not touched here: tokens open on first use."""
     config = config or Config.from_env()
     app = Flask("tamga")
+    app.url_map.converters["int"] = _DatabaseId
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Cyrillic names stay readable
     app.extensions["tamga"] = Runtime(config)

@@ -175,6 +175,7 @@ class Operation:
     raw_body: str | None  # a non-JSON body's media type (read by the view itself)
     raw_schema: Mapping[str, Any] | None  # that body's schema (default: binary)
     body_optional: bool  # no body at all is allowed: the view gets ``body=None``
+    errors_as: Reply | None  # the error answers' form, when not problem+json (CSC)
     expand: Mapping[str, tuple[str, ...]]  # path parameter → its values, one documented path each
 
 
@@ -196,6 +197,7 @@ def operation(
     raw_body: str | None = None,
     raw_schema: Mapping[str, Any] | None = None,
     body_optional: bool = False,
+    errors_as: Reply | None = None,
     expand: Mapping[str, Iterable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Declare a route's contract; its validated body and query reach it as ``body``/``query``."""
@@ -219,6 +221,7 @@ def operation(
         raw_body=raw_body,
         raw_schema=raw_schema,
         body_optional=body_optional,
+        errors_as=errors_as,
         expand={name: tuple(values) for name, values in (expand or {}).items()},
     )
 
@@ -300,7 +303,9 @@ def check_response(response: Response) -> Response:
     if status >= 400 and status not in op.responses:
         if status not in op.errors and status not in (404, 405, 500, 503):
             raise AssertionError(f"{op.operation_id} answered an undeclared {status}")
-        if status in {p.status for p in PROBLEM_TYPES.values()}:
+        if op.errors_as is not None and op.errors_as.model is not None:
+            op.errors_as.model.model_validate_json(response.get_data())
+        elif status in {p.status for p in PROBLEM_TYPES.values()}:
             assert response.mimetype == "application/problem+json", op.operation_id  # noqa: S101
         return response
     declared = op.responses.get(status)

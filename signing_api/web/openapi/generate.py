@@ -21,7 +21,9 @@ __all__ = ["generated_paths"]
 
 _REF = "#/components/schemas/{model}"
 _STRING = {"type": "string"}
-_CONVERTERS: dict[str, dict[str, Any]] = {"int": {"type": "integer", "minimum": 0}}
+_CONVERTERS: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _REASONS = {
     400: "The request is malformed",
@@ -66,7 +68,8 @@ def _expanded(
 def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {}
     for op in ops:
-        for model in (op.body, op.query, *(r.model for r in op.responses.values())):
+        replies = [*op.responses.values(), *([op.errors_as] if op.errors_as else [])]
+        for model in (op.body, op.query, *(r.model for r in replies)):
             if model is None:
                 continue
             known = found.setdefault(model.__name__, model)
@@ -151,7 +154,12 @@ def _responses(op: Operation) -> dict[str, Any]:
             }
         responses[str(status)] = answer
     for status in op.errors:
-        responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
+        if op.errors_as is not None and op.errors_as.model is not None:
+            schema = {"$ref": _REF.format(model=op.errors_as.model.__name__)}
+            form = {"content": {op.errors_as.media_type: {"schema": schema}}}
+            responses.setdefault(str(status), {"description": op.errors_as.description, **form})
+        else:
+            responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
     return responses
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,14 +50,29 @@ from signing_api.cloud import (
     sign_hashes,
     use_sad,
 )
-from signing_api.web.auth import require_client
 from signing_api.web.common import visible_inns
 from signing_api.web.context import actor, now, runtime
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import CSC_REFUSALS, PROBLEM_TYPES, Problem
+from signing_api.web.signing.schemas import (
+    SAD,
+    AuthorizeRequest,
+    CredentialIDs,
+    CredentialInfo,
+    CredentialInfoRequest,
+    CredentialListRequest,
+    CSCInfo,
+    CSCInfoRequest,
+    ExtendRequest,
+    Signatures,
+    SignHashRequest,
+    Timestamp,
+    TimestampRequest,
+)
+from signing_api.web.signing.schemas import CSCError as CSCErrorView
 
 __all__ = [
     "HASH_OIDS",
-    "OPENAPI",
     "CSCError",
     "blueprint",
     "check_maintenance",
@@ -120,16 +135,8 @@ def _on_problem(ex: Problem) -> Response:
     )
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise CSCError("invalid_request", "the body must be a JSON object")
-    return data
-
-
-def credential_for(session: Session, body: dict[str, Any]) -> Certificate:
+def credential_for(session: Session, ident: object) -> Certificate:
     """The cloud certificate named by ``credentialID``, if the caller may see it."""
-    ident = body.get("credentialID")
     if not isinstance(ident, str) or not ident:
         raise CSCError("invalid_request", "Missing or invalid parameter credentialID")
     try:
@@ -189,8 +196,7 @@ def scheme_for(certificate: Certificate, hash_oid: object, sign_oid: object) -> 
     return SignatureScheme(f"ecdsa-{hash_name}" if is_ec else f"rsa-pkcs1-{hash_name}")
 
 
-def _client_data(body: dict[str, Any]) -> tuple[str, str, str | None, bool]:
-    raw = body.get("clientData")
+def _client_data(raw: str | None) -> tuple[str, str, str | None, bool]:
     if not isinstance(raw, str):
         raise CSCError(
             "invalid_request",
@@ -221,7 +227,8 @@ def _client_data(body: dict[str, Any]) -> tuple[str, str, str | None, bool]:
 
 # ---- routes -------------------------------------------------------------------------------------
 
-_PORTAL = require_client(ClientRole.PORTAL)
+_PORTAL = (ClientRole.PORTAL,)
+_ERRORS = Reply(CSCErrorView, 'CSC error {"error", "error_description"}')
 _METHODS = [
     "info",
     "credentials/list",
@@ -234,7 +241,18 @@ _METHODS = [
 
 
 @blueprint.post("/info")
-def info() -> Response:
+@operation(
+    "cscInfo",
+    "The signing service",
+    tag="CSC API v1.0.4",
+    roles=None,
+    body=CSCInfoRequest,
+    body_optional=True,
+    responses={200: Reply(CSCInfo, "as CSC API v1.0.4 specifies")},
+    errors=(400,),
+    errors_as=_ERRORS,
+)
+def info(body: CSCInfoRequest | None) -> Response:
     base = runtime().config.public_url
     return jsonify(
         {
@@ -251,15 +269,18 @@ def info() -> Response:
 
 
 @blueprint.post("/credentials/list")
-@_PORTAL
-def credentials_list() -> Response:
-    body = _body()
-    user = body.get("userID")
-    if not isinstance(user, str) or not user.isdigit():
-        raise CSCError("invalid_request", "Missing or invalid parameter userID (the holder id)")
-    limit = body.get("maxResults", 100)
-    if not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise CSCError("invalid_request", "Invalid parameter maxResults")
+@operation(
+    "cscCredentialsList",
+    "A holder's credentials",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=CredentialListRequest,
+    responses={200: Reply(CredentialIDs, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403),
+    errors_as=_ERRORS,
+)
+def credentials_list(body: CredentialListRequest) -> Response:
+    user, limit = body.userID, body.maxResults
     with runtime().transaction() as session:
         holder = session.get(Holder, int(user))
         inns = visible_inns(session)
@@ -291,15 +312,21 @@ def _key_info(cert: x509.Certificate, row: Certificate) -> dict[str, Any]:
 
 
 @blueprint.post("/credentials/info")
-@_PORTAL
-def credentials_info() -> Response:
-    body = _body()
-    which = body.get("certificates", "single")
-    if which not in ("none", "single", "chain"):
-        raise CSCError("invalid_request", "Invalid parameter certificates")
+@operation(
+    "cscCredentialsInfo",
+    "Key, certificate, auth mode",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=CredentialInfoRequest,
+    responses={200: Reply(CredentialInfo, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403),
+    errors_as=_ERRORS,
+)
+def credentials_info(body: CredentialInfoRequest) -> Response:
+    which = body.certificates
     moment = now()
     with runtime().transaction() as session:
-        row = credential_for(session, body)
+        row = credential_for(session, body.credentialID)
         cert = x509.load_der_x509_certificate(row.der or b"")
         state = certificate_state(row, moment)
         chain = [cert]
@@ -342,7 +369,7 @@ def credentials_info() -> Response:
             "SCAL": "2",
             "lang": "ru-RU",
         }
-        if body.get("certInfo"):
+        if body.certInfo:
             answer["cert"] |= {
                 "issuerDN": cert.issuer.rfc4514_string(),
                 "serialNumber": format(cert.serial_number, "x"),
@@ -354,19 +381,27 @@ def credentials_info() -> Response:
 
 
 @blueprint.post("/credentials/authorize")
-@_PORTAL
-def credentials_authorize() -> Response:
-    body = _body()
+@operation(
+    "cscCredentialsAuthorize",
+    "PIN + OTP for exactly these hashes: a single-use SAD",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=AuthorizeRequest,
+    responses={200: Reply(SAD, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403, 503),
+    errors_as=_ERRORS,
+)
+def credentials_authorize(body: AuthorizeRequest) -> Response:
     check_maintenance()
-    hashes = _b64_hashes(body.get("hash"))
-    count = body.get("numSignatures")
-    if not isinstance(count, int) or isinstance(count, bool) or count != len(hashes):
+    hashes = _b64_hashes(list(body.hash))
+    count = body.numSignatures
+    if count != len(hashes):
         raise CSCError("invalid_request", "numSignatures must equal the number of hashes (SCAL 2)")
-    inn, role, user_ip, abroad = _client_data(body)
+    inn, role, user_ip, abroad = _client_data(body.clientData)
     moment, who = now(), actor()
     rt = runtime()
     with rt.transaction() as session:
-        row = credential_for(session, body)
+        row = credential_for(session, body.credentialID)
         check_signing_allowed(
             session, row, inn=inn, role=role, now=moment, abroad=abroad, end_user_ip=user_ip
         )
@@ -375,8 +410,8 @@ def credentials_authorize() -> Response:
             rt.cloud_token,
             row,
             client_id=g.client_id,
-            pin=body.get("PIN"),
-            otp=body.get("OTP"),
+            pin=body.PIN,
+            otp=body.OTP,
             hashes=hashes,
             num_signatures=count,
             inn=inn,
@@ -391,8 +426,17 @@ def credentials_authorize() -> Response:
 
 
 @blueprint.post("/credentials/extendTransaction")
-@_PORTAL
-def credentials_extend() -> Response:
+@operation(
+    "cscCredentialsExtendTransaction",
+    "Refused: every SAD is single-use",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=ExtendRequest,
+    responses={200: Reply(SAD, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403),
+    errors_as=_ERRORS,
+)
+def credentials_extend(body: ExtendRequest) -> Response:
     """Not offered: every SAD is single-use and bound to its hashes (SCAL 2)."""
     raise CSCError(
         "invalid_request", "SADs are single-use here: authorise the next hashes with PIN and OTP"
@@ -400,20 +444,28 @@ def credentials_extend() -> Response:
 
 
 @blueprint.post("/signatures/signHash")
-@_PORTAL
-def signatures_sign_hash() -> Response:
-    body = _body()
+@operation(
+    "cscSignHash",
+    "Sign the authorised hashes",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=SignHashRequest,
+    responses={200: Reply(Signatures, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403, 503),
+    errors_as=_ERRORS,
+)
+def signatures_sign_hash(body: SignHashRequest) -> Response:
     check_maintenance()
-    hashes = _b64_hashes(body.get("hash"))
+    hashes = _b64_hashes(list(body.hash))
     moment, who = now(), actor()
     rt = runtime()
     with rt.transaction() as session:
-        row = credential_for(session, body)
-        scheme = scheme_for(row, body.get("hashAlgo"), body.get("signAlgo"))
+        row = credential_for(session, body.credentialID)
+        scheme = scheme_for(row, body.hashAlgo, body.signAlgo)
         activation, signer = use_sad(
             session,
             rt.cloud_token,
-            sad=body.get("SAD"),
+            sad=body.SAD,
             certificate=row,
             client_id=g.client_id,
             hashes=hashes,
@@ -439,15 +491,21 @@ def signatures_sign_hash() -> Response:
 
 
 @blueprint.post("/signatures/timestamp")
-@_PORTAL
-def signatures_timestamp() -> Response:
+@operation(
+    "cscTimestamp",
+    "An RFC 3161 token for a hash",
+    tag="CSC API v1.0.4",
+    roles=_PORTAL,
+    body=TimestampRequest,
+    responses={200: Reply(Timestamp, "as CSC API v1.0.4 specifies")},
+    errors=(400, 401, 403, 503),
+    errors_as=_ERRORS,
+)
+def signatures_timestamp(body: TimestampRequest) -> Response:
     """An RFC 3161 token from Tamga's TSA for one hash (CSC 1.0.4 §11.10)."""
-    body = _body()
-    hashed = _b64_hashes([body.get("hash")])[0]
-    hash_oid = body.get("hashAlgo")
-    if not isinstance(hash_oid, str) or hash_oid not in HASH_OIDS:
-        raise CSCError("invalid_request", "Invalid parameter hashAlgo")
-    nonce = body.get("nonce")
+    hashed = _b64_hashes([body.hash])[0]
+    hash_oid = body.hashAlgo
+    nonce = body.nonce
     nonce_value = None
     if nonce is not None:
         try:
@@ -473,62 +531,3 @@ def signatures_timestamp() -> Response:
     except (TSAUnavailable, HSMError) as ex:
         raise CSCError("server_error", f"the TSA cannot sign now: {ex}", 503) from None
     return jsonify({"timestamp": base64.b64encode(token).decode()})
-
-
-# ---- OpenAPI ------------------------------------------------------------------------------------
-
-_CSC_ERROR = {
-    "description": 'CSC error {"error", "error_description"}',
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CSCError"}}},
-}
-
-
-def _csc_op(op_id: str, summary: str, *, public: bool = False) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "post": {
-            "operationId": op_id,
-            "summary": summary,
-            "tags": ["CSC API v1.0.4"],
-            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {
-                "200": {
-                    "description": "as CSC API v1.0.4 specifies",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "400": _CSC_ERROR,
-                "401": _CSC_ERROR,
-                "503": _CSC_ERROR,
-            },
-        }
-    }
-    if public:
-        operation["post"]["security"] = []
-    return operation
-
-
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/csc/v1/info": _csc_op("cscInfo", "The signing service", public=True),
-        "/csc/v1/credentials/list": _csc_op("cscCredentialsList", "A holder's credentials"),
-        "/csc/v1/credentials/info": _csc_op("cscCredentialsInfo", "Key, certificate, auth mode"),
-        "/csc/v1/credentials/authorize": _csc_op(
-            "cscCredentialsAuthorize", "PIN + OTP + clientData {inn, role, userIP} → SAD"
-        ),
-        "/csc/v1/credentials/extendTransaction": _csc_op(
-            "cscCredentialsExtendTransaction", "Refused: every SAD is single-use"
-        ),
-        "/csc/v1/signatures/signHash": _csc_op("cscSignHash", "Sign the authorised hashes"),
-        "/csc/v1/signatures/timestamp": _csc_op("cscTimestamp", "An RFC 3161 token for a hash"),
-    },
-    "components": {
-        "schemas": {
-            "CSCError": {
-                "type": "object",
-                "properties": {
-                    "error": {"type": "string"},
-                    "error_description": {"type": "string"},
-                },
-            }
-        }
-    },
-}

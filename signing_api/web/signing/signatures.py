@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 from sqlalchemy.orm import Session
 
 from ca.hierarchy import active_certificate
@@ -37,17 +37,19 @@ from signing_api.cloud import (
     use_sad,
 )
 from signing_api.cloud import sign_document as cades_b_t
-from signing_api.web.auth import require_client
 from signing_api.web.common import require_visible
 from signing_api.web.context import actor, now, reply, runtime
+from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem, problem_of
 from signing_api.web.signing.csc import CSCError, check_maintenance, credential_for
+from signing_api.web.signing.schemas import SignatureEvidence, SignDocumentRequest
 
-__all__ = ["OPENAPI", "blueprint", "signature_json"]
+__all__ = ["blueprint", "signature_json"]
 
 blueprint = Blueprint("signatures", __name__)
 _HEX = re.compile(r"[0-9a-f]{64}")
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+_MAX_ID = 2**63 - 1
 
 
 def signature_json(row: CloudSignature) -> dict[str, Any]:
@@ -76,8 +78,8 @@ def _refused(ex: CSCError) -> Problem:
     return Problem(slug, ex.description, errors={"request": ex.description})
 
 
-def _digest(body: dict[str, Any]) -> bytes:
-    document, hexed = body.get("document"), body.get("document_sha256")
+def _digest(body: SignDocumentRequest) -> bytes:
+    document, hexed = body.document, body.document_sha256
     if (document is None) == (hexed is None):
         raise Problem(
             "validation-failed",
@@ -116,22 +118,27 @@ def _token_serial(cms_der: bytes) -> str | None:
 
 
 @blueprint.post("/api/v1/signatures")
-@require_client(ClientRole.PORTAL)
-def sign_document() -> Response:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem("bad-request", "the body must be a JSON object (application/json)")
+@operation(
+    "signDocument",
+    "CAdES-B-T detached signature of a document with a cloud key and a SAD",
+    tag="signing",
+    roles=(ClientRole.PORTAL,),
+    body=SignDocumentRequest,
+    responses={201: Reply(SignatureEvidence, "The signature and its evidence")},
+    errors=(403, 422, 503),
+)
+def sign_document(body: SignDocumentRequest) -> Response:
     digest = _digest(body)
     moment, who = now(), actor()
     rt = runtime()
     try:
         check_maintenance()
         with rt.transaction() as session:
-            row = credential_for(session, body)
+            row = credential_for(session, body.credentialID)
             activation, signer = use_sad(
                 session,
                 rt.cloud_token,
-                sad=body.get("SAD"),
+                sad=body.SAD,
                 certificate=row,
                 client_id=g.client_id,
                 hashes=[base64.b64encode(digest).decode()],
@@ -182,66 +189,24 @@ def _visible(session: Session, signature_id: int) -> CloudSignature:
 
 
 @blueprint.get("/api/v1/signatures/<int:signature_id>")
-@require_client(ClientRole.OFFICER, ClientRole.PORTAL)
+@operation(
+    "getSignature",
+    "The evidence of one signature",
+    tag="signing",
+    roles=(ClientRole.OFFICER, ClientRole.PORTAL),
+    parameters=[
+        {
+            "name": "signature_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+        }
+    ],
+    responses={200: Reply(SignatureEvidence, "The evidence")},
+    errors=(404,),
+)
 def show(signature_id: int) -> Response:
+    if not 1 <= signature_id <= _MAX_ID:  # a database id is a signed 64-bit integer
+        raise Problem("not-found", f"no signature {signature_id}")
     with runtime().transaction() as session:
         return reply(signature_json(_visible(session, signature_id)))
-
-
-_PROBLEM = {"description": "problem+json", "content": {"application/problem+json": {}}}
-OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/api/v1/signatures": {
-            "post": {
-                "operationId": "signDocument",
-                "summary": "CAdES-B-T detached signature of a document with a cloud key and a SAD",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["credentialID", "SAD"],
-                                "properties": {
-                                    "credentialID": {"type": "string"},
-                                    "SAD": {"type": "string"},
-                                    "document": {"type": "string", "format": "byte"},
-                                    "document_sha256": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "the signature and its evidence",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    **{code: _PROBLEM for code in ("401", "403", "422", "503")},
-                },
-            }
-        },
-        "/api/v1/signatures/{signature_id}": {
-            "get": {
-                "operationId": "getSignature",
-                "summary": "The evidence of one signature",
-                "parameters": [
-                    {
-                        "name": "signature_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the evidence",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "404": _PROBLEM,
-                },
-            }
-        },
-    },
-    "components": {},
-}
