@@ -172,6 +172,7 @@ class Operation:
     errors: tuple[int, ...]
     parameters: tuple[Mapping[str, Any], ...]
     description: str | None
+    body_required: bool = True  # False: no body at all reads as ``{}``
 
 
 _ATTRIBUTE = "__tamga_operation__"
@@ -189,6 +190,7 @@ def operation(
     errors: Iterable[int] = (),
     parameters: Iterable[Mapping[str, Any]] = (),
     description: str | None = None,
+    body_required: bool = True,
 ) -> Callable[[F], F]:
     """Declare a route's contract; its validated body and query reach it as ``body``/``query``."""
     admitted = None if roles is None else tuple(roles)
@@ -208,13 +210,14 @@ def operation(
         errors=tuple(sorted(declared)),
         parameters=tuple(parameters),
         description=description,
+        body_required=body_required,
     )
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if body is not None:
-                kwargs["body"] = _read_body(body)
+                kwargs["body"] = _read_body(body, required=body_required)
             if query is not None:
                 kwargs["query"] = _read_query(query)
             return view(*args, **kwargs)
@@ -246,10 +249,12 @@ def field_errors(ex: ValidationError) -> dict[str, str]:
     return errors
 
 
-def _read_body(model: type[Body]) -> Body:
-    if not request.is_json:
-        raise Problem("unsupported-media-type", "send the body as application/json")
+def _read_body(model: type[Body], *, required: bool = True) -> Body:
     raw = request.get_data(cache=True)
+    if not raw and not required:
+        raw = b"{}"  # an optional body not sent: its fields' defaults
+    elif not request.is_json:
+        raise Problem("unsupported-media-type", "send the body as application/json")
     try:
         parsed = json.loads(raw)
     except ValueError:

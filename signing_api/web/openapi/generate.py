@@ -148,7 +148,7 @@ def _entry(
     if op.body is not None:
         schema = {"$ref": _REF.format(model=op.body.__name__)}
         entry["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": schema}},
         }
     return entry
