@@ -236,8 +236,10 @@ def test_registration_refusals_name_the_field(ca_api: CaApi) -> None:
     _invalid(submit(holder=None), "holder")
     _invalid(ca_api.get(REGISTRATIONS, status="done"), "status")
     _problem(ca_api.get(f"{REGISTRATIONS}/12345"), 404, "not-found")
-    not_json = ca_api.client.post(REGISTRATIONS, data="[]", headers=ca_api.headers("officer"))
-    _problem(not_json, 400, "bad-request")
+    officer = ca_api.headers("officer")
+    not_json = ca_api.client.post(REGISTRATIONS, data="[]", headers=officer)  # no Content-Type
+    _problem(not_json, 415, "unsupported-media-type")
+    _problem(ca_api.client.post(REGISTRATIONS, json=[], headers=officer), 400, "bad-request")
     assert ca_api.get(REGISTRATIONS).json == {"registrations": []}
     assert _audit(ca_api, "ca.registration.submitted") == []
 
