@@ -5,8 +5,8 @@ The request models state the *shape* of each field as ``ca.registry``, ``ca.regi
 ``ca.powers`` check it (lengths after whitespace is collapsed, the INN, e-mail, phone and passport
 formats, calendar days), so that every malformed field is named at once and the document tells
 the truth. The domain functions keep their own checks (the CLI reaches them without this edge),
-and the rules that relate fields or rows (a full name of two words makes a certificate subject,
-``valid_until`` not before ``valid_from``, a known holder...) are still theirs to refuse.
+and the rules that relate fields or rows (``valid_until`` not before ``valid_from``, a holder
+that with its company makes a valid certificate subject, a known holder...) are still theirs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from policies.cert_profiles import CertRole, Storage
 from signing_api.web.contract import Body, Inn, Query, Text, TyiynOrZero, View
 
 __all__ = [
+    "EMAIL_PATTERN",
     "MAX_ID",
+    "PASSPORT_PATTERN",
+    "PHONE_PATTERN",
     "Approval",
     "ForeignAccess",
     "ForeignAccessInput",
