@@ -174,7 +174,7 @@ class Operation:
     description: str | None
     raw_body: str | None  # a non-JSON body's media type (read by the view itself)
     raw_schema: Mapping[str, Any] | None  # that body's schema (default: binary)
-    body_optional: bool  # no body at all is allowed: the view gets ``body=None``
+    body_optional: bool  # no body at all reads as ``{}`` (a model of optional fields)
     errors_as: Reply | None  # the error answers' form, when not problem+json (CSC)
     expand: Mapping[str, tuple[str, ...]]  # path parameter → its values, one documented path each
 
@@ -229,8 +229,7 @@ def operation(
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if body is not None:
-                absent = body_optional and not request.get_data(cache=True)
-                kwargs["body"] = None if absent else _read_body(body)
+                kwargs["body"] = _read_body(body, required=not body_optional)
             if query is not None:
                 kwargs["query"] = _read_query(query)
             return view(*args, **kwargs)
@@ -262,10 +261,12 @@ def field_errors(ex: ValidationError) -> dict[str, str]:
     return errors
 
 
-def _read_body(model: type[Body]) -> Body:
-    if not request.is_json:
-        raise Problem("unsupported-media-type", "send the body as application/json")
+def _read_body(model: type[Body], *, required: bool = True) -> Body:
     raw = request.get_data(cache=True)
+    if not raw and not required:
+        raw = b"{}"  # an optional body not sent: its fields' defaults
+    elif not request.is_json:
+        raise Problem("unsupported-media-type", "send the body as application/json")
     try:
         parsed = json.loads(raw)
     except ValueError:

@@ -138,6 +138,36 @@ def test_subscribers_are_registered_replayed_changed_and_scoped(ca_api: CaApi) -
     assert [e.object for e in granted] == [f"client:{ca_api.client_ids['portal']}"]
 
 
+def test_foreign_access_registered_by_an_officer_and_listed(ca_api: CaApi) -> None:
+    assert ca_api.post(SUBSCRIBERS, COMPANY, who="portal").status_code == 201
+    path = f"{SUBSCRIBERS}/{INN}/foreign-access"
+    entry = {
+        "address": "2001:db8::0:1",
+        "location": "Алматы,  Казахстан",
+        "valid_from": "2026-11-01",
+        "valid_until": "2026-12-31",
+    }
+    created = ca_api.post(path, entry)
+    assert created.status_code == 201, created.json
+    view = created.json
+    assert view == {
+        "id": view["id"],
+        "inn": INN,
+        "address": "2001:db8::1",
+        "location": "Алматы, Казахстан",
+        "valid_from": "2026-11-01",
+        "valid_until": "2026-12-31",
+    }
+    assert ca_api.get(path, who="portal").json == {"inn": INN, "foreign_access": [view]}
+    _problem(ca_api.get(path, who="portal_b"), 404, "not-found")
+    _problem(ca_api.post(path, entry, who="portal"), 403, "forbidden")
+    _problem(ca_api.post(f"{SUBSCRIBERS}/{OTHER_INN}/foreign-access", entry), 404, "not-found")
+    bad = {"address": "198.51.100.0/24", "valid_from": "01.11.2026", "valid_until": "2026-02-30"}
+    refused = _problem(ca_api.post(path, {**entry, **bad}), 422, "validation-failed")
+    assert sorted(e["field"] for e in refused["errors"]) == sorted(bad)
+    _invalid(ca_api.post(path, {**entry, "valid_until": "2026-10-31"}), "valid_until")
+
+
 # --- holders -----------------------------------------------------------------------------------
 
 
@@ -236,8 +266,10 @@ def test_registration_refusals_name_the_field(ca_api: CaApi) -> None:
     _invalid(submit(holder=None), "holder")
     _invalid(ca_api.get(REGISTRATIONS, status="done"), "status")
     _problem(ca_api.get(f"{REGISTRATIONS}/12345"), 404, "not-found")
-    not_json = ca_api.client.post(REGISTRATIONS, data="[]", headers=ca_api.headers("officer"))
-    _problem(not_json, 400, "bad-request")
+    officer = ca_api.headers("officer")
+    not_json = ca_api.client.post(REGISTRATIONS, data="[]", headers=officer)  # no Content-Type
+    _problem(not_json, 415, "unsupported-media-type")
+    _problem(ca_api.client.post(REGISTRATIONS, json=[], headers=officer), 400, "bad-request")
     assert ca_api.get(REGISTRATIONS).json == {"registrations": []}
     assert _audit(ca_api, "ca.registration.submitted") == []
 
@@ -329,6 +361,61 @@ def test_rejection_needs_a_reason_and_is_final(ca_api: CaApi) -> None:
     with ca_api.runtime.transaction() as session:
         assert session.get(Subscriber, INN) is None
     assert len(_audit(ca_api, "ca.registration.rejected")) == 1
+
+
+def test_every_malformed_field_is_named_at_once(ca_api: CaApi) -> None:
+    body = _registration(
+        subscriber={**COMPANY, "inn": "1", "email": "nope"},
+        holder={**PERSON, "email": "director@", "phone": "12", "nickname": "Айка"},
+        role="boss",
+        priority="high",
+    )
+    refused = _problem(ca_api.post(REGISTRATIONS, body), 422, "validation-failed")
+    assert sorted(e["field"] for e in refused["errors"]) == [
+        "holder.email",
+        "holder.nickname",
+        "holder.phone",
+        "priority",
+        "role",
+        "subscriber.email",
+        "subscriber.inn",
+    ]
+    # JSON types are not converted: a number is not an INN, a string is not an id.
+    _invalid(ca_api.post(SUBSCRIBERS, {**COMPANY, "inn": int(INN)}), "inn")
+    _invalid(ca_api.post(HOLDERS, {"inn": INN, **PERSON, "nickname": "Айка"}), "nickname")
+    assert ca_api.post(SUBSCRIBERS, COMPANY).status_code == 201
+    _invalid(_patch(ca_api, f"{SUBSCRIBERS}/{INN}", {"name": None}), "name")
+    unchanged = _patch(ca_api, f"{SUBSCRIBERS}/{INN}", {})
+    assert unchanged.status_code == 200 and unchanged.json["name"] == COMPANY["name"]
+    # The domain normalises what the edge admits: capitals, digits only.
+    holder = _holder(ca_api, passport_series="an 1234567", phone="+996-555-123 456")
+    shown = ca_api.get(f"{HOLDERS}/{holder['id']}").json
+    assert shown["passport_series"] == "AN 1234567" and shown["phone"] == "+996555123456"
+    holder_id = holder["id"]
+    for bad in ("+5", " 5", "1_0", "0", str(2**63)):
+        _invalid(ca_api.get(POWERS, holder_id=bad), "holder_id")
+    assert ca_api.get(POWERS, holder_id=str(holder_id)).json["holder_id"] == holder_id
+
+
+def test_approval_without_a_body_and_notes_over_several_lines(ca_api: CaApi) -> None:
+    first = ca_api.post(REGISTRATIONS, _registration(channel="office")).json
+    officer = ca_api.headers("officer")
+    approved = ca_api.client.post(f"{REGISTRATIONS}/{first['id']}/approve", headers=officer)
+    assert approved.status_code == 200, approved.json
+    assert approved.json["status"] == "approved" and approved.json["decision_note"] is None
+    empty_json = {**officer, "Content-Type": "application/json"}
+    path = f"{REGISTRATIONS}/{first['id']}/approve"
+    _problem(ca_api.client.post(path, data="[]", headers=empty_json), 400, "bad-request")
+    _invalid(ca_api.post(path, {"note": "ok", "by": "me"}), "by")
+
+    second = ca_api.post(REGISTRATIONS, _registration()).json
+    note = "копия паспорта нечитаема;\n\tпросим прислать скан заново"
+    rejected = ca_api.post(f"{REGISTRATIONS}/{second['id']}/reject", {"note": note})
+    assert rejected.status_code == 200, rejected.json
+    assert rejected.json["decision_note"] == "копия паспорта нечитаема; просим прислать скан заново"
+    _invalid(ca_api.post(f"{REGISTRATIONS}/{second['id']}/reject", {"note": "a\x00b"}), "note")
+    every = ca_api.client.get(f"{REGISTRATIONS}?status=", headers=officer).json["registrations"]
+    assert [r["status"] for r in every] == ["approved", "rejected"]
 
 
 # --- powers of attorney ------------------------------------------------------------------------

@@ -183,12 +183,12 @@ def _entry(
     if parameters := _parameters(op, params, query):
         entry["parameters"] = parameters
     if op.raw_body is not None:
-        binary = {"type": "string", "format": "binary"}
-        entry["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": binary}}}
+        raw = dict(op.raw_schema or {"type": "string", "format": "binary"})
+        entry["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": raw}}}
     if op.body is not None:
         schema = {"$ref": _REF.format(model=op.body.__name__)}
         entry["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": schema}},
         }
     return entry
