@@ -60,6 +60,7 @@ from policies.dates import local_minute
 from policies.identifiers import is_inn, is_payment_account
 from policies.money import parse_som, som
 from policies.operator import BANK_PAYMENT_CODES
+from policies.statuses import BankLineStatus, LineOutcome
 
 __all__ = [
     "OUTCOMES",
@@ -89,7 +90,7 @@ __all__ = [
 _ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
 REQUIRED_COLUMNS = ("date", "reference", "amount", "payment_code", "purpose")
 OPTIONAL_COLUMNS = ("payer_name", "payer_inn", "payer_account")
-OUTCOMES = ("credited", "suspense", "already", "rejected")
+OUTCOMES = tuple(LineOutcome)
 MAX_REFERENCE = 100  # payments.external_id
 _BATCH = 500  # references per IN (...) query
 
@@ -337,7 +338,7 @@ class LineResult:
     line_no: int
     reference: str
     amount: int  # 0 for a line rejected before its amount could be read
-    outcome: str
+    outcome: LineOutcome
     detail: str  # the INN credited, the suspense reason, the earlier status, the rejection
     line_id: int | None
 
@@ -375,7 +376,8 @@ def import_statement(
     again skips what is already there. ``on_progress(done, total)`` follows each line.
     """
     results = [
-        LineResult(r.line_no, r.reference, 0, "rejected", r.reason, None) for r in parsed.rejected
+        LineResult(r.line_no, r.reference, 0, LineOutcome.REJECTED, r.reason, None)
+        for r in parsed.rejected
     ]
     total = len(parsed.entries)
     known = _imported_before(transaction, [entry.reference for entry in parsed.entries])
@@ -397,7 +399,7 @@ def import_statement(
             obj=f"statement:{parsed.sha256}",
             now=now,
             **{f"{o}_lines": summary.count(o) for o in OUTCOMES},
-            **{f"{o}_amount": summary.total(o) for o in OUTCOMES if o != "rejected"},
+            **{f"{o}_amount": summary.total(o) for o in OUTCOMES if o != LineOutcome.REJECTED},
         )
     return summary
 
@@ -432,7 +434,7 @@ def _import_one(
                 return import_line(session, entry, sha256=sha256, now=now, actor=actor)
         except BillingError as ex:  # refused as a whole: nothing of the line was written
             return LineResult(
-                entry.line_no, entry.reference, entry.amount, "rejected", str(ex), None
+                entry.line_no, entry.reference, entry.amount, LineOutcome.REJECTED, str(ex), None
             )
         except IntegrityError as ex:
             # Another import took this reference meanwhile; the retry finds it and says so.
@@ -462,11 +464,13 @@ def import_line(
     if account is not None:
         paid = _pay(session, entry, account, now=now, actor=actor)
         if isinstance(paid, Receipt):
-            row = _store(session, entry, sha256, "credited", paid.transaction_id, now=now)
+            row = _store(
+                session, entry, sha256, BankLineStatus.CREDITED, paid.transaction_id, now=now
+            )
             row.inn, row.payment_id = paid.inn, paid.id
             session.flush()
             return LineResult(
-                entry.line_no, entry.reference, entry.amount, "credited", paid.inn, row.id
+                entry.line_no, entry.reference, entry.amount, LineOutcome.CREDITED, paid.inn, row.id
             )
         reason = paid
     posting = record_unmatched(
@@ -478,10 +482,12 @@ def import_line(
         actor=actor,
         source=ledger.BANK,
     )
-    row = _store(session, entry, sha256, "suspense", posting.transaction_id, now=now)
+    row = _store(session, entry, sha256, BankLineStatus.SUSPENSE, posting.transaction_id, now=now)
     row.reason = reason
     session.flush()
-    return LineResult(entry.line_no, entry.reference, entry.amount, "suspense", reason, row.id)
+    return LineResult(
+        entry.line_no, entry.reference, entry.amount, LineOutcome.SUSPENSE, reason, row.id
+    )
 
 
 def _pay(
@@ -512,16 +518,20 @@ def _already(entry: StatementEntry, existing: LineInfo) -> LineResult:
             f"{som(existing.amount)} som on {existing.value_date:%d.%m.%Y} "
             f"(statement line #{existing.id}): refused"
         )
-        return LineResult(entry.line_no, entry.reference, entry.amount, "rejected", detail, None)
+        return LineResult(
+            entry.line_no, entry.reference, entry.amount, LineOutcome.REJECTED, detail, None
+        )
     detail = f"imported before as line #{existing.id}, {existing.status}"
-    return LineResult(entry.line_no, entry.reference, entry.amount, "already", detail, existing.id)
+    return LineResult(
+        entry.line_no, entry.reference, entry.amount, LineOutcome.ALREADY, detail, existing.id
+    )
 
 
 def _store(
     session: Session,
     entry: StatementEntry,
     sha256: str,
-    status: str,
+    status: BankLineStatus,
     transaction_id: int,
     *,
     now: datetime,
@@ -631,7 +641,7 @@ def suspense_lines(session: Session) -> list[LineInfo]:
     """The open suspense list, oldest first."""
     rows = session.scalars(
         select(BankStatementLine)
-        .where(BankStatementLine.status == "suspense")
+        .where(BankStatementLine.status == BankLineStatus.SUSPENSE)
         .order_by(BankStatementLine.id)
     )
     return [LineInfo.of(row) for row in rows]
@@ -656,7 +666,7 @@ def assign(
     ).one_or_none()
     if row is None:
         raise NotFound(f"no bank statement line #{line_id}")
-    if row.status != "suspense":
+    if row.status != BankLineStatus.SUSPENSE:
         raise LineAlreadyResolved(_resolved_message(row))
     receipt = record_payment(
         session,
@@ -672,7 +682,7 @@ def assign(
     )
     if receipt.replayed:  # a receipt for this reference exists: the line is not really open
         raise LineAlreadyResolved(f"line #{line_id} was already paid in as receipt {receipt.id}")
-    row.status, row.inn, row.payment_id = "assigned", receipt.inn, receipt.id
+    row.status, row.inn, row.payment_id = BankLineStatus.ASSIGNED, receipt.inn, receipt.id
     row.resolved_at, row.resolved_by = now, actor
     session.flush()
     ledger.audit_event(
@@ -702,7 +712,7 @@ def _assignee(inn: str | None, account: str | None) -> str:
 
 
 def _resolved_message(row: BankStatementLine) -> str:
-    if row.status == "assigned":
+    if row.status == BankLineStatus.ASSIGNED:
         return (
             f"line #{row.id} ({row.bank_reference}) was already assigned to {row.inn} "
             f"by {row.resolved_by} on {local_minute(row.resolved_at, '?')}"
