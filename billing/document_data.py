@@ -45,6 +45,7 @@ from policies.billing import BUSINESS_TIME_ZONE
 from policies.dates import local_date
 from policies.money import som
 from policies.operator import BANK_PAYMENT_CODES, OPERATOR
+from policies.statuses import PaymentAccountStatus
 from policies.tariffs import TARIFFS, Revenue, UnknownTariff
 
 __all__ = [
@@ -270,7 +271,7 @@ def monthly_invoice(session: Session, inn: str, year: int, month: int) -> Invoic
 def _open_payment_account(session: Session, inn: str) -> PaymentAccount | None:
     return session.scalars(
         select(PaymentAccount)
-        .where(PaymentAccount.inn == inn, PaymentAccount.status == "open")
+        .where(PaymentAccount.inn == inn, PaymentAccount.status == PaymentAccountStatus.OPEN)
         .order_by(PaymentAccount.created_at, PaymentAccount.number)
     ).first()
 

@@ -46,6 +46,7 @@ from db import audit
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn
 from policies.money import MAX_AMOUNT
+from policies.statuses import CustomerAccountStatus, HoldStatus
 from policies.tariffs import TARIFFS, Revenue, TariffSchedule
 
 __all__ = [
@@ -327,7 +328,7 @@ def audit_event(
 
 
 def _require_active(row: CustomerAccount) -> None:
-    if row.status != "active":
+    if row.status != CustomerAccountStatus.ACTIVE:
         raise AccountTerminated(f"the contract of {row.inn} is terminated")
 
 
@@ -351,7 +352,12 @@ def open_account(
     try:
         with session.begin_nested():
             row = CustomerAccount(
-                inn=inn, name=name, status="active", posted=0, held=0, opened_at=now
+                inn=inn,
+                name=name,
+                status=CustomerAccountStatus.ACTIVE,
+                posted=0,
+                held=0,
+                opened_at=now,
             )
             session.add(row)
     except IntegrityError:  # opened concurrently: treat like the replay above
@@ -528,7 +534,7 @@ def transfer(
 
 
 def hold_status(session: Session, key: str) -> str | None:
-    """The status of the hold of idempotency key ``key`` ("open", "posted", "voided"), if any."""
+    """The status of the hold of idempotency key ``key`` (a ``HoldStatus`` value), if any."""
     return session.scalars(select(Hold.status).where(Hold.idempotency_key == key)).one_or_none()
 
 
@@ -570,7 +576,7 @@ def hold(
         amount=amount,
         revenue=revenue_kind.value,
         description=description,
-        status="open",
+        status=HoldStatus.OPEN,
         created_at=now,
     )
     session.add(held)
@@ -595,9 +601,9 @@ def post_hold(session: Session, *, key: str, now: datetime, actor: str) -> Posti
     row = lock_customer(session, inn)
     held = _hold_row(session, key)
     session.refresh(held)
-    if held.status == "posted" and held.transaction_id is not None:
+    if held.status == HoldStatus.POSTED and held.transaction_id is not None:
         return Posting.of(session.get_one(LedgerTransaction, held.transaction_id), replayed=True)
-    if held.status != "open":
+    if held.status != HoldStatus.OPEN:
         raise HoldNotOpen(f"hold {key!r} is {held.status}")
     kind = Revenue(held.revenue)
     txn, _ = journal(
@@ -615,7 +621,7 @@ def post_hold(session: Session, *, key: str, now: datetime, actor: str) -> Posti
     )
     row.held -= held.amount
     row.posted -= held.amount
-    held.status, held.settled_at, held.transaction_id = "posted", now, txn.id
+    held.status, held.settled_at, held.transaction_id = HoldStatus.POSTED, now, txn.id
     audit_event(
         session,
         actor=actor,
@@ -635,12 +641,12 @@ def void_hold(session: Session, *, key: str, now: datetime, actor: str) -> HoldI
     row = lock_customer(session, inn)
     held = _hold_row(session, key)
     session.refresh(held)
-    if held.status == "voided":
+    if held.status == HoldStatus.VOIDED:
         return HoldInfo.of(held, replayed=True)
-    if held.status != "open":
+    if held.status != HoldStatus.OPEN:
         raise HoldNotOpen(f"hold {key!r} is {held.status}")
     row.held -= held.amount
-    held.status, held.settled_at = "voided", now
+    held.status, held.settled_at = HoldStatus.VOIDED, now
     audit_event(
         session,
         actor=actor,

@@ -34,6 +34,7 @@ from billing.models import CustomerAccount, Payment, PaymentAccount
 from policies.identifiers import is_inn, is_payment_account, payment_account_number
 from policies.money import som
 from policies.providers import PROVIDERS
+from policies.statuses import CustomerAccountStatus, PaymentAccountStatus
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -116,15 +117,24 @@ def resolve_target(session: Session, account: str) -> Target:
         row = session.get(CustomerAccount, account)
         if row is None:
             raise AccountNotFound(f"no subscriber with INN {account}")
-        return Target(account, row.inn, row.name, SOCHI, None, row.status == "active")
+        return Target(
+            account, row.inn, row.name, SOCHI, None, row.status == CustomerAccountStatus.ACTIVE
+        )
     if is_payment_account(account):
         pa = session.get(PaymentAccount, account)
         if pa is None:
             raise AccountNotFound(f"no payment account {account}")
         owner = session.get_one(CustomerAccount, pa.inn)
-        if pa.status != "open":
+        if pa.status != PaymentAccountStatus.OPEN:
             raise PaymentForbidden(f"payment account {account} is {pa.status}")
-        return Target(account, pa.inn, owner.name, EDS, pa.amount_due, owner.status == "active")
+        return Target(
+            account,
+            pa.inn,
+            owner.name,
+            EDS,
+            pa.amount_due,
+            owner.status == CustomerAccountStatus.ACTIVE,
+        )
     raise MalformedAccount(f"{account!r} is neither a 14-digit INN nor a 16-digit payment account")
 
 
@@ -331,7 +341,7 @@ def _pay_purpose(session: Session, number: str, *, now: datetime, actor: str) ->
         now=now,
         actor=actor,
     )
-    pa.status, pa.paid_at, pa.hold_id = "paid", now, held.id
+    pa.status, pa.paid_at, pa.hold_id = PaymentAccountStatus.PAID, now, held.id
 
 
 def record_unmatched(
@@ -370,7 +380,7 @@ def issue_payment_account(
 ) -> PaymentAccountInfo:
     """A 16-digit payment account for one purpose of one subscriber (idempotent by purpose)."""
     ledger.check_amount(amount_due)
-    if ledger.lock_customer(session, inn).status != "active":
+    if ledger.lock_customer(session, inn).status != CustomerAccountStatus.ACTIVE:
         raise AccountTerminated(f"the contract of {inn} is terminated")
     found = session.scalars(
         select(PaymentAccount).where(PaymentAccount.purpose == purpose)
@@ -393,7 +403,7 @@ def issue_payment_account(
         purpose=purpose,
         tariff=tariff,
         amount_due=amount_due,
-        status="open",
+        status=PaymentAccountStatus.OPEN,
         created_at=now,
     )
     session.add(row)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.bank import business_midnight, parse_amount
+from billing.bank.values import business_midnight, parse_amount
 from billing.errors import BillingError
 from billing.models import Payment
 from policies.billing import BUSINESS_TIME_ZONE

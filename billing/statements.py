@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from billing import ledger
 from billing.models import CustomerAccount, Hold, LedgerAccount, LedgerEntry, LedgerTransaction
+from policies.statuses import HoldStatus
 
 __all__ = ["Drift", "Statement", "StatementLine", "check_balances", "statement"]
 
@@ -136,7 +137,7 @@ def check_balances(session: Session) -> tuple[int, list[Drift]]:
     held: dict[str, int] = dict(
         session.execute(
             select(
-                Hold.inn, func.sum(case((Hold.status == "open", Hold.amount), else_=0))
+                Hold.inn, func.sum(case((Hold.status == HoldStatus.OPEN, Hold.amount), else_=0))
             ).group_by(Hold.inn)
         ).all()
     )

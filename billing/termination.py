@@ -17,6 +17,7 @@ from policies.billing import BILLING_POLICY, BillingPolicy
 from policies.calendar import CALENDAR
 from policies.dates import local_date
 from policies.money import som
+from policies.statuses import CustomerAccountStatus, HoldStatus, ServiceStatus
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -80,7 +81,7 @@ def terminate(
             raise AccountTerminated(f"the contract of {inn} was already terminated")
         return TerminationInfo.of(previous, replayed=True)
     for key in session.scalars(
-        select(Hold.idempotency_key).where(Hold.inn == inn, Hold.status == "open")
+        select(Hold.idempotency_key).where(Hold.inn == inn, Hold.status == HoldStatus.OPEN)
     ).all():
         ledger.void_hold(session, key=key, now=now, actor=actor)
     refund = row.posted
@@ -106,7 +107,7 @@ def terminate(
         )
         txn_id = txn.id
     row.posted -= refund
-    row.status, row.terminated_at = "terminated", now
+    row.status, row.terminated_at = CustomerAccountStatus.TERMINATED, now
     due = CALENDAR.add_working_days(local_date(now), policy.termination_debt_due_days)
     record = Termination(
         inn=inn,
@@ -259,7 +260,7 @@ class ServiceState:
     """What filing and signing consult before serving a subscriber."""
 
     inn: str
-    state: str  # active | stopped | terminated
+    state: ServiceStatus
     reason: str
     may_suspend: bool  # §5.3: no payment for longer than the policy allows
     last_payment_at: datetime | None
@@ -273,18 +274,18 @@ def service_state(
         raise NotFound(f"no billing account for INN {inn}")
     since = row.last_payment_at or row.opened_at
     idle = now - since > timedelta(days=policy.suspend_after_days_without_payment)
-    if row.status == "terminated":
+    if row.status == CustomerAccountStatus.TERMINATED:
         return ServiceState(
-            inn, "terminated", "the contract is terminated", False, row.last_payment_at
+            inn, ServiceStatus.TERMINATED, "the contract is terminated", False, row.last_payment_at
         )
     if policy.stop_at_zero_balance and row.posted - row.held <= 0:
         return ServiceState(
             inn,
-            "stopped",
+            ServiceStatus.STOPPED,
             "zero balance: services stop until a top-up (§3.9.2)",
             idle,
             row.last_payment_at,
         )
     days = policy.suspend_after_days_without_payment
     reason = f"no payment for more than {days} days (§5.3)" if idle else "balance available"
-    return ServiceState(inn, "active", reason, idle, row.last_payment_at)
+    return ServiceState(inn, ServiceStatus.ACTIVE, reason, idle, row.last_payment_at)

@@ -71,6 +71,16 @@ from policies.ca_profiles import ISSUING_CA
 from policies.cert_profiles import CertRole, KeyRejected, Storage, cloud_key_spec
 from policies.keys import KeySpec
 from policies.money import som
+from policies.statuses import (
+    CertificateChange,
+    CertificateState,
+    CertificateStatus,
+    CustomerAccountStatus,
+    HolderStatus,
+    HoldStatus,
+    PaymentAccountStatus,
+    SubscriberStatus,
+)
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -90,15 +100,7 @@ P = ParamSpec("P")
 Linter = Callable[[x509.Certificate], list[Finding]]
 
 # What a relying party is told about a certificate (certificate_state).
-CERTIFICATE_STATES = (
-    "pending",
-    "failed",
-    "not_yet_valid",
-    "valid",
-    "expired",
-    "suspended",
-    "revoked",
-)
+CERTIFICATE_STATES = tuple(CertificateState)
 
 
 # RFC 4514 leaves these as dotted OIDs; people read the names openssl prints.
@@ -143,11 +145,16 @@ def get_certificate(session: Session, serial: str) -> Certificate:
 
 def certificate_state(row: Certificate, now: datetime) -> str:
     """One of ``CERTIFICATE_STATES``: the status, with time taken into account."""
-    if row.status in ("pending", "failed", "revoked", "suspended"):
+    if row.status in (
+        CertificateStatus.PENDING,
+        CertificateStatus.FAILED,
+        CertificateStatus.REVOKED,
+        CertificateStatus.SUSPENDED,
+    ):
         return row.status
     if now < row.not_before:
-        return "not_yet_valid"
-    return "expired" if now >= row.not_after else "valid"
+        return CertificateState.NOT_YET_VALID
+    return CertificateState.EXPIRED if now >= row.not_after else CertificateState.VALID
 
 
 def days_left(row: Certificate, now: datetime) -> int:
@@ -175,13 +182,13 @@ def list_certificates(
     if holder_id is not None:
         query = query.where(Certificate.holder_id == holder_id)
     if not include_failed:
-        query = query.where(Certificate.status != "failed")
+        query = query.where(Certificate.status != CertificateStatus.FAILED)
     if expiring_within_days is not None:
         if expiring_within_days < 0:
             raise InvalidField("expiring_within_days", "must not be negative")
         horizon = now + timedelta(days=expiring_within_days)
         query = query.where(
-            Certificate.status == "active",
+            Certificate.status == CertificateStatus.ACTIVE,
             Certificate.not_after > now,
             Certificate.not_after <= horizon,
         ).order_by(Certificate.not_after, Certificate.id)
@@ -215,7 +222,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
 def _check_not_certified_elsewhere(session: Session, digest: str, holder_id: int) -> None:
     """A public key belongs to one person; a key once revoked as compromised is dead."""
     query = select(Certificate).where(
-        Certificate.spki_sha256 == digest, Certificate.status != "failed"
+        Certificate.spki_sha256 == digest, Certificate.status != CertificateStatus.FAILED
     )
     for row in session.scalars(query):
         if row.holder_id != holder_id:
@@ -264,24 +271,24 @@ def _first_payment(
             amount_due=price,
             payment_account=info.number,
         )
-    if account.status == "open" and account.tariff != tariff:
+    if account.status == PaymentAccountStatus.OPEN and account.tariff != tariff:
         raise Conflict(
             f"the first certificate of {inn} is to be {account.tariff} (payment account"
             f" {account.number}, unpaid); {tariff} was asked"
         )
-    if account.status == "open":
+    if account.status == PaymentAccountStatus.OPEN:
         return None, PaymentRequired(
             f"payment account {account.number} ({som(account.amount_due)} som) is not paid yet",
             amount_due=account.amount_due,
             payment_account=account.number,
         )
     key = f"pa:{account.number}"
-    if billing.hold_status(session, key) != "open":
+    if billing.hold_status(session, key) != HoldStatus.OPEN:
         return None, None  # used for an earlier certificate: the balance pays from now on
     busy = session.scalar(
         select(func.count())
         .select_from(Certificate)
-        .where(Certificate.payment_key == key, Certificate.status != "failed")
+        .where(Certificate.payment_key == key, Certificate.status != CertificateStatus.FAILED)
     )
     if busy:
         return None, None
@@ -310,13 +317,13 @@ def _plan(
         holder = session.get(Holder, holder_id)
         if holder is None:
             raise NotFound(f"no holder {holder_id}")
-        if holder.status != "active":
+        if holder.status != HolderStatus.ACTIVE:
             raise Conflict(f"holder {holder_id} is {holder.status}")
         subscriber = session.get_one(Subscriber, holder.subscriber_inn)
-        if subscriber.status != "active":
+        if subscriber.status != SubscriberStatus.ACTIVE:
             raise Conflict(f"subscriber {subscriber.inn} is {subscriber.status}")
         state = billing.balance(session, subscriber.inn)
-        if state.status != "active":
+        if state.status != CustomerAccountStatus.ACTIVE:
             raise Conflict(f"the contract of {subscriber.inn} is {state.status}")
         tariff, price = certificate_price(cert_role, cert_storage, now)
         first, refusal = (
@@ -335,7 +342,7 @@ def _replay(session: Session, request_key: str | None) -> Certificate | None:
     row = session.scalars(
         select(Certificate).where(Certificate.request_key == request_key)
     ).one_or_none()
-    if row is not None and row.status == "pending":
+    if row is not None and row.status == CertificateStatus.PENDING:
         raise Conflict("a request with this Idempotency-Key is being processed; ask again")
     return row
 
@@ -462,10 +469,12 @@ def issue_certificate(
         with transaction() as session:
             row = session.get_one(Certificate, row_id, with_for_update=True)
             row.der = final.public_bytes(serialization.Encoding.DER)
-            row.status, row.issued_at = "active", now
+            row.status, row.issued_at = CertificateStatus.ACTIVE, now
             billing.post_hold(session, key=row.payment_key, now=now, actor=actor)
             session.add(
-                CertificateEvent(certificate_id=row.id, action="issued", at=now, actor=actor)
+                CertificateEvent(
+                    certificate_id=row.id, action=CertificateChange.ISSUED, at=now, actor=actor
+                )
             )
             audit.append(
                 session,
@@ -587,7 +596,7 @@ def _reserve(
                 requisites=requisites(subscriber, holder),
                 not_before=request.not_before,
                 not_after=request.not_after,
-                status="pending",
+                status=CertificateStatus.PENDING,
                 tbs_sha256=hashlib.sha256(linted.tbs_certificate_bytes).hexdigest(),
                 tariff=plan.tariff,
                 price=plan.price,
@@ -665,10 +674,11 @@ def _fail(
     destroyed = label is not None and _destroy_quietly(cloud_token, label)
     with transaction() as session:
         row = session.get_one(Certificate, row_id, with_for_update=True)
-        if row.status != "pending":
+        if row.status != CertificateStatus.PENDING:
             return
         # A failed row frees its request key and renewal link for the next attempt.
-        row.status, row.request_key, row.der, row.renewal_of = "failed", None, None, None
+        row.status = CertificateStatus.FAILED
+        row.request_key, row.der, row.renewal_of = None, None, None
         if destroyed:
             row.key_destroyed_at = now
         if not row.payment_key.startswith("pa:"):  # the first payment waits for a retry

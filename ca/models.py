@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base, UTCDateTime
+from policies.statuses import HolderStatus, RegistrationStatus, SubscriberStatus
 
 __all__ = [
     "CACertificate",
@@ -93,7 +94,7 @@ class Subscriber(Base):
     legal_form: Mapped[str] = mapped_column(String(64))
     locality: Mapped[str] = mapped_column(String(128))  # city or village (§18.2.2)
     email: Mapped[str] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -113,7 +114,7 @@ class Holder(Base):
     passport_series: Mapped[str] = mapped_column(String(32))
     email: Mapped[str] = mapped_column(String(254))
     phone: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=HolderStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -134,7 +135,7 @@ class RegistrationRequest(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RegistrationStatus.PENDING)
     inn: Mapped[str] = mapped_column(String(14), index=True)
     subscriber: Mapped[dict[str, Any]] = mapped_column(JSON)
     holder: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -28,6 +28,7 @@ from ca.models import Certificate, Holder, PowerOfAttorney
 from db import audit
 from policies.calendar import local_date
 from policies.cert_profiles import CertRole, allowed_companies
+from policies.statuses import CertificateStatus, HolderStatus
 
 __all__ = [
     "check_company_limit",
@@ -100,7 +101,7 @@ def _active_complex_limit(session: Session, holder_id: int) -> tuple[str, int] |
     """(role, companies) of the holder's most limiting active complex certificate, if any."""
     query = select(Certificate.role).where(
         Certificate.holder_id == holder_id,
-        Certificate.status == "active",
+        Certificate.status == CertificateStatus.ACTIVE,
         Certificate.role.in_(_COMPLEX),
     )
     limits = [
@@ -154,7 +155,7 @@ def create_power(
     ).first()
     if existing is not None:
         return _replay(existing, fields), False
-    if holder.status != "active":
+    if holder.status != HolderStatus.ACTIVE:
         raise Conflict(f"holder {holder.id} is {holder.status}")
     _check_new_power(session, holder.id, fields, now=now)
     row = PowerOfAttorney(holder_id=holder.id, created_at=now, created_by=actor, **fields)

@@ -25,6 +25,12 @@ from ca.pricing import certificate_price, first_certificate_purpose
 from db import audit
 from policies.calendar import REGISTRATION_POLICY
 from policies.cert_profiles import CertRole, Storage
+from policies.statuses import (
+    CertificateStatus,
+    HolderStatus,
+    PaymentAccountStatus,
+    RegistrationStatus,
+)
 
 __all__ = [
     "CHANNELS",
@@ -41,7 +47,7 @@ __all__ = [
 ]
 
 CHANNELS = ("office", "online")
-STATUSES = ("pending", "approved", "rejected")
+STATUSES = tuple(RegistrationStatus)
 _NOTE_LIMIT = 2000
 
 
@@ -100,7 +106,7 @@ def submit_registration(
     role, storage = parse_role(data.get("role")), parse_storage(data.get("storage"))
     row = RegistrationRequest(
         channel=channel,
-        status="pending",
+        status=RegistrationStatus.PENDING,
         inn=company["inn"],
         subscriber=company,
         holder=holder,
@@ -164,18 +170,18 @@ def list_registrations(
 
 def is_overdue(row: RegistrationRequest, now: datetime) -> bool:
     """A pending request past its §3.3 deadline."""
-    return row.status == "pending" and now > row.deadline_at
+    return row.status == RegistrationStatus.PENDING and now > row.deadline_at
 
 
 def price_of(row: RegistrationRequest, now: datetime) -> tuple[str, int]:
     """(tariff, tyiyn): the price on the day of approval, or today's while not approved."""
-    when = row.decided_at if row.status == "approved" and row.decided_at else now
+    when = row.decided_at if row.status == RegistrationStatus.APPROVED and row.decided_at else now
     return certificate_price(CertRole(row.role), Storage(row.storage), when)
 
 
 def _matching_holder(session: Session, inn: str, fields: Mapping[str, str]) -> Holder | None:
     """An active holder of ``inn`` with exactly these requisites (a returning person)."""
-    query = select(Holder).where(Holder.subscriber_inn == inn, Holder.status == "active")
+    query = select(Holder).where(Holder.subscriber_inn == inn, Holder.status == HolderStatus.ACTIVE)
     for holder in session.scalars(query.order_by(Holder.id)):
         if all(getattr(holder, k) == v for k, v in fields.items()):
             return holder
@@ -191,7 +197,7 @@ def _first_certificate_account(
     was issued for another price or is already paid (it belongs to an earlier request).
     """
     issued = select(Certificate.id).where(
-        Certificate.subscriber_inn == inn, Certificate.status != "failed"
+        Certificate.subscriber_inn == inn, Certificate.status != CertificateStatus.FAILED
     )
     if session.scalars(issued.limit(1)).first() is not None:
         return None
@@ -207,7 +213,7 @@ def _first_certificate_account(
         )
     except billing.IdempotencyConflict:  # nothing written: the lookup refused before any insert
         return None
-    return info.number if info.created or info.status == "open" else None
+    return info.number if info.created or info.status == PaymentAccountStatus.OPEN else None
 
 
 def approve_registration(
@@ -221,9 +227,9 @@ def approve_registration(
     """
     row = get_registration(session, request_id)
     session.refresh(row, with_for_update=True)  # two officers approving at once: one at a time
-    if row.status == "approved":
+    if row.status == RegistrationStatus.APPROVED:
         return row
-    if row.status == "rejected":
+    if row.status == RegistrationStatus.REJECTED:
         raise Conflict(f"registration request {request_id} was rejected")
     text = _note(note, required=False)
     subscriber, _ = registry.create_subscriber(session, row.subscriber, now=now, actor=actor)
@@ -236,7 +242,8 @@ def approve_registration(
     account = _first_certificate_account(
         session, subscriber.inn, tariff, price, now=now, actor=actor
     )
-    row.status, row.decided_at, row.decided_by, row.decision_note = "approved", now, actor, text
+    row.status, row.decided_at, row.decided_by = RegistrationStatus.APPROVED, now, actor
+    row.decision_note = text
     row.holder_id, row.payment_account = holder.id, account
     session.flush()
     audit.append(
@@ -263,11 +270,12 @@ def reject_registration(
     except that rejecting a rejected one again returns it unchanged."""
     row = get_registration(session, request_id)
     text = _note(note, required=True)
-    if row.status == "rejected":
+    if row.status == RegistrationStatus.REJECTED:
         return row
-    if row.status == "approved":
+    if row.status == RegistrationStatus.APPROVED:
         raise Conflict(f"registration request {request_id} was approved")
-    row.status, row.decided_at, row.decided_by, row.decision_note = "rejected", now, actor, text
+    row.status, row.decided_at, row.decided_by = RegistrationStatus.REJECTED, now, actor
+    row.decision_note = text
     session.flush()
     audit.append(
         session,

@@ -22,6 +22,7 @@ from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectIdentity
 from db import audit
 from policies.identifiers import is_inn
+from policies.statuses import HolderStatus, SubscriberStatus
 
 __all__ = [
     "REQUISITES",
@@ -174,7 +175,9 @@ def create_subscriber(
         billing.open_account(session, inn=inn, name=fields["name"], now=now, actor=actor)
     except billing.AccountExists as ex:
         raise Conflict(str(ex)) from None
-    row = Subscriber(inn=inn, status="active", created_at=now, updated_at=now, **fields)
+    row = Subscriber(
+        inn=inn, status=SubscriberStatus.ACTIVE, created_at=now, updated_at=now, **fields
+    )
     session.add(row)
     session.flush()
     audit.append(
@@ -259,7 +262,7 @@ def create_holder(
     """
     inn = check_inn(data.get("inn"))
     subscriber = get_subscriber(session, inn)
-    if subscriber.status != "active":
+    if subscriber.status != SubscriberStatus.ACTIVE:
         raise Conflict(f"subscriber {inn} is {subscriber.status}")
     fields = _holder_fields(data)
     _identity_check(fields, subscriber.name, inn, subscriber.locality)
@@ -268,7 +271,7 @@ def create_holder(
         subscriber_inn=inn,
         surname=surname,
         given_name=given,
-        status="active",
+        status=HolderStatus.ACTIVE,
         created_at=now,
         updated_at=now,
         **fields,

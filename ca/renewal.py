@@ -50,6 +50,12 @@ from hsm import HSMToken
 from policies.calendar import RENEWAL_POLICY, local_date
 from policies.cert_profiles import CertRole, Storage, validity
 from policies.money import som
+from policies.statuses import (
+    CertificateStatus,
+    CustomerAccountStatus,
+    RenewalOutcome,
+    RenewalStatus,
+)
 from policies.tariffs import Revenue
 
 __all__ = [
@@ -69,7 +75,12 @@ __all__ = [
 ]
 
 Transaction = Callable[[], AbstractContextManager[Session]]
-OPEN_STATUSES = ("review", "accepted", "approved", "issued")
+OPEN_STATUSES = (
+    RenewalStatus.REVIEW,
+    RenewalStatus.ACCEPTED,
+    RenewalStatus.APPROVED,
+    RenewalStatus.ISSUED,
+)
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 
 
@@ -95,7 +106,7 @@ class Issuers:
 
 
 def _live(row: Certificate, now: datetime) -> None:
-    if row.status != "active":
+    if row.status != CertificateStatus.ACTIVE:
         raise Conflict(f"certificate {row.serial} is {row.status}: it cannot be renewed")
     if row.not_after <= now:
         raise Conflict(f"certificate {row.serial} expired on {row.not_after:%Y-%m-%d}")
@@ -218,14 +229,14 @@ def _issue_renewal(
             if key is not None:
                 with contextlib.suppress(billing.HoldNotOpen, billing.NotFound):
                     billing.void_hold(session, key=key, now=now, actor=actor)
-            renewal.status, renewal.decided_at = "rejected", now
+            renewal.status, renewal.decided_at = RenewalStatus.REJECTED, now
             renewal.decided_by = renewal.decided_by or actor
             renewal.decision_note = f"issuance failed: {ex}"[:1000]
             _journal(session, "failed", renewal, now, actor, error=type(ex).__name__)
         raise
     with transaction() as session:
         renewal = session.get_one(RenewalRequest, renewal_id, with_for_update=True)
-        renewal.status, renewal.new_certificate_id = "issued", issued.certificate.id
+        renewal.status, renewal.new_certificate_id = RenewalStatus.ISSUED, issued.certificate.id
         _journal(session, "issued", renewal, now, actor, serial=issued.certificate.serial)
         session.flush()
         session.expunge(renewal)
@@ -286,7 +297,7 @@ def submit_renewal(
             changed = [k for k in REQUISITES if signed[k] != old.requisites.get(k)]
             renewal = RenewalRequest(
                 certificate_id=old.id,
-                status="review" if changed else "accepted",
+                status=RenewalStatus.REVIEW if changed else RenewalStatus.ACCEPTED,
                 automatic=False,
                 document=document,
                 signature=raw_signature,
@@ -327,7 +338,7 @@ def add_document(
 ) -> RenewalDocument:
     """A supporting document for a renewal in review (a changed requisite, §18.2.3)."""
     renewal = get_renewal(session, renewal_id)
-    if renewal.status != "review":
+    if renewal.status != RenewalStatus.REVIEW:
         raise Conflict(f"renewal {renewal_id} is {renewal.status}: documents are not needed")
     name = " ".join((filename or "").split())[:255]
     if not name:
@@ -364,7 +375,7 @@ def approve_renewal(
     with transaction() as session:
         renewal = get_renewal(session, renewal_id)
         session.refresh(renewal, with_for_update=True)
-        if renewal.status != "review":
+        if renewal.status != RenewalStatus.REVIEW:
             raise Conflict(f"renewal {renewal_id} is {renewal.status}")
         count = session.scalars(
             select(RenewalDocument.id).where(RenewalDocument.renewal_id == renewal.id)
@@ -375,7 +386,7 @@ def approve_renewal(
         _live(old, now)
         tariff, price = certificate_price(CertRole(old.role), Storage(old.storage), now)
         _hold_price(session, renewal, old, price, tariff, now=now, actor=actor)
-        renewal.status, renewal.decided_at, renewal.decided_by = "approved", now, actor
+        renewal.status, renewal.decided_at, renewal.decided_by = RenewalStatus.APPROVED, now, actor
         renewal.decision_note = note
         _journal(session, "approved", renewal, now, actor)
     return _issue_renewal(transaction, renewal_id, issuers, now=now, actor=actor)
@@ -388,9 +399,9 @@ def reject_renewal(
         raise InvalidField("note", "say why the renewal is rejected")
     renewal = get_renewal(session, renewal_id)
     session.refresh(renewal, with_for_update=True)
-    if renewal.status != "review":
+    if renewal.status != RenewalStatus.REVIEW:
         raise Conflict(f"renewal {renewal_id} is {renewal.status}")
-    renewal.status, renewal.decided_at, renewal.decided_by = "rejected", now, actor
+    renewal.status, renewal.decided_at, renewal.decided_by = RenewalStatus.REJECTED, now, actor
     renewal.decision_note = " ".join(note.split())[:1000]
     _journal(session, "rejected", renewal, now, actor, note=renewal.decision_note)
     return renewal
@@ -434,7 +445,7 @@ class DueOutcome:
 
     serial: str
     inn: str
-    outcome: str  # renewed | skipped | failed
+    outcome: RenewalOutcome
     reason: str
     new_serial: str | None = None
 
@@ -445,7 +456,7 @@ def renew_due(
     """The daily §18.2 job: renew the cloud certificates whose cancellation deadline passed."""
     with transaction() as session:
         query = select(Certificate).where(
-            Certificate.status == "active",
+            Certificate.status == CertificateStatus.ACTIVE,
             Certificate.storage == Storage.CLOUD.value,
             Certificate.not_after > now,
             Certificate.not_after <= now + timedelta(days=RENEWAL_POLICY.cancel_before_days),
@@ -458,7 +469,9 @@ def renew_due(
     outcomes = []
     for row_id, serial, inn, auto in candidates:
         if not auto:
-            outcomes.append(DueOutcome(serial, inn, "skipped", "auto-renewal was cancelled"))
+            outcomes.append(
+                DueOutcome(serial, inn, RenewalOutcome.SKIPPED, "auto-renewal was cancelled")
+            )
             continue
         outcomes.append(_renew_one(transaction, issuers, row_id, now=now, actor=actor))
     return outcomes
@@ -474,15 +487,15 @@ def _renew_one(
             terms = renewal_terms(session, old, now)
             if terms.changed:
                 return DueOutcome(
-                    serial, inn, "skipped",
+                    serial, inn, RenewalOutcome.SKIPPED,
                     "requisites changed (" + ", ".join(terms.changed) + "): renew with documents",
                 )  # fmt: skip
-            if billing.balance(session, inn).status != "active":
-                return DueOutcome(serial, inn, "skipped", "the contract is terminated")
+            if billing.balance(session, inn).status != CustomerAccountStatus.ACTIVE:
+                return DueOutcome(serial, inn, RenewalOutcome.SKIPPED, "the contract is terminated")
             renewal = RenewalRequest(
-                certificate_id=old.id, status="accepted", automatic=True, document=terms.text,
-                new_not_after=terms.new_not_after, changed=[], late=False, submitted_at=now,
-                submitted_by=actor,
+                certificate_id=old.id, status=RenewalStatus.ACCEPTED, automatic=True,
+                document=terms.text, new_not_after=terms.new_not_after, changed=[], late=False,
+                submitted_at=now, submitted_by=actor,
             )  # fmt: skip
             session.add(renewal)
             session.flush()
@@ -491,11 +504,11 @@ def _renew_one(
             renewal_id = renewal.id
     except CAError as ex:
         _refused(transaction, row_id, ex, now, actor)
-        return DueOutcome(serial, inn, "skipped", str(ex))
+        return DueOutcome(serial, inn, RenewalOutcome.SKIPPED, str(ex))
     try:
         done = _issue_renewal(transaction, renewal_id, issuers, now=now, actor=actor)
     except CAError as ex:
-        return DueOutcome(serial, inn, "failed", str(ex))
+        return DueOutcome(serial, inn, RenewalOutcome.FAILED, str(ex))
     with transaction() as session:
         new = session.get_one(Certificate, done.new_certificate_id)
-        return DueOutcome(serial, inn, "renewed", "", new.serial)
+        return DueOutcome(serial, inn, RenewalOutcome.RENEWED, "", new.serial)

@@ -24,6 +24,7 @@ from ca.errors import Conflict, InvalidField, NotAllowed
 from ca.models import Certificate, CertificateEvent, Holder
 from db import audit
 from hsm import HSMError, HSMToken, KeyNotFound
+from policies.statuses import CertificateChange, CertificateStatus
 
 __all__ = [
     "HEAD_ROLES",
@@ -86,7 +87,7 @@ def head_holders(session: Session, inn: str, now: datetime) -> set[int]:
     query = select(Certificate.holder_id).where(
         Certificate.subscriber_inn == inn,
         Certificate.role.in_(HEAD_ROLES),
-        Certificate.status == "active",
+        Certificate.status == CertificateStatus.ACTIVE,
         Certificate.not_before <= now,
         Certificate.not_after > now,
     )
@@ -119,7 +120,7 @@ def _record(
     session: Session,
     row: Certificate,
     *,
-    action: str,
+    action: CertificateChange,
     reason: str | None,
     invalidity_date: datetime | None,
     note: str | None,
@@ -157,8 +158,10 @@ def _record(
     session.flush()
 
 
-def _require_live(row: Certificate, now: datetime, *, allowed: tuple[str, ...]) -> None:
-    if row.status == "revoked":
+def _require_live(
+    row: Certificate, now: datetime, *, allowed: tuple[CertificateStatus, ...]
+) -> None:
+    if row.status == CertificateStatus.REVOKED:
         raise Conflict(f"certificate {row.serial} is revoked (final)")
     if row.status not in allowed:
         raise Conflict(f"certificate {row.serial} is {row.status}")
@@ -196,12 +199,12 @@ def revoke(
             raise InvalidField("invalidity_date", "is before the certificate was valid")
     authorise(session, row, who, now)
     row = _locked(session, row)
-    _require_live(row, now, allowed=("active", "suspended"))
-    row.status, row.revoked_at, row.revocation_reason = "revoked", now, flag.name
+    _require_live(row, now, allowed=(CertificateStatus.ACTIVE, CertificateStatus.SUSPENDED))
+    row.status, row.revoked_at, row.revocation_reason = CertificateStatus.REVOKED, now, flag.name
     row.invalidity_date = invalidity_date
     row.auto_renew = False
-    _record(session, row, action="revoked", reason=flag.name, invalidity_date=invalidity_date,
-            note=text, now=now, who=who)  # fmt: skip
+    _record(session, row, action=CertificateChange.REVOKED, reason=flag.name,
+            invalidity_date=invalidity_date, note=text, now=now, who=who)  # fmt: skip
     return row
 
 
@@ -212,11 +215,11 @@ def suspend(
     text = _note(note)
     authorise(session, row, who, now)
     row = _locked(session, row)
-    _require_live(row, now, allowed=("active",))
-    row.status, row.revoked_at, row.revocation_reason = "suspended", now, _HOLD.name
+    _require_live(row, now, allowed=(CertificateStatus.ACTIVE,))
+    row.status, row.revoked_at, row.revocation_reason = CertificateStatus.SUSPENDED, now, _HOLD.name
     row.invalidity_date = None
-    _record(session, row, action="suspended", reason=_HOLD.name, invalidity_date=None,
-            note=text, now=now, who=who)  # fmt: skip
+    _record(session, row, action=CertificateChange.SUSPENDED, reason=_HOLD.name,
+            invalidity_date=None, note=text, now=now, who=who)  # fmt: skip
     return row
 
 
@@ -227,10 +230,10 @@ def resume(
     text = _note(note)
     authorise(session, row, who, now)
     row = _locked(session, row)
-    _require_live(row, now, allowed=("suspended",))
-    row.status, row.revoked_at, row.revocation_reason = "active", None, None
-    _record(session, row, action="resumed", reason=None, invalidity_date=None, note=text,
-            now=now, who=who)  # fmt: skip
+    _require_live(row, now, allowed=(CertificateStatus.SUSPENDED,))
+    row.status, row.revoked_at, row.revocation_reason = CertificateStatus.ACTIVE, None, None
+    _record(session, row, action=CertificateChange.RESUMED, reason=None, invalidity_date=None,
+            note=text, now=now, who=who)  # fmt: skip
     return row
 
 
@@ -242,7 +245,11 @@ def destroy_revoked_key(
     Call after the revocation committed, with a new session; it records ``key_destroyed_at``
     and journals ``ca.key.destroyed``.
     """
-    if row.status != "revoked" or row.key_label is None or row.key_destroyed_at is not None:
+    if (
+        row.status != CertificateStatus.REVOKED
+        or row.key_label is None
+        or row.key_destroyed_at is not None
+    ):
         return row.key_destroyed_at is not None
     try:
         cloud_token.destroy_key(row.key_label)
@@ -277,7 +284,7 @@ def crl_entries(session: Session, now: datetime) -> list[CrlEntry]:
     query = (
         select(Certificate)
         .where(
-            Certificate.status.in_(("revoked", "suspended")),
+            Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.SUSPENDED)),
             Certificate.not_after > now,
             Certificate.revoked_at <= now,
         )
@@ -338,6 +345,8 @@ def certificate_history(session: Session, serial: int) -> CertificateHistory | N
 def last_status_change(session: Session) -> datetime | None:
     """When a certificate was last suspended, resumed or revoked (the CRL must follow)."""
     query = select(func.max(CertificateEvent.at)).where(
-        CertificateEvent.action.in_(("suspended", "resumed", "revoked"))
+        CertificateEvent.action.in_(
+            (CertificateChange.SUSPENDED, CertificateChange.RESUMED, CertificateChange.REVOKED)
+        )
     )
     return session.scalar(query)

@@ -17,6 +17,7 @@ import click
 
 from policies.dates import local_minute
 from policies.money import som
+from policies.statuses import CustomerAccountStatus
 from signing_api.cli import root
 from signing_api.cli.root import cli
 
@@ -300,7 +301,7 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
     except UnknownTariff as ex:
         raise _bad("--tariff", str(ex.args[0])) from None
     with _runtime().transaction() as session:
-        if billing.balance(session, inn).status == "terminated":
+        if billing.balance(session, inn).status == CustomerAccountStatus.TERMINATED:
             raise billing.AccountTerminated(f"the contract of {inn} is terminated")
         info = billing.issue_payment_account(
             session, inn=inn, purpose=purpose or f"cert:first:{inn}", tariff=tariff,

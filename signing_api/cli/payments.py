@@ -23,6 +23,7 @@ import click
 
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.money import som
+from policies.statuses import LineOutcome
 from signing_api.cli import root
 from signing_api.cli.billing import billing_group
 
@@ -108,13 +109,13 @@ def _print_summary(file: Path, summary: ImportSummary) -> None:
     lines = len(summary.results)
     plural = "line" if lines == 1 else "lines"
     click.echo(f"statement {file.name} (sha256 {summary.sha256[:16]}…): {lines} {plural}")
-    labels = {"already": "already imported"}
-    for outcome in ("credited", "suspense", "already", "rejected"):
+    labels = {LineOutcome.ALREADY: "already imported"}
+    for outcome in LineOutcome:
         count = summary.count(outcome)
         label = labels.get(outcome, outcome)
-        total = f"{som(summary.total(outcome)):>14} som" if outcome != "rejected" else ""
+        total = f"{som(summary.total(outcome)):>14} som" if outcome != LineOutcome.REJECTED else ""
         click.echo(f"  {label:<17}{count:>7} {'line ' if count == 1 else 'lines'}{total}")
-    if suspense := summary.lines("suspense"):
+    if suspense := summary.lines(LineOutcome.SUSPENSE):
         click.echo("in suspense (resolve with `tamga billing assign LINE --inn INN`):")
         for result in suspense[:LIST_AT_MOST]:
             click.echo(
@@ -124,7 +125,7 @@ def _print_summary(file: Path, summary: ImportSummary) -> None:
         if len(suspense) > LIST_AT_MOST:
             more = len(suspense) - LIST_AT_MOST
             click.echo(f"  ... and {more} more: `tamga billing suspense` lists them all")
-    if rejected := summary.lines("rejected"):
+    if rejected := summary.lines(LineOutcome.REJECTED):
         click.echo("rejected, not imported (correct them and import again):")
         for result in rejected:
             ref = f", ref {result.reference}" if result.reference else ""

@@ -14,6 +14,7 @@ import click
 
 from policies.dates import local_minute
 from policies.money import som
+from policies.statuses import RegistrationStatus
 from signing_api.cli import root
 from signing_api.cli.ca import ca
 
@@ -209,7 +210,7 @@ def _registration_line(view: dict[str, Any]) -> str:
         f"{view['subscriber']['name']}: {view['holder']['full_name']}, "
         f"{view['role']}/{view['storage']}, {view['status']}"
     )
-    if view["status"] == "pending":
+    if view["status"] == RegistrationStatus.PENDING:
         line += f", decide by {local_minute(view['deadline_at'])}"
         line += " OVERDUE" if view["overdue"] else ""
     return line
@@ -263,7 +264,7 @@ def registration_submit(
 
 
 @registration_group.command("list")
-@click.option("--status", type=click.Choice(["pending", "approved", "rejected"]))
+@click.option("--status", type=click.Choice([s.value for s in RegistrationStatus]))
 @_JSON
 def registration_list(status: str | None, as_json: bool) -> None:
     """Registration requests, oldest first; pending ones show their deadline."""

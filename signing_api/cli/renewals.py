@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from policies.money import som
+from policies.statuses import RenewalOutcome, RenewalStatus
 from signing_api.cli import root
 from signing_api.cli.ca import ca
 
@@ -49,15 +50,14 @@ def renew_due_command(as_json: bool) -> None:
         for o in outcomes:
             detail = f"→ {o.new_serial}" if o.new_serial else o.reason
             click.echo(f"{o.serial}  {o.inn}  {o.outcome}: {detail}")
-        renewed = sum(o.outcome == "renewed" for o in outcomes)
+        renewed = sum(o.outcome == RenewalOutcome.RENEWED for o in outcomes)
         click.echo(f"{renewed} renewed, {len(outcomes) - renewed} not renewed")
-    if any(o.outcome == "failed" for o in outcomes):
+    if any(o.outcome == RenewalOutcome.FAILED for o in outcomes):
         raise SystemExit(1)
 
 
 @ca.command("renewals")
-@click.option("--status", type=click.Choice(["review", "accepted", "approved", "rejected",
-                                             "issued"]))  # fmt: skip
+@click.option("--status", type=click.Choice([s.value for s in RenewalStatus]))
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
 def renewals(status: str | None, as_json: bool) -> None:
     """Renewal requests (``--status review`` is the officer's queue)."""

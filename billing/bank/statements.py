@@ -1,4 +1,4 @@
-"""Money the operator receives itself: bank statements, the suspense list, the cash desk.
+"""Bank statements: reading the file, and importing each line exactly once.
 
 A bank statement is a CSV file (the format is documented in ``docs/bank-statements.md``):
 
@@ -15,8 +15,8 @@ the row's identity, so importing a file twice, or two statements that overlap, c
 twice. A row credits a subscriber when its payment code is one of the operator's
 (:data:`policies.operator.BANK_PAYMENT_CODES`) and its purpose names exactly one known INN or
 payment account; any other row waits in the suspense account (:data:`billing.ledger.SUSPENSE`)
-until an officer assigns it (:func:`assign`). Rows that are not well formed are reported with
-their line numbers and imported not at all.
+until an officer assigns it (``billing.bank.suspense``). Rows that are not well formed are
+reported with their line numbers and imported not at all.
 """
 
 from __future__ import annotations
@@ -28,69 +28,42 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Date,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from billing import ledger
-from billing.errors import (
-    BillingError,
-    IdempotencyConflict,
-    InvalidAmount,
-    MalformedAccount,
-    NotFound,
-)
-from billing.models import BigId, CustomerAccount, Payment, PaymentAccount
+from billing.bank.lines import MAX_REFERENCE, BankStatementLine, LineInfo
+from billing.bank.values import business_midnight, parse_amount, parse_date
+from billing.errors import BillingError
+from billing.models import CustomerAccount, PaymentAccount
 from billing.payments import Receipt, record_payment, record_unmatched
-from db import Base, DBError, UTCDateTime
-from policies.billing import BUSINESS_TIME_ZONE
-from policies.dates import local_minute
+from db import DBError
 from policies.identifiers import is_inn, is_payment_account
-from policies.money import parse_som, som
+from policies.money import som
 from policies.operator import BANK_PAYMENT_CODES
+from policies.statuses import BankLineStatus, LineOutcome
 
 __all__ = [
     "OUTCOMES",
     "REQUIRED_COLUMNS",
-    "BankStatementLine",
     "ImportInterrupted",
     "ImportSummary",
-    "LineAlreadyResolved",
-    "LineInfo",
     "LineResult",
     "ParsedStatement",
-    "ReceiptConflict",
     "RejectedLine",
     "StatementEntry",
     "StatementUnreadable",
-    "assign",
-    "business_midnight",
     "import_line",
     "import_statement",
-    "parse_amount",
-    "parse_date",
     "parse_statement",
-    "record_cash",
-    "suspense_lines",
 ]
 
-_ZONE = ZoneInfo(BUSINESS_TIME_ZONE)
 REQUIRED_COLUMNS = ("date", "reference", "amount", "payment_code", "purpose")
 OPTIONAL_COLUMNS = ("payer_name", "payer_inn", "payer_account")
-OUTCOMES = ("credited", "suspense", "already", "rejected")
-MAX_REFERENCE = 100  # payments.external_id
+OUTCOMES = tuple(LineOutcome)
 _BATCH = 500  # references per IN (...) query
 
 # A run of exactly 14 (an INN) or 16 (a payment account) ASCII digits, not part of a longer
@@ -101,10 +74,6 @@ _IDENTIFIER = re.compile(r"(?<![0-9])([0-9]{16}|[0-9]{14})(?![0-9])")
 
 class StatementUnreadable(BillingError):
     """The file is not a bank statement: not UTF-8, no header row, required columns missing."""
-
-
-class LineAlreadyResolved(BillingError):
-    """The statement line is not (or no longer) in suspense: it cannot be assigned again."""
 
 
 class ImportInterrupted(BillingError):
@@ -119,80 +88,7 @@ class ImportInterrupted(BillingError):
         self.done = done
 
 
-class BankStatementLine(Base):
-    """One imported line of a bank statement. Status changes only suspense → assigned, once.
-
-    The bank reference is the line's identity: UNIQUE, so a line is imported once whatever
-    the file it comes in. Migration 0004 makes the database refuse DELETE and any UPDATE other
-    than suspense → assigned.
-    """
-
-    __tablename__ = "bank_statement_lines"
-    __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("status IN ('credited', 'suspense', 'assigned')", name="status_known"),
-        CheckConstraint(
-            "(status = 'suspense' AND inn IS NULL AND payment_id IS NULL)"
-            " OR (status <> 'suspense' AND inn IS NOT NULL AND payment_id IS NOT NULL)",
-            name="resolution_consistent",
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    statement_sha256: Mapped[str] = mapped_column(String(64), index=True)
-    bank_reference: Mapped[str] = mapped_column(String(MAX_REFERENCE), unique=True)
-    line_no: Mapped[int] = mapped_column(Integer)
-    value_date: Mapped[date] = mapped_column(Date)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    payer_name: Mapped[str] = mapped_column(Text)
-    payer_inn: Mapped[str] = mapped_column(String(32))
-    payer_account: Mapped[str] = mapped_column(String(34))
-    payment_code: Mapped[str] = mapped_column(String(16))
-    purpose: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    reason: Mapped[str | None] = mapped_column(Text)  # why the line went to suspense
-    inn: Mapped[str | None] = mapped_column(ForeignKey("customer_accounts.inn"), index=True)
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), unique=True)
-    transaction_id: Mapped[int] = mapped_column(
-        ForeignKey("ledger_transactions.id"), unique=True
-    )  # the credit, or the transfer into suspense
-    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    resolved_by: Mapped[str | None] = mapped_column(Text)
-
-
-# --- values ----------------------------------------------------------------------------------
-
-
-def parse_amount(text: str) -> int:
-    """Som as written by people and banks ("1510", "1 510,00", "99.5") → tyiyn.
-
-    Refuses signs, exponents, more than two decimals, zero and implausibly large amounts:
-    money is never parsed through a float.
-    """
-    try:
-        return parse_som(text, lenient=True)
-    except ValueError as ex:
-        raise InvalidAmount(str(ex)) from None
-
-
-def parse_date(text: str) -> date:
-    """``DD.MM.YYYY`` or ``YYYY-MM-DD``."""
-    value = text.strip()
-    for pattern in ("%d.%m.%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(value, pattern).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{value!r} is not a date (DD.MM.YYYY or YYYY-MM-DD)")
-
-
-def business_midnight(day: date) -> datetime:
-    """00:00 of ``day`` in Bishkek, as an aware UTC datetime."""
-    return datetime.combine(day, time(0), tzinfo=_ZONE).astimezone(UTC)
-
-
-# --- parsing a statement ---------------------------------------------------------------------
+# --- parsing a statement --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -327,7 +223,7 @@ def _bounded(cell: dict[str, str | None], name: str, limit: int) -> str:
     return value
 
 
-# --- importing -------------------------------------------------------------------------------
+# --- importing ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -337,7 +233,7 @@ class LineResult:
     line_no: int
     reference: str
     amount: int  # 0 for a line rejected before its amount could be read
-    outcome: str
+    outcome: LineOutcome
     detail: str  # the INN credited, the suspense reason, the earlier status, the rejection
     line_id: int | None
 
@@ -375,7 +271,8 @@ def import_statement(
     again skips what is already there. ``on_progress(done, total)`` follows each line.
     """
     results = [
-        LineResult(r.line_no, r.reference, 0, "rejected", r.reason, None) for r in parsed.rejected
+        LineResult(r.line_no, r.reference, 0, LineOutcome.REJECTED, r.reason, None)
+        for r in parsed.rejected
     ]
     total = len(parsed.entries)
     known = _imported_before(transaction, [entry.reference for entry in parsed.entries])
@@ -397,7 +294,7 @@ def import_statement(
             obj=f"statement:{parsed.sha256}",
             now=now,
             **{f"{o}_lines": summary.count(o) for o in OUTCOMES},
-            **{f"{o}_amount": summary.total(o) for o in OUTCOMES if o != "rejected"},
+            **{f"{o}_amount": summary.total(o) for o in OUTCOMES if o != LineOutcome.REJECTED},
         )
     return summary
 
@@ -432,7 +329,7 @@ def _import_one(
                 return import_line(session, entry, sha256=sha256, now=now, actor=actor)
         except BillingError as ex:  # refused as a whole: nothing of the line was written
             return LineResult(
-                entry.line_no, entry.reference, entry.amount, "rejected", str(ex), None
+                entry.line_no, entry.reference, entry.amount, LineOutcome.REJECTED, str(ex), None
             )
         except IntegrityError as ex:
             # Another import took this reference meanwhile; the retry finds it and says so.
@@ -462,11 +359,13 @@ def import_line(
     if account is not None:
         paid = _pay(session, entry, account, now=now, actor=actor)
         if isinstance(paid, Receipt):
-            row = _store(session, entry, sha256, "credited", paid.transaction_id, now=now)
+            row = _store(
+                session, entry, sha256, BankLineStatus.CREDITED, paid.transaction_id, now=now
+            )
             row.inn, row.payment_id = paid.inn, paid.id
             session.flush()
             return LineResult(
-                entry.line_no, entry.reference, entry.amount, "credited", paid.inn, row.id
+                entry.line_no, entry.reference, entry.amount, LineOutcome.CREDITED, paid.inn, row.id
             )
         reason = paid
     posting = record_unmatched(
@@ -478,10 +377,12 @@ def import_line(
         actor=actor,
         source=ledger.BANK,
     )
-    row = _store(session, entry, sha256, "suspense", posting.transaction_id, now=now)
+    row = _store(session, entry, sha256, BankLineStatus.SUSPENSE, posting.transaction_id, now=now)
     row.reason = reason
     session.flush()
-    return LineResult(entry.line_no, entry.reference, entry.amount, "suspense", reason, row.id)
+    return LineResult(
+        entry.line_no, entry.reference, entry.amount, LineOutcome.SUSPENSE, reason, row.id
+    )
 
 
 def _pay(
@@ -512,16 +413,20 @@ def _already(entry: StatementEntry, existing: LineInfo) -> LineResult:
             f"{som(existing.amount)} som on {existing.value_date:%d.%m.%Y} "
             f"(statement line #{existing.id}): refused"
         )
-        return LineResult(entry.line_no, entry.reference, entry.amount, "rejected", detail, None)
+        return LineResult(
+            entry.line_no, entry.reference, entry.amount, LineOutcome.REJECTED, detail, None
+        )
     detail = f"imported before as line #{existing.id}, {existing.status}"
-    return LineResult(entry.line_no, entry.reference, entry.amount, "already", detail, existing.id)
+    return LineResult(
+        entry.line_no, entry.reference, entry.amount, LineOutcome.ALREADY, detail, existing.id
+    )
 
 
 def _store(
     session: Session,
     entry: StatementEntry,
     sha256: str,
-    status: str,
+    status: BankLineStatus,
     transaction_id: int,
     *,
     now: datetime,
@@ -579,189 +484,3 @@ def _match(session: Session, entry: StatementEntry) -> tuple[str | None, str]:
         return None, f"the purpose names several accounts: {', '.join(known)}"
     unknown = f" (unknown: {', '.join(named)})" if named else ""
     return None, f"the purpose names no known INN or payment account{unknown}"
-
-
-# --- the suspense list -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LineInfo:
-    """An imported statement line, as officers see it."""
-
-    id: int
-    line_no: int
-    reference: str
-    value_date: date
-    amount: int
-    payer_name: str
-    payer_inn: str
-    payment_code: str
-    purpose: str
-    status: str
-    reason: str | None
-    inn: str | None
-    payment_id: int | None
-    imported_at: datetime
-    resolved_at: datetime | None
-    resolved_by: str | None
-
-    @classmethod
-    def of(cls, row: BankStatementLine) -> LineInfo:
-        return cls(
-            row.id,
-            row.line_no,
-            row.bank_reference,
-            row.value_date,
-            row.amount,
-            row.payer_name,
-            row.payer_inn,
-            row.payment_code,
-            row.purpose,
-            row.status,
-            row.reason,
-            row.inn,
-            row.payment_id,
-            row.imported_at,
-            row.resolved_at,
-            row.resolved_by,
-        )
-
-
-def suspense_lines(session: Session) -> list[LineInfo]:
-    """The open suspense list, oldest first."""
-    rows = session.scalars(
-        select(BankStatementLine)
-        .where(BankStatementLine.status == "suspense")
-        .order_by(BankStatementLine.id)
-    )
-    return [LineInfo.of(row) for row in rows]
-
-
-def assign(
-    session: Session,
-    line_id: int,
-    *,
-    inn: str | None = None,
-    account: str | None = None,
-    now: datetime,
-    actor: str,
-) -> tuple[LineInfo, Receipt]:
-    """An officer names whose money a suspense line is: it moves from suspense to them. Once."""
-    number = _assignee(inn, account)
-    row = session.scalars(
-        select(BankStatementLine)
-        .where(BankStatementLine.id == line_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"no bank statement line #{line_id}")
-    if row.status != "suspense":
-        raise LineAlreadyResolved(_resolved_message(row))
-    receipt = record_payment(
-        session,
-        channel="bank",
-        provider="",
-        external_id=row.bank_reference,
-        account=number,
-        amount=row.amount,
-        paid_at=business_midnight(row.value_date),
-        now=now,
-        actor=actor,
-        source=ledger.SUSPENSE,
-    )
-    if receipt.replayed:  # a receipt for this reference exists: the line is not really open
-        raise LineAlreadyResolved(f"line #{line_id} was already paid in as receipt {receipt.id}")
-    row.status, row.inn, row.payment_id = "assigned", receipt.inn, receipt.id
-    row.resolved_at, row.resolved_by = now, actor
-    session.flush()
-    ledger.audit_event(
-        session,
-        actor=actor,
-        action="billing.bank_line.assigned",
-        obj=f"bank-line:{line_id}",
-        now=now,
-        reference=row.bank_reference,
-        account=number,
-        inn=receipt.inn,
-        amount=row.amount,
-        receipt=receipt.id,
-        transaction=receipt.transaction_id,
-    )
-    return LineInfo.of(row), receipt
-
-
-def _assignee(inn: str | None, account: str | None) -> str:
-    if (inn is None) == (account is None):
-        raise MalformedAccount("name either an INN or a payment account, not both or neither")
-    if inn is not None and not is_inn(inn):
-        raise MalformedAccount(f"{inn!r} is not a 14-digit INN")
-    if account is not None and not is_payment_account(account):
-        raise MalformedAccount(f"{account!r} is not a 16-digit payment account (check digit)")
-    return inn or account or ""
-
-
-def _resolved_message(row: BankStatementLine) -> str:
-    if row.status == "assigned":
-        return (
-            f"line #{row.id} ({row.bank_reference}) was already assigned to {row.inn} "
-            f"by {row.resolved_by} on {local_minute(row.resolved_at, '?')}"
-        )
-    return f"line #{row.id} ({row.bank_reference}) is not in suspense: it was credited to {row.inn}"
-
-
-# --- the cash desk ---------------------------------------------------------------------------
-
-
-class ReceiptConflict(IdempotencyConflict):
-    """A cash receipt number used before for another amount or subscriber."""
-
-    def __init__(self, number: str, original: Payment) -> None:
-        super().__init__(f"cash::{number}")
-        self.original_id = original.id
-        self.message = (
-            f"cash receipt {number} was recorded on {local_minute(original.recorded_at, '?')} for "
-            f"{som(original.amount)} som to {original.account}: "
-            "a receipt number is used once"
-        )
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def record_cash(
-    session: Session,
-    *,
-    number: str,
-    amount: int,
-    inn: str,
-    paid_at: datetime,
-    now: datetime,
-    actor: str,
-) -> Receipt:
-    """A cash-desk receipt: credited once per receipt number; a replay returns the original."""
-    if not is_inn(inn):
-        raise MalformedAccount(f"{inn!r} is not a 14-digit INN")
-    if not number or len(number) > MAX_REFERENCE or any(c.isspace() for c in number):
-        raise MalformedAccount(f"a receipt number is 1-{MAX_REFERENCE} characters without spaces")
-    try:
-        return record_payment(
-            session,
-            channel="cash",
-            provider="",
-            external_id=number,
-            account=inn,
-            amount=amount,
-            paid_at=paid_at,
-            now=now,
-            actor=actor,
-        )
-    except IdempotencyConflict:
-        original = session.scalars(
-            select(Payment).where(
-                Payment.channel == "cash", Payment.provider == "", Payment.external_id == number
-            )
-        ).one_or_none()
-        if original is None:
-            raise
-        raise ReceiptConflict(number, original) from None
