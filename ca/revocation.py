@@ -327,7 +327,7 @@ def certificate_history(session: Session, serial: int) -> CertificateHistory | N
     row = session.scalars(
         select(Certificate).where(Certificate.serial == f"{serial:x}")
     ).one_or_none()
-    if row is None or row.status in ("pending", "failed"):
+    if row is None or row.status in (CertificateStatus.PENDING, CertificateStatus.FAILED):
         return None
     events = session.scalars(
         select(CertificateEvent)

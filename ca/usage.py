@@ -23,6 +23,7 @@ from ca.registry import foreign_addresses
 from policies.cert_profiles import CertRole, allowed_companies, signs_as
 from policies.dates import local_date
 from policies.identifiers import is_inn
+from policies.statuses import CertificateState, ServiceStatus
 
 __all__ = ["REPORT_ROLES", "may_sign"]
 
@@ -42,7 +43,7 @@ def may_sign(
     """Return if ``certificate`` may sign for company ``inn`` as ``role`` at ``now``; else raise
     :class:`UsageRefused` saying why (``from_abroad`` when only the §3.6 rule refused)."""
     state = certificate_state(certificate, now)
-    if state != "valid":
+    if state != CertificateState.VALID:
         raise UsageRefused(f"the certificate is {state}")
     if role not in REPORT_ROLES:
         raise UsageRefused("the report role is head or accountant", field="role")
@@ -75,5 +76,5 @@ def may_sign(
             from_abroad=True,
         )
     served = billing.service_state(session, certificate.subscriber_inn, now=now)
-    if served.state != "active":
+    if served.state != ServiceStatus.ACTIVE:
         raise UsageRefused(f"service for {billed} is stopped: {served.reason}")

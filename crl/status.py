@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from ca.revocation import certificate_history
+from policies.statuses import CertificateChange
 
 __all__ = ["CertificateStatus", "Status", "status_at"]
 
@@ -63,7 +64,7 @@ def status_at(session: Session, serial: int, at: datetime) -> CertificateStatus:
     for event in history.events:
         if event.at > at:
             break
-        if event.action == "revoked":
+        if event.action == CertificateChange.REVOKED:
             status, since, reason, invalidity = (
                 Status.REVOKED,
                 event.at,
@@ -71,14 +72,14 @@ def status_at(session: Session, serial: int, at: datetime) -> CertificateStatus:
                 event.invalidity_date,
             )
             break
-        if event.action == "suspended":
+        if event.action == CertificateChange.SUSPENDED:
             status, since, reason, invalidity = (
                 Status.ON_HOLD,
                 event.at,
                 "certificate_hold",
                 event.invalidity_date,
             )
-        elif event.action == "resumed":
+        elif event.action == CertificateChange.RESUMED:
             status, since, reason, invalidity = Status.GOOD, None, None, None
     return CertificateStatus(
         serial,
