@@ -50,6 +50,7 @@ __all__ = [
     "CertificateRequest",
     "Finding",
     "Severity",
+    "SubjectFieldError",
     "SubjectIdentity",
     "build_certificate",
     "check_subscriber_key",
@@ -84,6 +85,14 @@ def organization_identifier(inn: str) -> str:
     return _ORG_ID_PREFIX + inn
 
 
+class SubjectFieldError(ValueError):
+    """A value that would not make a valid certificate subject; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class SubjectIdentity:
     """Who the certificate names: the holder, its position and the company it acts for."""
@@ -101,16 +110,20 @@ class SubjectIdentity:
         for field, limit in _MAX.items():
             value = getattr(self, field)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{field} must not be empty")
+                raise SubjectFieldError(field, f"{field} must not be empty")
             if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise ValueError(f"{field} has surrounding spaces or control characters")
+                raise SubjectFieldError(
+                    field, f"{field} has surrounding spaces or control characters"
+                )
             if len(value) > limit:
-                raise ValueError(f"{field} is longer than {limit} characters")
+                raise SubjectFieldError(field, f"{field} is longer than {limit} characters")
         if not is_inn(self.company_inn):
-            raise ValueError("company_inn must be 14 digits")
+            raise SubjectFieldError("company_inn", "company_inn must be 14 digits")
         local = self.email.rpartition("@")[0]
         if not _EMAIL.match(self.email) or len(local) > 64:
-            raise ValueError(f"email {self.email!r} is not a plausible ASCII e-mail address")
+            raise SubjectFieldError(
+                "email", f"email {self.email!r} is not a plausible ASCII e-mail address"
+            )
 
 
 def key_spec_name(public_key: PublicKey) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 import billing
 from ca.errors import Conflict, InvalidField, NotFound
 from ca.models import ForeignAccess, Holder, Subscriber
-from ca.profiles import SubjectIdentity
+from ca.profiles import SubjectFieldError, SubjectIdentity
 from db import audit
 from policies.identifiers import is_inn
 from policies.statuses import HolderStatus, SubscriberStatus
@@ -117,10 +117,8 @@ def _identity_check(fields: dict[str, str], company: str, inn: str, locality: st
             locality=locality,
             email=fields["email"],
         )
-    except ValueError as ex:
-        message = str(ex)
-        field = message.split(" ", 1)[0]
-        raise InvalidField(field if field in fields else "email", message) from None
+    except SubjectFieldError as ex:
+        raise InvalidField(ex.field if ex.field in fields else "email", str(ex)) from None
 
 
 def _subscriber_fields(data: Mapping[str, Any]) -> dict[str, str]:
