@@ -77,6 +77,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
     from ca.issuance import issue_certificate
     from ca.profiles import lint_certificate
     from ca.registry import create_holder, create_subscriber
+    from ca.requests import IssueRequest
     from crl import RevokedEntry, issue_crl
     from policies.ca_profiles import ISSUING_CA
     from policies.keys import KeySpec, SignatureScheme
@@ -134,9 +135,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=holders[0],
-            role="accountant",
-            storage="cloud",
+            request=IssueRequest.parse(holder_id=holders[0], role="accountant", storage="cloud"),
             public_url=rt.config.public_url,
             now=now,
             actor="bench",
@@ -159,9 +158,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=holders[0],
-            role="accountant",
-            storage="cloud",
+            request=IssueRequest.parse(holder_id=holders[0], role="accountant", storage="cloud"),
             public_url=rt.config.public_url,
             now=now,
             actor="bench",
@@ -174,8 +171,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
                 rt.transaction,
                 ca_token=rt.ca_token,
                 cloud_token=rt.cloud_token,
-                holder_id=holder,
-                role="accountant",
+                request=IssueRequest.parse(holder_id=holder, role="accountant", storage="cloud"),
                 public_url=rt.config.public_url,
                 now=datetime.now(UTC),
                 actor="bench",
@@ -191,11 +187,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
         f", {n} certificates per variant"
     )
     print("end to end (issue_certificate: key, lint, HSM signature, hold, four transactions):")
-    run("cloud P-256, pkilint included", holders[1 : n + 1], storage="cloud")
+    run("cloud P-256, pkilint included", holders[1 : n + 1])
     run(
         "cloud P-256, pkilint excluded",
         holders[n + 1 : 2 * n + 1],
-        storage="cloud",
         lint=lambda _c: [],
     )
     csrs = [_csr() for _ in range(n)]
@@ -205,10 +200,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=holder,
-            role="accountant",
-            storage="rutoken",
-            csr=csr,
+            request=IssueRequest.parse(
+                holder_id=holder, role="accountant", storage="rutoken", csr=csr
+            ),
             public_url=rt.config.public_url,
             now=datetime.now(UTC),
             actor="bench",

@@ -187,6 +187,7 @@ def setup(rt: Any) -> tuple[list[Key], int, str]:
     from ca.errors import PaymentRequired
     from ca.issuance import issue_certificate
     from ca.registry import create_holder, create_subscriber
+    from ca.requests import IssueRequest
     from signing_api.clients import ClientSubscriber, create_client
 
     now = datetime.now(UTC)
@@ -234,10 +235,9 @@ def setup(rt: Any) -> tuple[list[Key], int, str]:
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=holder,
-            role="head",
-            storage="cloud",
-            key_spec=key.key_spec,
+            request=IssueRequest.parse(
+                holder_id=holder, role="head", storage="cloud", key_spec=key.key_spec
+            ),
             public_url=rt.config.public_url,
             now=datetime.now(UTC),
             actor="bench",

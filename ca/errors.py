@@ -15,6 +15,7 @@ __all__ = [
     "HierarchyNotReady",
     "InvalidCertificate",
     "InvalidField",
+    "InvalidFields",
     "KeyRefused",
     "LintFailed",
     "NotAllowed",
@@ -56,6 +57,16 @@ class InvalidField(CAError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class InvalidFields(InvalidField):
+    """Several request fields are missing or malformed: ``errors`` maps each to its message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        first, message = next(iter(errors.items()))
+        super().__init__(first, message)
+        self.errors = dict(errors)
+        self.args = ("; ".join(f"{field}: {text}" for field, text in errors.items()),)
 
 
 class NotFound(CAError):

@@ -45,6 +45,7 @@ from ca.models import Certificate, Holder, RenewalDocument, RenewalRequest, Subs
 from ca.pricing import certificate_price
 from ca.registry import REQUISITES, requisites
 from ca.renewal_text import parse_requisites, renewal_request_text
+from ca.requests import IssueRequest
 from db import audit
 from hsm import HSMToken
 from policies.calendar import RENEWAL_POLICY, local_date
@@ -217,10 +218,13 @@ def _issue_renewal(
         not_before, old_id, csr, key = old.not_after, old.id, renewal.csr_der, renewal.charge_key
     more = {} if lint is None else {"lint": lint}
     try:
+        request = IssueRequest.parse(
+            holder_id=holder_id, role=role, storage=storage, csr=csr,
+            key_spec=key_spec if csr is None else None,
+        )  # fmt: skip
         issued: Issued = issue_certificate(
             transaction, ca_token=issuers.ca_token, cloud_token=issuers.cloud_token,
-            holder_id=holder_id, role=role, storage=storage, public_url=issuers.public_url,
-            now=now, actor=actor, csr=csr, key_spec=key_spec if csr is None else None,
+            request=request, public_url=issuers.public_url, now=now, actor=actor,
             not_before=not_before, renewal_of=old_id, prepaid_key=key, **more,
         )  # fmt: skip
     except BaseException as ex:

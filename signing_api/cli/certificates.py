@@ -62,15 +62,18 @@ def issue(
     """Issue a certificate for a holder (the price must be paid)."""
     from ca.issuance import issue_certificate
     from ca.models import Certificate
+    from ca.requests import IssueRequest
     from signing_api.cli.root import open_runtime as _runtime
     from signing_api.web.ca.certificates import certificate_json, chain_pem
 
     rt, now = _runtime(), datetime.now(UTC)
+    request = IssueRequest.parse(
+        holder_id=holder_id, role=role, storage=storage,
+        csr=None if csr is None else csr.read_bytes(), key_spec=key_spec,
+    )  # fmt: skip
     issued = issue_certificate(
-        rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token,
-        holder_id=holder_id, role=role, storage=storage, public_url=rt.config.public_url,
-        now=now, actor=root.actor(), csr=None if csr is None else csr.read_bytes(),
-        key_spec=key_spec,
+        rt.transaction, ca_token=rt.ca_token, cloud_token=rt.cloud_token, request=request,
+        public_url=rt.config.public_url, now=now, actor=root.actor(),
     )  # fmt: skip
     with rt.transaction() as session:
         row = session.get_one(Certificate, issued.certificate.id)

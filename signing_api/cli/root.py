@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from billing import BillingError
 from ca import CAError
-from ca.errors import InvalidField, PaymentRequired
+from ca.errors import InvalidField, InvalidFields, PaymentRequired
 from crl import CRLError
 from db import DBError, check_connection
 from hsm import HSMError
@@ -52,6 +52,8 @@ def option_of(field: str) -> str:
 
 def _message(ex: Exception) -> str:
     """The one line a domain refusal prints: the CLI's whole error table."""
+    if isinstance(ex, InvalidFields):
+        return "; ".join(f"invalid {option_of(f)}: {text}" for f, text in ex.errors.items())
     if isinstance(ex, InvalidField):
         return f"invalid {option_of(ex.field)}: {ex.message}"
     if isinstance(ex, PaymentRequired):

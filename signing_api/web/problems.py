@@ -19,6 +19,7 @@ from ca.errors import (
     CAError,
     Conflict,
     InvalidField,
+    InvalidFields,
     KeyRefused,
     LintFailed,
     NotAllowed,
@@ -176,7 +177,9 @@ def problem_of(ex: DomainError) -> Problem:
     slug = next(DOMAIN_PROBLEMS[cls] for cls in type(ex).__mro__ if cls in DOMAIN_PROBLEMS)
     errors: dict[str, str] = {}
     extra: dict[str, Any] = {}
-    if isinstance(ex, InvalidField):
+    if isinstance(ex, InvalidFields):
+        errors = dict(ex.errors)
+    elif isinstance(ex, InvalidField):
         errors = {ex.field: ex.message}
     elif isinstance(ex, UsageRefused):
         errors = {ex.field or "request": ex.message}

@@ -24,6 +24,7 @@ from ca.issuance import issue_certificate
 from ca.models import Certificate, CertificateEvent
 from ca.pricing import certificate_price
 from ca.profiles import Finding, Severity
+from ca.requests import IssueRequest
 from db import AuditEntry
 from hsm import HSMError, HSMToken
 from policies.cert_profiles import CertRole, Storage
@@ -289,10 +290,13 @@ class _BrokenToken:
 
 def _issue(api: CaApi, holder: int, **more: Any) -> Any:
     rt = api.runtime
+    request = IssueRequest.parse(
+        holder_id=holder, role=more.pop("role", "head"), storage="cloud",
+        key_spec=more.pop("key_spec", None),
+    )  # fmt: skip
     return issue_certificate(
         rt.transaction, ca_token=more.pop("ca_token", rt.ca_token), cloud_token=rt.cloud_token,
-        holder_id=holder, role=more.pop("role", "head"), storage="cloud", public_url=CA_URL,
-        now=api.clock.now, actor="test", **more,
+        request=request, public_url=CA_URL, now=api.clock.now, actor="test", **more,
     )  # fmt: skip
 
 

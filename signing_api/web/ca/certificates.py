@@ -30,6 +30,7 @@ from ca.issuance import (
     list_certificates,
 )
 from ca.models import Certificate, Holder
+from ca.requests import IssueRequest
 from policies.cert_profiles import Storage
 from policies.dates import iso_utc
 from policies.roles import ClientRole
@@ -187,15 +188,18 @@ def issue(body: CertificateRequest) -> Response:
         if holder is not None:
             require_visible(session, holder.subscriber_inn, "holder")
     with ca_refusals():  # issuance runs its own transactions
+        request = IssueRequest.parse(
+            holder_id=body.holder_id,
+            role=body.role,
+            storage=body.storage,
+            csr=body.csr_pem,
+            key_spec=body.key_spec,
+        )
         issued = issue_certificate(
             rt.transaction,
             ca_token=rt.ca_token,
             cloud_token=rt.cloud_token,
-            holder_id=body.holder_id,
-            role=body.role.value,
-            storage=body.storage.value,
-            csr=body.csr_pem,
-            key_spec=body.key_spec,
+            request=request,
             public_url=rt.config.public_url,
             now=moment,
             actor=who,
