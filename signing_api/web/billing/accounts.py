@@ -20,7 +20,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
 import billing
@@ -56,7 +56,8 @@ from signing_api.web.billing.schemas import (
     Termination,
     TerminationRequest,
 )
-from signing_api.web.context import actor, reply, runtime, transaction
+from signing_api.web.common import require_visible
+from signing_api.web.context import actor, reply, transaction
 from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
@@ -87,12 +88,8 @@ def _path_inn(inn: str) -> str:
     """
     if not is_inn(inn):
         raise Problem("not-found", f"{inn[:40]!r} is not a 14-digit INN: no such account")
-    if g.client_role is not ClientRole.OFFICER:
-        from signing_api.clients import ClientSubscriber
-
-        with runtime().transaction() as session:
-            if session.get(ClientSubscriber, (g.client_id, inn)) is None:
-                raise Problem("not-found", f"no account {inn} is visible to this client")
+    with transaction() as session:
+        require_visible(session, inn, "account")
     return inn
 
 
