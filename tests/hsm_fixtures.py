@@ -23,6 +23,14 @@ TEST_PINS = {CA_TOKEN: "ca-test-pin-1234", CLOUD_TOKEN: "cloud-test-pin-5678"}
 PKCS11_MODULE = os.environ.get("TAMGA_PKCS11_MODULE", DEFAULT_PKCS11_MODULE)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``hsm`` every test that reaches SoftHSM2 through a fixture (directly or not), so
+    that ``-m hsm`` / ``-m "not hsm"`` select by what a test really uses."""
+    for item in items:
+        if "hsm_home" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.hsm)
+
+
 @pytest.fixture(scope="session")
 def hsm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TAMGA_HOME whose SoftHSM2 holds initialised ``tamga-ca`` and ``tamga-cloud`` tokens."""

@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from billing.models import CustomerAccount
 from tests.ca_fixtures import CaApi
 
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
 GIANT = "1180591620717411303424"  # 2**70: more than any database id
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from cryptography import x509
 
 from crl import Status, status_at
 from tests.ca_fixtures import CA_NOW, CaApi, register
 from tests.integration.test_issuance import _paid_first
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 URL = "/api/v1/certificates"
 

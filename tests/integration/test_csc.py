@@ -17,6 +17,7 @@ import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from cryptography.hazmat.primitives.hashes import SHA256 as Sha256
@@ -26,6 +27,8 @@ from db import AuditEntry
 from signing_api.cloud import CloudSignature
 from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
 from tests.integration.test_issuance import _paid_first
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 INN = SUBSCRIBER["inn"]
 PIN = "482913"

@@ -51,6 +51,8 @@ from tests.integration.test_csc import (
 from tests.integration.test_issuance import _fields, _paid_first, _problem
 from tests.integration.test_renewal import _signed
 
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
 HERE = Path(__file__).resolve().parent
 
 

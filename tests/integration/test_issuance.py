@@ -31,6 +31,8 @@ from policies.cert_profiles import CertRole, Storage
 from tests.ca_fixtures import CA_NOW, CA_URL, SUBSCRIBER, CaApi, register
 from tests.pki_tools import openssl_verify, pkilint
 
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
 INN = SUBSCRIBER["inn"]
 HEAD_CLOUD = certificate_price(CertRole.HEAD, Storage.CLOUD, CA_NOW)[1]
 RUTOKEN = certificate_price(CertRole.ACCOUNTANT, Storage.RUTOKEN, CA_NOW)[1]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,6 +31,8 @@ from db import AuditEntry
 from policies.cert_profiles import CertRole, Storage
 from tests.ca_fixtures import CA_NOW, CA_URL, SUBSCRIBER, CaApi, register
 from tests.integration.test_issuance import _paid_first, _problem
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 INN = SUBSCRIBER["inn"]
 PRICE = certificate_price(CertRole.HEAD, Storage.CLOUD, CA_NOW)[1]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from sqlalchemy import select
 
@@ -21,6 +22,8 @@ from db import AuditEntry
 from tests.ca_fixtures import CA_NOW, CaApi, register
 from tests.integration.test_issuance import _paid_first, _problem
 from tests.pki_tools import _VENV_BIN
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 URL = "/api/v1/certificates"
 

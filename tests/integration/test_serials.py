@@ -15,6 +15,8 @@ from ca import CertificateSerial, reserve_serial
 from policies.ca_profiles import SERIAL_BITS
 from signing_api.runtime import Runtime
 
+pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
+
 COUNT = 100_000
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
