@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 URL = "http://ca.example.kg"
-_VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+_VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 
 
 def _hierarchy(runtime: Runtime, now: datetime = NOW) -> tuple[x509.Certificate, x509.Certificate]:

@@ -29,8 +29,8 @@ from crl.models import CRLIssue
 from db import AuditEntry
 from signing_api.runtime import Runtime
 from tests.ca_fixtures import SUBSCRIBER, CaApi, register
-from tests.integration.test_issuance import _cloud_keys, _paid_first
-from tests.integration.test_osmp import (
+from tests.integration.ca.test_issuance import _cloud_keys, _paid_first
+from tests.integration.signing_api.test_osmp import (
     DATE,
     INN,
     NOW,

@@ -32,7 +32,9 @@ from policies.tariffs import Revenue
 from signing_api.cloud import CloudCredential, SignatureActivation
 from tests.ca_fixtures import CaApi, register
 from tests.hsm_fixtures import PKCS11_MODULE, TEST_PINS
-from tests.integration.test_csc import (
+from tests.integration.ca.test_issuance import _fields, _paid_first, _problem
+from tests.integration.ca.test_renewal import _signed
+from tests.integration.signing_api.test_csc import (
     ECDSA_SHA256,
     INN,
     PIN,
@@ -48,12 +50,10 @@ from tests.integration.test_csc import (
     _signatures,
     totp,
 )
-from tests.integration.test_issuance import _fields, _paid_first, _problem
-from tests.integration.test_renewal import _signed
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
-HERE = Path(__file__).resolve().parent
+CHECK_TOKEN_KEYS = Path(__file__).resolve().parents[2] / "check_token_keys.py"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def _token_objects(kind: str) -> list[dict[str, Any]]:
     result = subprocess.run(
         [
             sys.executable,
-            str(HERE / "check_token_keys.py"),
+            str(CHECK_TOKEN_KEYS),
             PKCS11_MODULE,
             "tamga-cloud",
             TEST_PINS["tamga-cloud"],

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from crl import Status, status_at
 from tests.ca_fixtures import CA_NOW, CaApi, register
-from tests.integration.test_issuance import _paid_first
+from tests.integration.ca.test_issuance import _paid_first
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 

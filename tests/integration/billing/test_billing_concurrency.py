@@ -54,7 +54,7 @@ from billing.models import (
 from db import AuditEntry, make_engine, make_session_factory, verify_chain
 from policies.tariffs import Revenue
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ACTOR = "load-test"
 SEED = 20_261_102

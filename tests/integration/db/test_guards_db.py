@@ -28,8 +28,8 @@ from billing.models import Hold, LedgerEntry, LedgerTransaction
 from db import AuditEntry
 from policies.tariffs import Revenue
 from tests.ca_fixtures import SUBSCRIBER, CaApi, register
-from tests.integration.test_csc import _authorize, _hash, _setup, _sign
-from tests.integration.test_issuance import _paid_first
+from tests.integration.ca.test_issuance import _paid_first
+from tests.integration.signing_api.test_csc import _authorize, _hash, _setup, _sign
 
 pytestmark = pytest.mark.db
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pkcs11._pkcs11
 import pytest
 
+from tests.e2e.test_serve import _free_port, _get
 from tests.hsm_fixtures import PKCS11_MODULE
-from tests.integration.test_serve import _free_port, _get
 from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]

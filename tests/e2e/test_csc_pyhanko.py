@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_csc import PIN, totp
-from tests.integration.test_serve import server  # noqa: F401 - the real-gunicorn fixture
+from tests.e2e.test_serve import server  # noqa: F401 - the real-gunicorn fixture
+from tests.integration.signing_api.test_csc import PIN, totp
 from tests.tamga_fixtures import RunTamga
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]

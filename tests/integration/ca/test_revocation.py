@@ -20,7 +20,7 @@ from sqlalchemy import select
 from ca.models import Certificate, CertificateEvent
 from db import AuditEntry
 from tests.ca_fixtures import CA_NOW, CaApi, register
-from tests.integration.test_issuance import _paid_first, _problem
+from tests.integration.ca.test_issuance import _paid_first, _problem
 from tests.pki_tools import _VENV_BIN
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]

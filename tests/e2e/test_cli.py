@@ -19,13 +19,13 @@ from tests.tamga_fixtures import RunTamga
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
 
-HERE = Path(__file__).resolve().parent
+CHECK_TOKEN_KEYS = Path(__file__).resolve().parents[1] / "check_token_keys.py"
 
 
 def _token_keys(home: Path, label: str) -> list[dict[str, object]]:
     pin = (home / "secrets" / f"{label}.pin").read_text().strip()
     result = subprocess.run(
-        [sys.executable, str(HERE / "check_token_keys.py"), PKCS11_MODULE, label, pin],
+        [sys.executable, str(CHECK_TOKEN_KEYS), PKCS11_MODULE, label, pin],
         env={"SOFTHSM2_CONF": str(home / "softhsm2.conf"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

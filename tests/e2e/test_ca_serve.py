@@ -21,7 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration.test_serve import server  # noqa: F401 - the real-gunicorn fixture
+from tests.e2e.test_serve import server  # noqa: F401 - the real-gunicorn fixture
 from tests.tamga_fixtures import RunTamga
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]

@@ -30,7 +30,7 @@ from ca.renewal import Issuers, renew_due
 from db import AuditEntry
 from policies.cert_profiles import CertRole, Storage
 from tests.ca_fixtures import CA_NOW, CA_URL, SUBSCRIBER, CaApi, register
-from tests.integration.test_issuance import _paid_first, _problem
+from tests.integration.ca.test_issuance import _paid_first, _problem
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 

@@ -35,7 +35,7 @@ from signing_api.app import create_app
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
 from signing_api.web.billing import osmp
-from tests.integration.test_serve import server  # noqa: F401 - the real-gunicorn fixture
+from tests.e2e.test_serve import server  # noqa: F401 - the real-gunicorn fixture
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from db import AuditEntry
 from signing_api.cloud import CloudSignature
 from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
-from tests.integration.test_issuance import _paid_first
+from tests.integration.ca.test_issuance import _paid_first
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 

@@ -15,7 +15,7 @@ from ca.cms import CMSInvalid, sign_detached, verify_detached
 from ca.renewal_text import parse_requisites, renewal_request_text
 from hsm import HSMToken
 from policies.keys import KeySpec
-from tests.unit.test_cms import assert_openssl_accepts, make_ca, make_leaf
+from tests.unit.ca.test_cms import assert_openssl_accepts, make_ca, make_leaf
 
 pytestmark = pytest.mark.hsm
 
