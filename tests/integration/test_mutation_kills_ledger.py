@@ -106,3 +106,15 @@ def test_the_same_charge_or_hold_key_with_other_content_is_a_conflict(
         with pytest.raises(billing.IdempotencyConflict):
             _hold(s, amount, "hold:1", kind)
         assert _counts(s) == before
+
+
+def test_holds_add_up_and_voiding_one_releases_only_its_amount(db: sessionmaker[Session]) -> None:
+    """Kills hold 62 (``held = amount`` instead of ``+=``)."""
+    with db.begin() as s:
+        _credit(s, 100_00, "cash:1")
+        _hold(s, 30_00, "hold:1")
+        _hold(s, 20_00, "hold:2")
+        assert billing.balance(s, INN).held == 50_00
+        billing.void_hold(s, key="hold:1", now=NOW, actor=ACTOR)
+        bal = billing.balance(s, INN)
+        assert (bal.posted, bal.held, bal.available) == (100_00, 20_00, 80_00)
