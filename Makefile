@@ -18,7 +18,7 @@ TYPED_PACKAGES := policies hsm db ca crl billing filing signing_api
 TAMGA_TEST_DATABASE_URL ?= postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres
 export TAMGA_TEST_DATABASE_URL
 
-.PHONY: help setup system-packages run test lint bench clean distclean
+.PHONY: help setup system-packages run test lint bench mutation clean distclean
 
 help: ## show the targets
 	@echo "Tamga make targets:"
@@ -74,6 +74,11 @@ bench: setup ## HSM, ledger, issuance/CRL and CSC signing benchmarks, each besid
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/sign_api.py
+
+mutation: setup ## mutation testing of the guard modules (slow; AREAS=ledger audit ... for some)
+	scripts/ensure-postgres.sh
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]' --config-settings editable_mode=compat
+	$(BIN)/python scripts/mutation.py $(AREAS)
 
 clean: ## remove .venv, caches and build output (keeps var/, which holds the keys)
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
