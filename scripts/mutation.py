@@ -2,8 +2,7 @@
 """Mutation testing of Tamga's security- and money-critical modules (``make mutation``).
 
 The one place that says which modules are mutated and which tests must kill their mutants is
-``AREAS`` below: when a module moves (signing_api/ -> signing_api/cloud/, signing_api/web/), change
-its path here and nowhere else.
+``AREAS`` below: when a module or a test file moves, change its path here and nowhere else.
 
 Each area runs mutmut 3 in its own scratch copy of the tree, build/mutation/<area>/, so areas do
 not share mutmut's cache and the work tree is never touched. mutmut copies the packages into
@@ -43,6 +42,7 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 # Every package is copied into mutants/ (so imports resolve there); only the area's modules mutate.
 PACKAGES = ["policies", "hsm", "db", "ca", "crl", "billing", "filing", "signing_api"]
 IT = "tests/integration/"
+SIG, CA, BILL, DB, CRL = IT + "signing_api/", IT + "ca/", IT + "billing/", IT + "db/", IT + "crl/"
 
 
 @dataclass(frozen=True)
@@ -58,47 +58,53 @@ class Area:
 AREAS: dict[str, Area] = {
     # SAD / credential activation (docs/signing.md)
     "activation": Area(
-        modules=["signing_api/credentials.py"],
-        tests=[IT + "test_csc.py", IT + "test_csc_guards.py"],
+        modules=[
+            "signing_api/cloud/activation.py",
+            "signing_api/cloud/sad.py",
+            "signing_api/cloud/signing.py",
+            "ca/usage.py",
+        ],
+        tests=[SIG + "test_csc.py", SIG + "test_csc_guards.py"],
     ),
     # client scopes and authorisation (docs/registry.md, docs/architecture.md)
     "scope": Area(
-        modules=["signing_api/auth.py", "signing_api/ca_common.py", "signing_api/clients.py"],
+        modules=["signing_api/web/auth.py", "signing_api/web/common.py", "signing_api/clients.py"],
         tests=[
-            IT + "test_app.py",
-            IT + "test_registry_api.py",
-            IT + "test_billing_api.py",
-            IT + "test_mutation_kills_scope.py",
+            SIG + "test_app.py",
+            SIG + "test_registry_api.py",
+            SIG + "test_billing_api.py",
+            SIG + "test_csc.py",
         ],
     ),
     # the ledger (docs/billing.md)
     "ledger": Area(
         modules=["billing/ledger.py"],
-        tests=[IT + "test_billing_ledger.py", IT + "test_mutation_kills_ledger.py"],
+        tests=[BILL + "test_billing_ledger.py", BILL + "test_ledger_guards.py"],
     ),
     # OSMP payment terminals and payments (docs/osmp.md, docs/billing.md)
     "osmp": Area(
-        modules=["signing_api/osmp.py", "billing/payments.py"],
-        tests=[IT + "test_osmp.py", IT + "test_billing_api.py", IT + "test_mutation_kills_osmp.py"],
+        modules=["signing_api/web/billing/osmp.py", "billing/payments.py"],
+        tests=[SIG + "test_osmp.py", SIG + "test_billing_api.py", SIG + "test_guards_http.py"],
     ),
     # the issuance gate (docs/certificates.md)
     "issuance": Area(
-        modules=["ca/issuance.py"],
-        tests=[IT + "test_issuance.py", IT + "test_renewal.py"],
+        modules=["ca/issuance.py", "ca/requests.py"],
+        tests=[CA + "test_issuance.py", CA + "test_renewal.py", SIG + "test_guards_http.py"],
     ),
     # revocation and CRL publication (docs/crl.md)
     "revocation": Area(
-        modules=["ca/revocation.py", "crl/builder.py", "crl/publish.py"],
+        modules=["ca/revocation.py", "crl/builder.py", "crl/publish.py", "crl/status.py"],
         tests=[
-            IT + "test_revocation.py",
-            IT + "test_crl.py",
-            IT + "test_mutation_kills_revocation.py",
+            CA + "test_revocation.py",
+            CRL + "test_crl.py",
+            CRL + "test_crl_status.py",
+            SIG + "test_guards_http.py",
         ],
     ),
     # the append-only audit chain (docs/architecture.md)
     "audit": Area(
         modules=["db/audit.py"],
-        tests=[IT + "test_audit.py", IT + "test_mutation_kills_audit.py"],
+        tests=[DB + "test_audit.py", DB + "test_audit_guards.py", DB + "test_guards_db.py"],
     ),
 }
 
