@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import billing
 from billing import ledger
 from policies.tariffs import Revenue
-from tests.integration.test_billing_ledger import ACTOR, INN, NOW, _charge, _counts, _credit
+from tests.integration.billing.test_billing_ledger import ACTOR, INN, NOW, _charge, _counts, _credit
 
 
 @pytest.fixture

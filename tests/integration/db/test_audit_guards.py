@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import AuditEntry, AuditHead, append, verify_chain
-from tests.integration.test_audit import (
+from tests.integration.db.test_audit import (
     HEAD,
     JOURNAL,
     T0,
