@@ -1,15 +1,17 @@
 """Ledger guarantees (docs/billing.md) that mutation testing (``make mutation``, area ``ledger``)
 found unproved: the boundaries of amounts and idempotency keys, a charge of exactly the available
-balance, ``InsufficientFunds``' documented fields, and the fingerprint that makes the same key
-with other content an ``IdempotencyConflict``."""
+balance, ``InsufficientFunds``' documented fields, the fingerprint that makes the same key
+with other content an ``IdempotencyConflict``, and the audit row of every money event."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import billing
 from billing import ledger
+from db import AuditEntry
 from policies.tariffs import Revenue
 from tests.integration.billing.test_billing_ledger import ACTOR, INN, NOW, _charge, _counts, _credit
 
@@ -118,3 +120,68 @@ def test_holds_add_up_and_voiding_one_releases_only_its_amount(db: sessionmaker[
         billing.void_hold(s, key="hold:1", now=NOW, actor=ACTOR)
         bal = billing.balance(s, INN)
         assert (bal.posted, bal.held, bal.available) == (100_00, 20_00, 80_00)
+
+
+def _audit_rows(s: Session, after: int) -> list[tuple[str, str, str, str, dict[str, object]]]:
+    rows = s.scalars(
+        select(AuditEntry).where(AuditEntry.sequence > after).order_by(AuditEntry.sequence)
+    )
+    return [(e.actor, e.action, e.object, e.outcome, e.details_dict()) for e in rows]
+
+
+def test_every_money_event_has_its_audit_row_with_action_amount_and_key(
+    db: sessionmaker[Session],
+) -> None:
+    """docs/billing.md: every money event appends one audit row in the same transaction. Each row
+    names its action, the subscriber (or account) it touched, the amount, the idempotency key and
+    the ledger transaction or hold it wrote; a replay appends none."""
+    with db.begin() as s:
+        start = s.scalar(select(func.max(AuditEntry.sequence))) or 0
+        credited = _credit(s, 100_00, "cash:1")
+        charged = _charge(s, 10_00, "report:1")
+        moved = ledger.transfer(
+            s, key="suspense:1", amount=5_00, debit=ledger.BANK, credit_to=ledger.SUSPENSE,
+            description="unmatched", now=NOW, actor=ACTOR, kind="suspense",
+        )  # fmt: skip
+        hold_1 = _hold(s, 30_00, "hold:1", Revenue.CERTIFICATES).id
+        hold_2 = _hold(s, 20_00, "hold:2").id
+        posted = billing.post_hold(s, key="hold:1", now=NOW, actor=ACTOR)
+        billing.void_hold(s, key="hold:2", now=NOW, actor=ACTOR)
+        reversed_ = billing.reverse(
+            s, transaction_id=charged.transaction_id, reason="wrong report", now=NOW, actor=ACTOR
+        )
+        written = _audit_rows(s, start)
+        # Replays of every event: no audit row.
+        _credit(s, 100_00, "cash:1")
+        _charge(s, 10_00, "report:1")
+        _hold(s, 30_00, "hold:1", Revenue.CERTIFICATES)
+        billing.post_hold(s, key="hold:1", now=NOW, actor=ACTOR)
+        billing.void_hold(s, key="hold:2", now=NOW, actor=ACTOR)
+        billing.reverse(s, transaction_id=charged.transaction_id, reason="x", now=NOW, actor=ACTOR)
+        assert _audit_rows(s, start) == written
+    me = ledger.customer(INN)
+    ok = "success"
+    assert written == [
+        (ACTOR, "billing.credit.posted", me, ok, {
+            "amount": 100_00, "key": "cash:1", "source": ledger.CASH,
+            "transaction": credited.transaction_id,
+        }),
+        (ACTOR, "billing.charge.posted", me, ok, {
+            "amount": 10_00, "key": "report:1", "revenue": Revenue.REPORTS.value,
+            "transaction": charged.transaction_id,
+        }),
+        (ACTOR, "billing.suspense.posted", ledger.SUSPENSE, ok, {
+            "amount": 5_00, "key": "suspense:1", "debit": ledger.BANK,
+            "transaction": moved.transaction_id,
+        }),
+        (ACTOR, "billing.hold.placed", me, ok, {"amount": 30_00, "key": "hold:1", "hold": hold_1}),
+        (ACTOR, "billing.hold.placed", me, ok, {"amount": 20_00, "key": "hold:2", "hold": hold_2}),
+        (ACTOR, "billing.hold.posted", me, ok, {
+            "amount": 30_00, "key": "hold:1", "transaction": posted.transaction_id,
+        }),
+        (ACTOR, "billing.hold.voided", me, ok, {"amount": 20_00, "key": "hold:2"}),
+        (ACTOR, "billing.reversal.posted", f"txn:{charged.transaction_id}", ok, {
+            "reason": "wrong report", "transaction": reversed_.transaction_id,
+            "balance_change": 10_00,
+        }),
+    ]  # fmt: skip
