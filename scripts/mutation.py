@@ -84,7 +84,12 @@ AREAS: dict[str, Area] = {
     # OSMP payment terminals and payments (docs/osmp.md, docs/billing.md)
     "osmp": Area(
         modules=["signing_api/web/billing/osmp.py", "billing/payments.py"],
-        tests=[SIG + "test_osmp.py", SIG + "test_billing_api.py", SIG + "test_guards_http.py"],
+        tests=[
+            SIG + "test_osmp.py",
+            SIG + "test_osmp_guards.py",
+            SIG + "test_billing_api.py",
+            SIG + "test_guards_http.py",
+        ],
     ),
     # the issuance gate (docs/certificates.md)
     "issuance": Area(
