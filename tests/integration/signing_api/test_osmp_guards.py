@@ -11,8 +11,9 @@ unproved, each through the Flask test client on SQLite and PostgreSQL:
 * a refused caller's audit row has ``command`` and ``txn_id`` even when they were not sent,
   truncated to 20 and 40 characters, at the service's clock;
 * billing/payments.py: each channel books its own ledger account and key (docs/billing.md), the
-  same number in two channels is two receipts, external ids are 1-100 characters, and issuing
-  a payment account writes its audit row.
+  same number in two channels is two receipts, external ids are 1-100 characters, a terminal
+  never pays a terminated subscriber's debt, and issuing a payment account writes its audit
+  row.
 """
 
 from __future__ import annotations
@@ -183,6 +184,11 @@ def test_each_channel_books_its_own_account_and_key(
         assert _key(s, osmp_txn) == "pay:osmp:odengi:77"
         assert _key(s, cash.transaction_id) == "pay:cash::77"
         assert _key(s, bank.transaction_id) == "pay:bank::77"
+        kinds = {
+            s.get_one(LedgerTransaction, txn).kind
+            for txn in (osmp_txn, cash.transaction_id, bank.transaction_id)
+        }
+        assert kinds == {"payment"}  # the statement's kind of a payment line
         assert ledger.account_balance(s, ledger.clearing("odengi")) == 100_00
         assert ledger.account_balance(s, ledger.CASH) == 20_00
         assert ledger.account_balance(s, ledger.BANK) == 30_00
@@ -235,3 +241,19 @@ def test_issuing_a_payment_account_is_audited(
             "purpose": f"cert:first:{INN}",
             "amount_due": 1510_00,
         }
+
+
+def test_a_terminal_cannot_pay_a_terminated_subscribers_debt(
+    client: FlaskClient,  # noqa: F811
+    runtime: Runtime,
+) -> None:
+    """docs/billing.md: a terminated account accepts no terminal payments (OSMP 79); only a bank
+    or cash payment pays its debt."""
+    with runtime.transaction() as s:
+        billing.terminate(s, inn=INN, reason="test", debt=500_00, now=NOW, actor="test")
+    before = _written(runtime)
+    assert _pay(client, "31", INN, "100.00").result == 79
+    assert _check(client, INN, sum="100.00").result == 79
+    assert _written(runtime) == before
+    with runtime.transaction() as s:
+        assert _record(s, "cash", "", "КО-1", 100_00).service == "debt"
