@@ -134,7 +134,7 @@ def test_every_money_event_has_its_audit_row_with_action_amount_and_key(
 ) -> None:
     """docs/billing.md: every money event appends one audit row in the same transaction. Each row
     names its action, the subscriber (or account) it touched, the amount, the idempotency key and
-    the ledger transaction or hold it wrote; a replay appends none."""
+    the ledger transaction or hold it wrote, at the event's time; a replay appends none."""
     with db.begin() as s:
         start = s.scalar(select(func.max(AuditEntry.sequence))) or 0
         credited = _credit(s, 100_00, "cash:1")
@@ -151,6 +151,8 @@ def test_every_money_event_has_its_audit_row_with_action_amount_and_key(
             s, transaction_id=charged.transaction_id, reason="wrong report", now=NOW, actor=ACTOR
         )
         written = _audit_rows(s, start)
+        when = s.scalars(select(AuditEntry.occurred_at).where(AuditEntry.sequence > start)).all()
+        assert when == [NOW] * 8  # the event's time, not the wall clock
         # Replays of every event: no audit row.
         _credit(s, 100_00, "cash:1")
         _charge(s, 10_00, "report:1")
