@@ -101,6 +101,7 @@ AREAS: dict[str, Area] = {
         modules=["ca/revocation.py", "crl/builder.py", "crl/publish.py", "crl/status.py"],
         tests=[
             CA + "test_revocation.py",
+            CA + "test_revocation_guards.py",
             CRL + "test_crl.py",
             CRL + "test_crl_status.py",
             SIG + "test_guards_http.py",

@@ -1,0 +1,128 @@
+"""Revocation guarantees (docs/certificates.md, docs/crl.md, docs/architecture.md) that mutation
+testing (``make mutation``, area ``revocation``) found unproved, through the API on SQLite and
+PostgreSQL:
+
+* a company's head acts on the company's other certificates only while its head certificate is
+  valid: from its notBefore (inclusive), not suspended, not past its notAfter (exclusive) — a
+  head whose certificate ended is refused (403) before the target's own state is looked at;
+* a refused ``reason`` names the field ``reason``;
+* the note and the reason of a suspension or resumption are kept in the status history;
+* ``status_at`` answers the serial, the moment, the invalidity date and the validity period.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ca.models import Certificate, CertificateEvent
+from crl import Status, status_at
+from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
+from tests.integration.ca.test_issuance import _paid_first, _problem
+from tests.integration.ca.test_revocation import URL, _issue
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
+
+def _company(api: CaApi) -> tuple[int, str, int, str]:
+    """(head, its certificate's serial, accountant, its serial), both issued at CA_NOW."""
+    head = register(api)
+    accountant = register(api, full_name="Счетова Анна", position="Главный бухгалтер",
+                          email="acc@test.kg", passport_series="ID7654321")  # fmt: skip
+    _paid_first(api, head)
+    head_serial = _issue(api, head)
+    api.pay(SUBSCRIBER["inn"], 100_000_00)
+    return head, head_serial, accountant, _issue(api, accountant, role="accountant")
+
+
+def _not_after(api: CaApi, serial: str) -> datetime:
+    shown = api.get(f"{URL}/{serial}").json
+    return datetime.fromisoformat(shown["not_after"].replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _as_head(api: CaApi, head: int, serial: str, action: str) -> Any:
+    return api.post(f"{URL}/{serial}/{action}", {}, who="portal", holder=head)
+
+
+def test_a_heads_right_lasts_while_its_head_certificate_is_valid(ca_api: CaApi) -> None:
+    head, head_serial, _accountant, serial = _company(ca_api)
+    assert ca_api.clock.now == CA_NOW  # the head certificate's notBefore: already valid
+    assert _as_head(ca_api, head, serial, "suspend").status_code == 200
+    assert _as_head(ca_api, head, serial, "resume").status_code == 200
+
+    # A suspended head certificate gives no right.
+    ca_api.clock.now += timedelta(minutes=1)
+    assert ca_api.post(f"{URL}/{head_serial}/suspend", {}).status_code == 200
+    _problem(_as_head(ca_api, head, serial, "suspend"), 403, "forbidden")
+    assert ca_api.post(f"{URL}/{head_serial}/resume", {}).status_code == 200
+    assert _as_head(ca_api, head, serial, "suspend").status_code == 200
+    assert _as_head(ca_api, head, serial, "resume").status_code == 200
+
+    # From its notAfter on the head is no head: refused for that (403), not because the
+    # target certificate has expired too (409).
+    end = _not_after(ca_api, head_serial)
+    for moment in (end, end + timedelta(minutes=1)):
+        ca_api.clock.now = moment
+        _problem(_as_head(ca_api, head, serial, "suspend"), 403, "forbidden")
+
+
+@pytest.mark.parametrize("reason", ["certificateHold", "certificate_hold", "whim", 7])
+def test_a_refused_reason_names_the_reason_field(ca_api: CaApi, reason: object) -> None:
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial = _issue(ca_api, head)
+    refused = _problem(
+        ca_api.post(f"{URL}/{serial}/revoke", {"reason": reason}), 422, "validation-failed"
+    )
+    assert [e["field"] for e in refused["errors"]] == ["reason"], refused
+
+
+def test_notes_and_reasons_are_kept_in_the_history(ca_api: CaApi) -> None:
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial = _issue(ca_api, head)
+    ca_api.clock.now += timedelta(hours=1)
+    path = f"{URL}/{serial}"
+    assert ca_api.post(f"{path}/suspend", {"note": "на  время\nотпуска"}).status_code == 200
+    ca_api.clock.now += timedelta(hours=1)
+    assert ca_api.post(f"{path}/resume", {"note": "вернулась"}).status_code == 200
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()
+        events = session.scalars(
+            select(CertificateEvent)
+            .where(CertificateEvent.certificate_id == row.id)
+            .order_by(CertificateEvent.id)
+        ).all()
+        assert [(e.action, e.reason, e.note) for e in events] == [
+            ("issued", None, None),
+            ("suspended", "certificate_hold", "на время отпуска"),
+            ("resumed", None, "вернулась"),
+        ]
+
+
+def test_status_at_answers_the_whole_status(ca_api: CaApi) -> None:
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial_hex = _issue(ca_api, head)
+    serial = int(serial_hex, 16)
+    end = _not_after(ca_api, serial_hex)
+    ca_api.clock.now = CA_NOW + timedelta(hours=3)
+    body = {"reason": "keyCompromise", "invalidity_date": "2026-11-23T06:30:00Z"}
+    assert ca_api.post(f"{URL}/{serial_hex}/revoke", body).status_code == 200
+    invalid = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+    with ca_api.runtime.transaction() as session:
+        good = status_at(session, serial, CA_NOW + timedelta(hours=1))
+        assert (good.serial, good.at, good.status) == (
+            serial,
+            CA_NOW + timedelta(hours=1),
+            Status.GOOD,
+        )
+        assert (good.not_before, good.not_after) == (CA_NOW, end)
+        assert good.in_validity_period
+        revoked = status_at(session, serial, ca_api.clock.now)
+        assert (revoked.status, revoked.invalidity_date) == (Status.REVOKED, invalid)
+        unknown = status_at(session, serial + 1, CA_NOW)
+        assert (unknown.serial, unknown.at, unknown.status) == (serial + 1, CA_NOW, Status.UNKNOWN)
