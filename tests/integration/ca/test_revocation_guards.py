@@ -7,7 +7,10 @@ PostgreSQL:
   head whose certificate ended is refused (403) before the target's own state is looked at;
 * a refused ``reason`` names the field ``reason``;
 * the note and the reason of a suspension or resumption are kept in the status history;
-* ``status_at`` answers the serial, the moment, the invalidity date and the validity period.
+* ``status_at`` answers the serial, the moment, the invalidity date and the validity period;
+* ``invalidity_date`` may be now or notBefore, not later nor earlier (refusals name the field);
+  a revocation keeps its note and ends automatic renewal;
+* a status change makes the issuing CA's CRL due (``crl_due``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pytest
 from sqlalchemy import select
 
 from ca.models import Certificate, CertificateEvent
-from crl import Status, status_at
+from ca.revocation import Actor, suspend
+from crl import Status, crl_due, status_at
 from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
 from tests.integration.ca.test_issuance import _paid_first, _problem
 from tests.integration.ca.test_revocation import URL, _issue
@@ -126,3 +130,52 @@ def test_status_at_answers_the_whole_status(ca_api: CaApi) -> None:
         assert (revoked.status, revoked.invalidity_date) == (Status.REVOKED, invalid)
         unknown = status_at(session, serial + 1, CA_NOW)
         assert (unknown.serial, unknown.at, unknown.status) == (serial + 1, CA_NOW, Status.UNKNOWN)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_invalidity_date_bounds_are_inclusive_and_refusals_name_the_field(ca_api: CaApi) -> None:
+    """docs/certificates.md: ``invalidity_date`` must not be in the future nor before notBefore;
+    now and notBefore themselves are accepted. A revocation keeps its note and ends the
+    certificate's automatic renewal."""
+    _head, head_serial, _accountant, serial = _company(ca_api)
+    ca_api.clock.now = CA_NOW + timedelta(hours=3)
+    for wrong in (ca_api.clock.now + timedelta(seconds=1), CA_NOW - timedelta(seconds=1)):
+        body = {"reason": "keyCompromise", "invalidity_date": _iso(wrong)}
+        refused = _problem(ca_api.post(f"{URL}/{serial}/revoke", body), 422, "validation-failed")
+        assert [e["field"] for e in refused["errors"]] == ["invalidity_date"], refused
+    at_now = {"reason": "keyCompromise", "invalidity_date": _iso(ca_api.clock.now),
+              "note": "ключ  утерян"}  # fmt: skip
+    revoked = ca_api.post(f"{URL}/{serial}/revoke", at_now)
+    assert revoked.status_code == 200, revoked.json
+    assert revoked.json["auto_renew"] is False
+    at_start = {"reason": "keyCompromise", "invalidity_date": _iso(CA_NOW)}
+    assert ca_api.post(f"{URL}/{head_serial}/revoke", at_start).status_code == 200
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()
+        event = session.scalars(
+            select(CertificateEvent).where(
+                CertificateEvent.certificate_id == row.id, CertificateEvent.action == "revoked"
+            )
+        ).one()
+        assert (event.reason, event.note) == ("key_compromise", "ключ утерян")
+
+
+def test_a_status_change_makes_the_issuing_crl_due(ca_api: CaApi) -> None:
+    """docs/crl.md: a CRL is due as soon as a certificate changed status after its thisUpdate
+    (``crl_due``); the root's is not."""
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial = _issue(ca_api, head)
+    for issuer in ("root", "issuing"):
+        assert ca_api.client.get(f"/crl/{issuer}.crl").status_code == 200
+    ca_api.clock.now += timedelta(minutes=1)
+    with ca_api.runtime.transaction() as session:
+        assert not crl_due(session, "issuing", ca_api.clock.now)
+        row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()
+        suspend(session, row, now=ca_api.clock.now, who=Actor("officer", officer=True))
+    with ca_api.runtime.transaction() as session:
+        assert crl_due(session, "issuing", ca_api.clock.now)
+        assert not crl_due(session, "root", ca_api.clock.now)
