@@ -103,6 +103,7 @@ AREAS: dict[str, Area] = {
             CA + "test_revocation.py",
             CA + "test_revocation_guards.py",
             CRL + "test_crl.py",
+            CRL + "test_crl_guards.py",
             CRL + "test_crl_status.py",
             SIG + "test_guards_http.py",
         ],

@@ -179,3 +179,12 @@ def test_a_status_change_makes_the_issuing_crl_due(ca_api: CaApi) -> None:
     with ca_api.runtime.transaction() as session:
         assert crl_due(session, "issuing", ca_api.clock.now)
         assert not crl_due(session, "root", ca_api.clock.now)
+
+
+def test_at_its_not_after_a_certificate_has_expired(ca_api: CaApi) -> None:
+    """A certificate is expired from its notAfter on: no status change then (409)."""
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial = _issue(ca_api, head)
+    ca_api.clock.now = _not_after(ca_api, serial)
+    _problem(ca_api.post(f"{URL}/{serial}/suspend", {}), 409, "conflict")
