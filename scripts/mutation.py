@@ -197,6 +197,12 @@ def run_area(name: str, area: Area, *, children: int, only: list[str], show: boo
     # tests find `tamga` on PATH (there is no .venv inside the scratch copy)
     env["PATH"] = f"{MUTMUT.parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MUTANT_UNDER_TEST", None)
+    # pytest keeps only the newest three basetemp directories under /tmp/pytest-of-<user>/ and
+    # deletes older ones when a session starts: on a machine where other pytest runs start
+    # meanwhile, a long mutmut session lost its SoftHSM token directory (KeyNotFound, GeneralError,
+    # a 404 CRL in the clean run). Each area gets its own temp root.
+    (work / "tmp").mkdir(exist_ok=True)
+    env["PYTEST_DEBUG_TEMPROOT"] = str(work / "tmp")
     started = time.monotonic()
     cmd = [str(MUTMUT), "run", "--max-children", str(children), *(only or area.only)]
     print(f"== {name}: {' '.join(area.modules)}", flush=True)
