@@ -6,7 +6,8 @@ PostgreSQL:
   valid: from its notBefore (inclusive), not suspended, not past its notAfter (exclusive) — a
   head whose certificate ended is refused (403) before the target's own state is looked at;
 * a refused ``reason`` names the field ``reason``;
-* the note and the reason of a suspension or resumption are kept in the status history;
+* the note and the reason of a suspension or resumption are kept in the status history, and
+  a suspended cloud certificate keeps its key;
 * ``status_at`` answers the serial, the moment, the invalidity date and the validity period;
 * ``invalidity_date`` may be now or notBefore, not later nor earlier (refusals name the field);
   a revocation keeps its note and ends automatic renewal;
@@ -105,6 +106,10 @@ def test_notes_and_reasons_are_kept_in_the_history(ca_api: CaApi) -> None:
             ("suspended", "certificate_hold", "на время отпуска"),
             ("resumed", None, "вернулась"),
         ]
+        # A suspension is lifted: the cloud key must outlive it (only revocation destroys it).
+        assert row.key_label is not None and row.key_destroyed_at is None
+        label = row.key_label
+    assert ca_api.runtime.cloud_token.has_key(label)
 
 
 def test_status_at_answers_the_whole_status(ca_api: CaApi) -> None:
