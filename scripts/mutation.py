@@ -94,7 +94,12 @@ AREAS: dict[str, Area] = {
     # the issuance gate (docs/certificates.md)
     "issuance": Area(
         modules=["ca/issuance.py", "ca/requests.py"],
-        tests=[CA + "test_issuance.py", CA + "test_renewal.py", SIG + "test_guards_http.py"],
+        tests=[
+            CA + "test_issuance.py",
+            CA + "test_issuance_guards.py",
+            CA + "test_renewal.py",
+            SIG + "test_guards_http.py",
+        ],
     ),
     # revocation and CRL publication (docs/crl.md)
     "revocation": Area(
