@@ -53,9 +53,15 @@ $(STAMP): pyproject.toml | system-packages
 	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
-run: setup ## tamga init (idempotent), then tamga serve (TAMGA_HOME defaults to ./var)
+run: setup ## tamga init (idempotent), the dev mail sink (./var/mail/*.eml), then tamga serve
 	$(BIN)/tamga init
-	exec $(BIN)/tamga serve
+	@if [[ -z "$${TAMGA_SMTP_URL:-}" ]]; then \
+	    $(BIN)/tamga mail sink & sink=$$!; \
+	    trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
+	    $(BIN)/tamga serve; \
+	else \
+	    exec $(BIN)/tamga serve; \
+	fi
 
 test: setup ## PostgreSQL up (installed if needed), lint, then the whole suite (SQLite + PostgreSQL)
 	scripts/ensure-postgres.sh

@@ -117,6 +117,8 @@ class Holder(Base):
     status: Mapped[str] = mapped_column(String(16), default=HolderStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When an officer last changed the e-mail or phone (activation waits after it).
+    contact_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RegistrationRequest(Base):

@@ -20,7 +20,7 @@ import billing
 from ca.errors import Conflict, InvalidField, NotFound
 from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectFieldError, SubjectIdentity
-from db import audit
+from db import audit, outbox
 from policies.identifiers import is_inn
 from policies.statuses import HolderStatus, SubscriberStatus
 
@@ -301,10 +301,25 @@ def list_holders(session: Session, inn: str) -> list[Holder]:
     return list(session.scalars(query))
 
 
+_CONTACT_FIELDS = frozenset({"email", "phone"})
+
+
 def update_holder(
-    session: Session, holder_id: int, changes: Mapping[str, Any], *, now: datetime, actor: str
+    session: Session,
+    holder_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+    actor: str,
+    document: str | None = None,
 ) -> Holder:
-    """Change a holder's requisites; journalled (which fields changed, not the values)."""
+    """Change a holder's requisites; journalled (which fields changed, not the values).
+
+    The e-mail and phone are where activation codes go, so changing them is what an attacker
+    would try first: it takes ``document`` (the reference of the papers the holder presented to
+    the officer), notifies the **old** e-mail through the outbox, and stamps
+    ``contact_changed_at``, which holds activation back for a policy delay.
+    """
     row = get_holder(session, holder_id)
     unknown = set(changes) - set(_HOLDER_FIELDS)
     if unknown:
@@ -316,20 +331,52 @@ def update_holder(
     changed = sorted(k for k in fields if getattr(row, k) != fields[k])
     if not changed:
         return row
+    contact = _CONTACT_FIELDS.intersection(changed)
+    reference = (document or "").strip()
+    if contact and not 1 <= len(reference) <= 200:
+        raise InvalidField(
+            "document",
+            "a change of e-mail or phone needs the reference of the documents the holder"
+            " presented (1-200 characters)",
+        )
+    old_email = row.email
     for key, value in fields.items():
         setattr(row, key, value)
     row.surname, row.given_name = split_full_name(fields["full_name"])
     row.updated_at = now
+    details: dict[str, Any] = {"changed": changed}
+    if contact:
+        row.contact_changed_at = now
+        details["document"] = reference
+        details["notified"] = outbox.enqueue(
+            session,
+            recipient=old_email,
+            subject="Tamga: контактные данные владельца сертификата изменены",
+            body=_contact_notice(sorted(contact), now),
+            purpose="contact-changed",
+            now=now,
+        )
     session.flush()
     audit.append(
         session,
         actor=actor,
         action="ca.holder.changed",
         object=f"holder:{holder_id}",
-        details={"changed": changed},
+        details=details,
         now=now,
     )
     return row
+
+
+def _contact_notice(fields: list[str], now: datetime) -> str:
+    names = {"email": "e-mail", "phone": "телефон / phone"}
+    return (
+        f"{now:%Y-%m-%d %H:%M} UTC по вашему заявлению изменены: "
+        f"{', '.join(names[f] for f in fields)}.\n"
+        "Your contact details for Tamga certificates were changed at the operator's office.\n"
+        "Activation codes now go to the new contact, after a waiting period. If you did not ask\n"
+        "for this change, contact the operator at once: the change can be stopped before then.\n"
+    )
 
 
 def subject_identity(subscriber: Subscriber, holder: Holder) -> SubjectIdentity:

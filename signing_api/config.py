@@ -32,6 +32,10 @@ class Config:
     root_cert: Path | None = None  # production: the national root's certificate
     log_level: str = "info"
     maintenance_window: bool = True  # Fridays 17:30-20:30 Bishkek: signing answers 503
+    # Mail: activation codes and notices leave through this SMTP server. The default is the
+    # development sink (`tamga mail sink`, started by `make run`) writing $TAMGA_HOME/mail/.
+    smtp_url: str = field(default="smtp://127.0.0.1:8025", repr=False)
+    mail_from: str = "Tamga <noreply@tamga.localhost>"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -53,6 +57,9 @@ class Config:
         window = env.get("TAMGA_MAINTENANCE_WINDOW", "on").lower()
         if window not in ("on", "off"):
             raise ConfigError(f"TAMGA_MAINTENANCE_WINDOW is on or off, not {window!r}")
+        smtp_url = env.get("TAMGA_SMTP_URL", "smtp://127.0.0.1:8025")
+        if not smtp_url.startswith(("smtp://", "smtps://", "smtp+starttls://")):
+            raise ConfigError("TAMGA_SMTP_URL is smtp://, smtps:// or smtp+starttls://host:port")
         return cls(
             home=home,
             database_url=env.get("TAMGA_DATABASE_URL") or f"sqlite:///{home / 'tamga.db'}",
@@ -65,6 +72,8 @@ class Config:
             root_cert=Path(root_cert).expanduser().resolve() if root_cert else None,
             log_level=env.get("TAMGA_LOG_LEVEL", "info").lower(),
             maintenance_window=window == "on",
+            smtp_url=smtp_url,
+            mail_from=env.get("TAMGA_MAIL_FROM", "Tamga <noreply@tamga.localhost>"),
         )
 
     @property
@@ -80,6 +89,11 @@ class Config:
     def crl_publish_dir(self) -> Path:
         """Where CRLs are written for a web server or CDN (issue #4: ``publish/crl/``)."""
         return self.home / "publish" / "crl"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the development mail sink writes each message as an ``.eml`` file."""
+        return self.home / "mail"
 
     @property
     def softhsm_conf(self) -> Path:

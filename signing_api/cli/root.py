@@ -24,6 +24,7 @@ from db import DBError, check_connection
 from hsm import HSMError
 from policies.money import som
 from signing_api.clients import ClientError
+from signing_api.cloud.errors import SigningRefused
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
 
@@ -39,7 +40,9 @@ __all__ = [
     "transaction",
 ]
 
-_EXPECTED = (HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError)
+_EXPECTED = (
+    HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError, SigningRefused,
+)  # fmt: skip
 
 
 def option_of(field: str) -> str:

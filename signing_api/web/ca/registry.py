@@ -52,7 +52,7 @@ from signing_api.web.ca.registry_schemas import ForeignAccess as ForeignAccessVi
 from signing_api.web.ca.registry_schemas import Holder as HolderView
 from signing_api.web.ca.registry_schemas import Subscriber as SubscriberView
 from signing_api.web.common import ca_transaction, grant, is_officer, require_visible, visible_inns
-from signing_api.web.context import actor, now, reply
+from signing_api.web.context import actor, now, reply, send_mail
 from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
@@ -420,11 +420,19 @@ def show_holder(holder_id: int) -> Response:
 )
 def change_holder(holder_id: int, body: HolderChanges) -> Response:
     changes, moment = body.model_dump(mode="json", exclude_unset=True), now()
+    document = changes.pop("document", None)
     with ca_transaction() as session:
         row = registry.update_holder(
-            session, _id(holder_id, "holder"), changes, now=moment, actor=actor()
+            session,
+            _id(holder_id, "holder"),
+            changes,
+            now=moment,
+            actor=actor(),
+            document=document,
         )
-        return reply(holder_json(row, officer=True))
+        view = holder_json(row, officer=True)
+    send_mail()  # the notice to the old e-mail, once committed
+    return reply(view)
 
 
 # --- registration requests ---------------------------------------------------------------------

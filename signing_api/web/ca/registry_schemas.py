@@ -237,6 +237,10 @@ class HolderChanges(Body):
     passport_series: Passport = _unset()
     email: Email = _unset()
     phone: Phone = _unset()
+    document: Annotated[str, Text(200)] = _unset(
+        "Needed when email or phone changes: the reference of the documents the holder"
+        " presented at the office (journalled; the old e-mail is told of the change)"
+    )
 
 
 class ForeignAccessInput(Body):

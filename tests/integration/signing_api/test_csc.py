@@ -52,13 +52,13 @@ class Holder:
     """A holder with a cloud certificate and its authenticator."""
 
     def __init__(self, api: CaApi, holder: int, role: str = "head", key_spec: str | None = None):
-        body: dict[str, Any] = {"holder_id": holder, "role": role, "storage": "cloud", "pin": PIN}
+        body: dict[str, Any] = {"holder_id": holder, "role": role, "storage": "cloud"}
         if key_spec:
             body["key_spec"] = key_spec
         done = api.post("/api/v1/certificates", body, who="portal")
         assert done.status_code == 201, done.json
         self.api, self.id, self.serial = api, holder, done.json["serial"]
-        self.uri: str = done.json["otpauth_uri"]
+        self.uri: str = api.activate(self.serial, PIN)
         self.cert = x509.load_pem_x509_certificate(done.json["certificate_pem"].encode())
         self.step = 0
 
