@@ -25,7 +25,7 @@ def _after(row_id: int, now: datetime) -> str:
     rt = _runtime()
     with rt.transaction() as session:
         issued, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
-                                actor=root.actor())  # fmt: skip
+                                actor=root.actor(), force=True)  # fmt: skip
     write_crl_files(issued.der, "issuing", rt.config.crl_publish_dir)
     with rt.transaction() as session:
         row = session.get_one(Certificate, row_id)

@@ -6,6 +6,7 @@ Revises: 0007
 ``mail_outbox``: messages written in the transaction that decided to send them (``db.outbox``).
 ``activation_codes``: the SHA-256 of each one-time code, its purpose, recipient and attempts.
 ``holders.contact_changed_at``: when an officer last changed the holder's e-mail or phone.
+``crl_issues.status_as_of``: the newest status change a CRL reflects, to the microsecond.
 """
 
 from __future__ import annotations
@@ -74,9 +75,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("holders") as batch:
         batch.add_column(_ts("contact_changed_at", True))
+    with op.batch_alter_table("crl_issues") as batch:
+        batch.add_column(_ts("status_as_of", True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("crl_issues") as batch:
+        batch.drop_column("status_as_of")
     with op.batch_alter_table("holders") as batch:
         batch.drop_column("contact_changed_at")
     op.drop_table("activation_codes")

@@ -92,7 +92,9 @@ def certificate_json(session: Session, row: Certificate, *, now: datetime) -> di
         "status": row.status,
         "state": certificate_state(row, now),
         "holder_id": row.holder_id,
-        "holder": holder.full_name,
+        # What the certificate says, not what the registry says now (issue #12 finding 13).
+        "holder": row.requisites.get("full_name", holder.full_name),
+        "registry_holder": holder.full_name,
         "inn": row.subscriber_inn,
         "role": row.role,
         "storage": row.storage,

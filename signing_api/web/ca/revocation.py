@@ -45,7 +45,9 @@ def after_status_change(row_id: int, moment: datetime) -> None:
     """Reissue the issuing CA's CRL and destroy a revoked cloud key (after the commit)."""
     rt = runtime()
     try:
-        refresh_published(rt, "issuing", moment)
+        # Forced: two status changes committed in the other order than their times must not
+        # leave the later commit out of the CRL (``_changed_since`` compares times).
+        refresh_published(rt, "issuing", moment, force=True)
     except Problem:
         log.error("the CRL could not be reissued now; the next fetch reissues it")
     with rt.transaction() as session:

@@ -318,7 +318,10 @@ class ListedCertificate(View):
         str, OneOf(CERTIFICATE_STATES), Field(description="The status, with time considered")
     ]
     holder_id: int
-    holder: str = Field(description="The holder's full name")
+    holder: str = Field(description="The holder's full name as the certificate states it")
+    registry_holder: str = Field(
+        description="The holder's full name in the registry now (differs after a change)"
+    )
     inn: str = Field(pattern="^[0-9]{14}$")
     role: CertRole
     storage: Storage

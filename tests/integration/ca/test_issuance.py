@@ -376,3 +376,30 @@ def test_a_terminated_subscriber_gets_no_certificate(ca_api: CaApi) -> None:
         ca_api.post("/api/v1/certificates", {"holder_id": holder, "role": "head",
                                              "storage": "cloud"}), 409, "conflict")  # fmt: skip
     assert "terminated" in refused["detail"]
+
+
+def test_the_certificate_view_says_what_the_certificate_says(ca_api: CaApi) -> None:
+    """Issue #12 finding 13: after a PATCH of the holder, the JSON showed the registry's new name
+    as the certificate's holder. ``holder`` is the certificate's; ``registry_holder`` is apart."""
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    done = ca_api.post(
+        "/api/v1/certificates", {"holder_id": holder, "role": "head", "storage": "cloud"}
+    )
+    assert done.status_code == 201, done.json
+    renamed = ca_api.client.patch(
+        f"/api/v1/holders/{holder}", json={"full_name": "Проверкина Новая Фамилия"},
+        headers=ca_api.headers("officer"),
+    )  # fmt: skip
+    assert renamed.status_code == 200, renamed.json
+    serial = done.json["serial"]
+    for who in ("officer", "portal"):
+        shown = ca_api.get(f"/api/v1/certificates/{serial}", who=who).json
+        cert = x509.load_pem_x509_certificate(shown["certificate_pem"].encode())
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert shown["holder"] == cn == "Проверкина Проверка Проверковна", shown
+        assert shown["registry_holder"] == "Проверкина Новая Фамилия"
+        listed = ca_api.get("/api/v1/certificates", who=who).json["certificates"]
+        assert [(c["holder"], c["registry_holder"]) for c in listed] == [
+            (cn, "Проверкина Новая Фамилия")
+        ]
