@@ -69,9 +69,9 @@ def crl_response(issued: IssuedCRL, now: datetime, *, shared_second: bool = Fals
     response.cache_control.public = True
     response.cache_control.max_age = max(0, int((issued.next_update - now).total_seconds()))
     since = request.if_modified_since
-    if shared_second and "If-None-Match" not in request.headers:
-        if since is None or since <= issued.this_update:
-            return response  # 304 only when nothing newer than what the client has exists
+    ambiguous = since is None or since <= issued.this_update
+    if shared_second and ambiguous and "If-None-Match" not in request.headers:
+        return response  # 304 only when nothing newer than what the client has exists
     # werkzeug: If-None-Match (strong or weak match) first, else If-Modified-Since >= thisUpdate.
     response.make_conditional(request)  # turns it into a 304 in place when the condition holds
     return response
