@@ -152,6 +152,7 @@ def sign_document(body: SignDocumentRequest) -> Response:
                 chain=[active_certificate(session, n) for n in ("issuing", "root")],
                 tsa=rt.tsa_signer,
                 now=moment,
+                tsa_clock=rt.now,
                 actor=who,
             )
             (evidence,) = record_signatures(
