@@ -14,6 +14,7 @@ from flask import current_app, g, request
 
 from db import audit
 from policies.roles import ClientRole
+from policies.words import article
 from signing_api.clients import ClientError, authenticate
 from signing_api.runtime import Runtime
 from signing_api.web.problems import Problem
@@ -64,7 +65,9 @@ def require_client(*roles: ClientRole) -> Callable[[F], F]:
                 _audit_refusal(runtime, reason)
                 raise Problem("unauthorized", reason)
             if g.client_role not in roles:
-                raise Problem("forbidden", f"a {g.client_role.value} client may not call this")
+                raise Problem(
+                    "forbidden", f"{article(g.client_role.value)} client may not call this"
+                )
             return view(*args, **kwargs)
 
         return cast(F, wrapper)
