@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits import parse_many
+
 __all__ = ["DEFAULT_PKCS11_MODULE", "Config", "ConfigError"]
 
 DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's softhsm2 package
@@ -32,6 +34,13 @@ class Config:
     root_cert: Path | None = None  # production: the national root's certificate
     log_level: str = "info"
     maintenance_window: bool = True  # Fridays 17:30-20:30 Bishkek: signing answers 503
+    # Rate limits (web/limits.py), each per gunicorn worker; and how many proxies before the app
+    # set X-Forwarded-For (0: none, the socket peer is the client).
+    trusted_proxies: int = 0
+    rate_limits: bool = True
+    limit_auth_failures: str = "10/minute"
+    limit_client: str = "6000/minute"
+    limit_public: str = "300/minute"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -53,6 +62,20 @@ class Config:
         window = env.get("TAMGA_MAINTENANCE_WINDOW", "on").lower()
         if window not in ("on", "off"):
             raise ConfigError(f"TAMGA_MAINTENANCE_WINDOW is on or off, not {window!r}")
+        proxies_text = env.get("TAMGA_TRUSTED_PROXIES", "0")
+        if not proxies_text.isdigit() or not 0 <= int(proxies_text) <= 5:
+            raise ConfigError(f"TAMGA_TRUSTED_PROXIES is 0 to 5 (hops), not {proxies_text!r}")
+        rate_limits = env.get("TAMGA_RATE_LIMITS", "on").lower()
+        if rate_limits not in ("on", "off"):
+            raise ConfigError(f"TAMGA_RATE_LIMITS is on or off, not {rate_limits!r}")
+        limits = {
+            name: _rate(env, f"TAMGA_LIMIT_{name.upper()}", default)
+            for name, default in (
+                ("auth_failures", cls.limit_auth_failures),
+                ("client", cls.limit_client),
+                ("public", cls.limit_public),
+            )
+        }
         return cls(
             home=home,
             database_url=env.get("TAMGA_DATABASE_URL") or f"sqlite:///{home / 'tamga.db'}",
@@ -65,6 +88,11 @@ class Config:
             root_cert=Path(root_cert).expanduser().resolve() if root_cert else None,
             log_level=env.get("TAMGA_LOG_LEVEL", "info").lower(),
             maintenance_window=window == "on",
+            trusted_proxies=int(proxies_text),
+            rate_limits=rate_limits == "on",
+            limit_auth_failures=limits["auth_failures"],
+            limit_client=limits["client"],
+            limit_public=limits["public"],
         )
 
     @property
@@ -84,3 +112,14 @@ class Config:
     @property
     def softhsm_conf(self) -> Path:
         return self.home / "softhsm2.conf"
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate limit such as ``10/minute`` or ``100 per second; 1000 per hour``."""
+    text = env.get(name, default).strip()
+    try:
+        if not parse_many(text):
+            raise ValueError(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate such as 10/minute, not {text!r}") from None
+    return text
