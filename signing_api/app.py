@@ -7,12 +7,14 @@ import os
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from signing_api.config import Config
 from signing_api.runtime import Runtime
 from signing_api.web.blueprints import ROUTE_MODULES
 from signing_api.web.contract import check_response
+from signing_api.web.limits import install_limits
 from signing_api.web.problems import DOMAIN_ROOTS, PROBLEM_TYPES, DomainError, Problem, problem_of
 
 __all__ = ["create_app"]
@@ -77,6 +79,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TAMGA_CHECK_RESPONSES"] = os.environ.get("TAMGA_CHECK_RESPONSES") == "1"
     for module in ROUTE_MODULES:
         app.register_blueprint(module.blueprint)
+    install_limits(app, config)  # body sizes, rate limits (429), failed-login counts
+    if config.trusted_proxies:
+        # Behind the front (docs/deployment.md): the client address is the one the last
+        # ``trusted_proxies`` hops wrote in X-Forwarded-For; without it, the socket peer.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
     app.after_request(check_response)
     app.register_error_handler(Problem, _on_problem)
     for root in DOMAIN_ROOTS:

@@ -73,6 +73,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "unsupported-media-type", "The request body has an unsupported media type", 415
         ),
         ProblemType("payload-too-large", "The request body is too large", 413),
+        ProblemType("too-many-requests", "Too many requests; retry later", 429),
         ProblemType("internal-error", "Internal server error", 500),
         ProblemType("unavailable", "A component the service needs is unavailable", 503),
     )

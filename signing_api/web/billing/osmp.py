@@ -47,7 +47,6 @@ from billing import (
     PaymentForbidden,
     Receipt,
 )
-from db import audit
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn, is_payment_account
 from policies.money import som
@@ -55,6 +54,7 @@ from policies.providers import EDS, PROVIDERS, SOCHI, Provider, parse_network, p
 from signing_api.config import ConfigError
 from signing_api.runtime import Runtime
 from signing_api.web.context import now
+from signing_api.web.failures import client_address, failure_journal
 from signing_api.web.problems import Problem
 
 __all__ = [
@@ -184,26 +184,15 @@ def allowed_networks(provider: Provider) -> tuple[str, ...]:
 
 
 def _refuse_address(runtime: Runtime, provider: Provider, address: str) -> None:
-    """Journal a call from outside the allow-list; the refusal stands even if this fails."""
-    details = {
-        "provider": provider.code,
-        "address": address,
-        "command": request.values.get("command", "")[:20],
-        "txn_id": request.values.get("txn_id", "")[:40],
-    }
-    try:
-        with runtime.transaction() as session:
-            audit.append(
-                session,
-                actor=f"ip:{address}",
-                action="billing.osmp.refused",
-                object=f"osmp:{provider.code}",
-                outcome="refused",
-                details=details,
-                now=now(),
-            )
-    except Exception:
-        log.exception("could not journal the refused OSMP call from %s", address)
+    """Journal a call from outside the allow-list: counted per address and interval, like a
+    failed login (``web/failures.py``); the refusal stands even if the journal fails."""
+    failure_journal().failed(
+        runtime,
+        client_address(),
+        "outside the allow-list",
+        action="billing.osmp.refused",
+        object=f"osmp:{provider.code}",
+    )
     log.warning("OSMP %s: refused a call from %s (not in its allow-list)", provider.code, address)
 
 
@@ -417,6 +406,8 @@ _RESPONSES = {
     },
     "403": {**_PROBLEM, "description": "The caller is outside the provider's allow-list"},
     "404": {**_PROBLEM, "description": "Unknown provider"},
+    "413": {**_PROBLEM, "description": "The body is larger than this route accepts"},
+    "429": {"$ref": "#/components/responses/TooManyRequests"},
 }
 
 

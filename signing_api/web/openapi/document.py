@@ -81,7 +81,24 @@ def _base_document(server_url: str) -> dict[str, Any]:
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     },
-                }
+                },
+                "TooManyRequests": {
+                    "description": (
+                        "A rate limit is used up (per client address, per credential, or for"
+                        " failed authentications from this address): retry after Retry-After"
+                    ),
+                    "headers": {
+                        "Retry-After": {
+                            "description": "seconds until a request may succeed",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    },
+                },
             },
         },
     }
