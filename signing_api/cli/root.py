@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -87,11 +88,47 @@ def cli() -> None:
     """Tamga: certification authority and cloud-HSM signing service."""
 
 
-def load_config() -> Config:
+_HOME_MARKERS = ("tamga.db", "softhsm2.conf", "secrets")  # what `tamga init` leaves in a home
+
+
+def _is_home(directory: Path) -> bool:
+    return directory.is_dir() and any((directory / m).exists() for m in _HOME_MARKERS)
+
+
+def find_home(start: Path) -> Path | None:
+    """The ``var/`` installation in ``start`` or the nearest directory above it that has one."""
+    for directory in (start, *start.parents):
+        if _is_home(directory / "var"):
+            return directory / "var"
+    return None
+
+
+def load_config(*, creating: bool = False) -> Config:
+    """The configuration; outside ``tamga init``, an existing installation or one line.
+
+    Without ``TAMGA_HOME`` the home is the ``var/`` of the current directory or the nearest one
+    above it that has one (run from the project's subdirectories, it finds the project's). A
+    command never creates an empty database somewhere by accident.
+    """
+    env = dict(os.environ)
+    if "TAMGA_HOME" not in env and not creating:
+        found = find_home(Path.cwd())
+        if found is None:
+            raise click.ClickException(
+                f"no Tamga installation in {Path.cwd()} or above it (no var/ made by `tamga"
+                " init`): run the command in the project's directory, or set TAMGA_HOME"
+            )
+        env["TAMGA_HOME"] = str(found)
     try:
-        return Config.from_env()
+        config = Config.from_env(env)
     except ConfigError as ex:
         raise click.ClickException(str(ex)) from ex
+    embedded = config.database_url == f"sqlite:///{config.home / 'tamga.db'}"
+    if not creating and embedded and not (config.home / "tamga.db").exists():
+        raise click.ClickException(
+            f"TAMGA_HOME={config.home} has no database: run `tamga init` first"
+        )
+    return config
 
 
 def open_runtime() -> Runtime:

@@ -19,7 +19,7 @@ def init() -> None:
     """Create (or complete) the installation in TAMGA_HOME. Safe to run again."""
     from signing_api.bootstrap import initialise
 
-    config = load_config()
+    config = load_config(creating=True)
     report = initialise(config)
     for item in report.created:
         click.echo(f"created {item}")
