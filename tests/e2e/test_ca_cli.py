@@ -123,7 +123,22 @@ def test_officer_issues_and_revokes_from_the_console(run_tamga: RunTamga, tmp_pa
     checked = tamga("ca", "holder", "verify", head, "--document", "office file 2026/8").stdout
     assert checked.startswith(f"verified holder {head}:") and "office file 2026/8" in checked
     issued = json.loads(tamga(*second).stdout)["serial"]
-    assert issued in tamga("ca", "list", "--inn", INN).stdout
+
+    # Terminating the contract revokes the valid certificate and publishes the CRL at once.
+    ended = tamga("billing", "terminate", INN, "--reason", "Письмо №9").stdout
+    assert f"revoked (cessationOfOperation): {issued}" in ended and "CRL number" in ended
+    assert "revoked" in tamga("ca", "show", issued).stdout
+    dump = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-noout", "-text", "-in",
+         str(home / "publish" / "crl" / "issuing.crl")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Cessation Of Operation" in dump and "Key Compromise" in dump, dump
+    crl = x509.load_der_x509_crl((home / "publish" / "crl" / "issuing.crl").read_bytes())
+    entry = crl.get_revoked_certificate_by_serial_number(int(issued, 16))
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason is x509.ReasonFlags.cessation_of_operation
 
 
 def _csr(key: ec.EllipticCurvePrivateKey) -> bytes:
