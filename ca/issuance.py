@@ -62,7 +62,7 @@ from ca.profiles import (
     prelint,
     signature_hash,
 )
-from ca.registry import requisites, subject_identity
+from ca.registry import require_verified, requisites, subject_identity
 from ca.requests import IssueRequest
 from ca.serials import reserve_serial
 from db import audit
@@ -328,6 +328,7 @@ def _plan(
             raise NotFound(f"no holder {holder_id}")
         if holder.status != HolderStatus.ACTIVE:
             raise Conflict(f"holder {holder_id} is {holder.status}")
+        require_verified(holder)  # §3.3: the registration authority vouched for the person
         subscriber = session.get_one(Subscriber, holder.subscriber_inn)
         if subscriber.status != SubscriberStatus.ACTIVE:
             raise Conflict(f"subscriber {subscriber.inn} is {subscriber.status}")

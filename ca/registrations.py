@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 import billing
 from ca import registry
 from ca.errors import Conflict, InvalidField, NotFound
-from ca.models import Certificate, Holder, RegistrationRequest
+from ca.models import Certificate, Holder, RegistrationRequest, Subscriber
 from ca.pricing import certificate_price, first_certificate_purpose
 from db import audit
 from policies.calendar import REGISTRATION_POLICY
@@ -232,12 +232,17 @@ def approve_registration(
     if row.status == RegistrationStatus.REJECTED:
         raise Conflict(f"registration request {request_id} was rejected")
     text = _note(note, required=False)
+    existed = session.get(Subscriber, row.inn) is not None
     subscriber, _ = registry.create_subscriber(session, row.subscriber, now=now, actor=actor)
     holder = _matching_holder(session, subscriber.inn, row.holder)
     if holder is None:
         holder = registry.create_holder(
             session, {"inn": subscriber.inn, **row.holder}, now=now, actor=actor
         )
+    # The officer approving the request is the registration authority vouching for the person.
+    registry.verify_holder(
+        session, holder.id, document=f"registration request {row.id}", now=now, actor=actor
+    )
     tariff, price = certificate_price(CertRole(row.role), Storage(row.storage), now)
     account = _first_certificate_account(
         session, subscriber.inn, tariff, price, now=now, actor=actor
@@ -245,6 +250,7 @@ def approve_registration(
     row.status, row.decided_at, row.decided_by = RegistrationStatus.APPROVED, now, actor
     row.decision_note = text
     row.holder_id, row.payment_account = holder.id, account
+    row.subscriber_existed = existed
     session.flush()
     audit.append(
         session,
@@ -253,6 +259,7 @@ def approve_registration(
         object=f"registration:{row.id}",
         details={
             "inn": row.inn,
+            "existing_subscriber": existed,
             "holder_id": holder.id,
             "tariff": tariff,
             "amount_due": price,
@@ -276,6 +283,7 @@ def reject_registration(
         raise Conflict(f"registration request {request_id} was approved")
     row.status, row.decided_at, row.decided_by = RegistrationStatus.REJECTED, now, actor
     row.decision_note = text
+    row.subscriber_existed = session.get(Subscriber, row.inn) is not None
     session.flush()
     audit.append(
         session,

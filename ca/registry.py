@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import billing
-from ca.errors import Conflict, InvalidField, NotFound
+from ca.errors import Conflict, IdentityNotVerified, InvalidField, NotFound
 from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectFieldError, SubjectIdentity
 from db import audit, outbox
@@ -37,6 +37,7 @@ __all__ = [
     "list_foreign_access",
     "list_holders",
     "list_subscribers",
+    "require_verified",
     "requisites",
     "split_full_name",
     "subject_identity",
@@ -44,6 +45,7 @@ __all__ = [
     "update_subscriber",
     "validate_holder",
     "validate_subscriber",
+    "verify_holder",
 ]
 
 # §18.2.2, in the contract's order: what a renewal compares with the certificate being renewed.
@@ -286,6 +288,47 @@ def create_holder(
         now=now,
     )
     return row
+
+
+def verify_holder(
+    session: Session, holder_id: int, *, document: object, now: datetime, actor: str
+) -> Holder:
+    """An officer vouches for a holder's identity (§3.3) on ``document`` (what was checked: a
+    registration request, a passport seen at the office with its file reference); journalled.
+
+    Only officers call this (the API and the CLI check it). A holder verified already keeps
+    its first verification (the call returns it unchanged).
+    """
+    row = get_holder(session, holder_id)
+    if not isinstance(document, str):
+        raise InvalidField("document", "say which document was checked")
+    reference = _text({"document": document}, "document", 200)
+    if row.passport_series.replace(" ", "") in reference.upper().replace(" ", ""):
+        # The passport series is personal data and never reaches the journal.
+        raise InvalidField("document", "name the office file, not the passport series")
+    if row.identity_verified_at is not None:
+        return row
+    if row.status != HolderStatus.ACTIVE:
+        raise Conflict(f"holder {holder_id} is {row.status}")
+    row.identity_verified_at, row.identity_verified_by = now, actor
+    row.identity_document = reference
+    row.updated_at = now
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.holder.verified",
+        object=f"holder:{row.id}",
+        details={"inn": row.subscriber_inn, "document": reference},
+        now=now,
+    )
+    return row
+
+
+def require_verified(holder: Holder) -> None:
+    """IdentityNotVerified unless an officer verified the holder's identity."""
+    if holder.identity_verified_at is None:
+        raise IdentityNotVerified(holder.id)
 
 
 def get_holder(session: Session, holder_id: int) -> Holder:

@@ -176,14 +176,16 @@ def register(
     inn: str = SUBSCRIBER["inn"],
     name: str = SUBSCRIBER["name"],
     grant_to: str | None = "portal",
+    verified: bool = True,
     **holder: str,
 ) -> int:
     """A subscriber (made once) and a new holder through the registry service; the holder id.
 
-    ``grant_to`` puts the subscriber in that client's scope.
+    ``grant_to`` puts the subscriber in that client's scope. ``verified``: an officer checked
+    the holder's documents at the office (§3.3), which a certificate needs.
     """
     from ca.models import Subscriber
-    from ca.registry import create_holder, create_subscriber
+    from ca.registry import create_holder, create_subscriber, verify_holder
     from signing_api.clients import ClientSubscriber
 
     with api.runtime.transaction() as session:
@@ -206,4 +208,8 @@ def register(
         row = create_holder(
             session, {**HOLDER, **holder, "inn": inn}, now=api.clock.now, actor="test"
         )
+        if verified:
+            verify_holder(
+                session, row.id, document="office file 1", now=api.clock.now, actor="officer"
+            )
         return row.id

@@ -18,6 +18,7 @@ from ca.cms import CMSInvalid
 from ca.errors import (
     CAError,
     Conflict,
+    IdentityNotVerified,
     InvalidField,
     InvalidFields,
     KeyRefused,
@@ -64,6 +65,11 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("payment-required", "The price must be paid first", 402),
         ProblemType("conflict", "The request conflicts with the current state", 409),
         ProblemType("account-terminated", "The subscriber's contract is terminated", 409),
+        ProblemType(
+            "identity-not-verified",
+            "The holder's identity was not verified by the registration authority",
+            409,
+        ),
         ProblemType(
             "idempotency-conflict", "The idempotency key was used for a different request", 422
         ),
@@ -128,6 +134,7 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
     CANotFound: "not-found",
     NotAllowed: "forbidden",
     Conflict: "conflict",
+    IdentityNotVerified: "identity-not-verified",
     InvalidField: "validation-failed",
     CMSInvalid: "validation-failed",
     KeyRefused: "certificate-refused",

@@ -102,6 +102,12 @@ def test_certificate_walkthrough_on_gunicorn(
     )
     assert status == 201, holder
     ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
+    # No certificate before the registration authority verified the person (§3.3).
+    status, refused = _call(base, "POST", "/api/v1/certificates", token, ask)
+    assert status == 409 and refused["type"].endswith("identity-not-verified"), refused
+    verify = f"/api/v1/holders/{holder['id']}/verify"
+    status, checked = _call(base, "POST", verify, token, {"document": "office file 2026/1"})
+    assert status == 200 and checked["identity_verified"], checked
     status, unpaid = _call(base, "POST", "/api/v1/certificates", token, ask)
     assert status == 402 and unpaid["amount_due"] == 151000, unpaid
     query = urllib.parse.urlencode(

@@ -117,6 +117,15 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
         },
     )
     assert status == 201, holder
+    # The portal cannot vouch for the person (§3.3); an officer checks the documents.
+    assert not holder["identity_verified"]
+    status, _ = _call(base, f"/api/v1/holders/{holder['id']}/verify", portal, {"document": "x"})
+    assert status == 403
+    officer = client("front office", "officer")
+    status, checked = _call(
+        base, f"/api/v1/holders/{holder['id']}/verify", officer, {"document": "office file 1"}
+    )
+    assert status == 200 and checked["identity_verified"], checked
     ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
     status, unpaid = _call(base, "/api/v1/certificates", portal, ask)
     assert status == 402, unpaid

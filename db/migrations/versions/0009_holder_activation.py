@@ -1,7 +1,7 @@
 """Holder activation by a one-time code sent to the holder's registered contact (issue #12).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 ``mail_outbox``: messages written in the transaction that decided to send them (``db.outbox``).
 ``activation_codes``: the SHA-256 of each one-time code, its purpose, recipient and attempts.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -35,6 +35,7 @@ from billing.document_data import (
 )
 from billing.models import Termination as TerminationRecord
 from billing.termination import TerminationInfo, debt_outstanding
+from ca.termination import terminate_subscriber
 from policies.dates import iso_utc, parse_month
 from policies.identifiers import is_inn
 from policies.money import parse_som
@@ -56,6 +57,7 @@ from signing_api.web.billing.schemas import (
     Termination,
     TerminationRequest,
 )
+from signing_api.web.ca.revocation import after_status_changes
 from signing_api.web.common import require_visible
 from signing_api.web.context import actor, reply, transaction
 from signing_api.web.contract import Reply, operation
@@ -407,10 +409,13 @@ def terminate(inn: str, body: TerminationRequest) -> Response:
     _idempotency_key()
     now = context.now()
     with transaction() as session:
-        info = billing.terminate(
+        done = terminate_subscriber(
             session, inn=inn, reason=body.reason, debt=body.debt or 0, now=now, actor=actor()
         )
+        info = done.info
         opened_on, _ = account_period(session, inn)
+    # The certificates revoked with the contract: the CRL says so at once, cloud keys go.
+    after_status_changes(done.revoked_ids, now)
     view = termination_json(info, opened_on=opened_on)
     return reply(view, 200 if info.replayed else 201, location=view["final_act"])
 

@@ -42,6 +42,7 @@ __all__ = [
     "HolderInput",
     "HolderList",
     "HolderRequisites",
+    "IdentityCheck",
     "Power",
     "PowerInput",
     "PowerList",
@@ -54,6 +55,7 @@ __all__ = [
     "RegistrationInput",
     "RegistrationList",
     "Rejection",
+    "ScopeHolder",
     "Subscriber",
     "SubscriberChanges",
     "SubscriberInput",
@@ -262,6 +264,19 @@ class RegistrationInput(Body):
 
 class Approval(Body):
     note: Note | None = Field(None, description="Optional remark kept with the decision")
+    grant_scope: bool | None = Field(
+        None,
+        description="Whether the submitting portal gets the subscriber in its scope. Required "
+        "(else 409) when the INN is already registered outside that portal's scope; a new "
+        "INN is granted unless false",
+    )
+
+
+class IdentityCheck(Body):
+    document: Annotated[str, Text(200)] = Field(
+        description="What the officer checked, e.g. the office file reference (not the "
+        "passport series: it stays out of the journal)"
+    )
 
 
 class Rejection(Body):
@@ -355,7 +370,13 @@ class Holder(View):
     email: EmailOut
     phone: PhoneOut
     status: Literal["active", "inactive"]
+    identity_verified: bool = Field(
+        description="An officer verified the person's identity (§3.3): no certificate without it"
+    )
+    identity_verified_at: Moment | None
     passport_series: PassportOut = _unset()
+    identity_verified_by: str | None = Field(None, description="Officers only")
+    identity_document: Line200 | None = Field(None, description="Officers only")
 
 
 class HolderList(View):
@@ -399,7 +420,16 @@ class RegisteredHolder(View):
     passport_series: PassportOut = _unset()
 
 
+class ScopeHolder(View):
+    """An API client that has a subscriber in its scope."""
+
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class Registration(View):
+    model_config = _LEFT_OUT
+
     id: Id
     channel: Literal["office", "online"]
     status: Literal["pending", "approved", "rejected"]
@@ -427,6 +457,14 @@ class Registration(View):
         "from the balance"
     )
     payment_account: Annotated[str, Field(pattern="^[0-9]{16}$")] | None
+    existing_subscriber: bool | None = Field(
+        None,
+        description="Officers only: the INN is already registered (pending: now; decided: at "
+        "the decision; null for decisions older than this field)",
+    )
+    in_scope_of: list[ScopeHolder] = _unset(
+        "Officers only: the API clients that have the subscriber in scope"
+    )
 
 
 class RegistrationList(View):

@@ -467,18 +467,27 @@ def test_totp_seed_is_sensitive_and_never_extractable_in_the_hsm(ca_api: CaApi) 
 # ---- 6. no signing while the service is stopped -------------------------------------------------
 
 
-@pytest.mark.parametrize("stop", ["zero balance", "terminated"])
+@pytest.mark.parametrize("stop", ["zero balance", "terminated", "terminated in billing only"])
 def test_signing_refused_while_the_service_is_stopped(ca_api: CaApi, stop: str) -> None:
     """credentials.py:286 ``served.state != "active"`` → refused (checked again at signHash).
 
-    Mutation caught: that check removed.
+    Mutation caught: that check removed ("terminated in billing only": an account terminated
+    before a termination revoked the certificates). A termination through the API revokes the
+    certificate too (issue #12), which refuses the signature before the service state.
     """
     h = _setup(ca_api)
     hashes = [_hash(b"stopped")]
     sad = _authorize(ca_api, h, hashes).json["SAD"]
+    refusal = "stopped"
     if stop == "terminated":
         ended = ca_api.post(f"/api/v1/accounts/{INN}/termination", {"reason": "расторжение"})
         assert ended.status_code == 201, ended.json
+        refusal = "revoked"
+    elif stop == "terminated in billing only":
+        with ca_api.runtime.transaction() as session:
+            billing.terminate(
+                session, inn=INN, reason="расторжение", now=ca_api.clock.now, actor="test"
+            )
     else:
         with ca_api.runtime.transaction() as session:
             left = billing.balance(session, INN).available
@@ -492,8 +501,8 @@ def test_signing_refused_while_the_service_is_stopped(ca_api: CaApi, stop: str) 
                 now=ca_api.clock.now,
                 actor="test",
             )
-    assert "stopped" in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
-    assert "stopped" in _error(_authorize(ca_api, h, hashes), "invalid_request")
+    assert refusal in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
+    assert refusal in _error(_authorize(ca_api, h, hashes), "invalid_request")
     assert _signatures(ca_api) == 0
     assert _audits(ca_api, "csc.signature.") == 0
     assert _count(ca_api, SignatureActivation, SignatureActivation.used_at.is_not(None)) == 0
