@@ -71,7 +71,7 @@ def _message(sender: str, item: outbox.Message, now: datetime) -> EmailMessage:
     msg["Subject"] = item.subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain="tamga.localhost")
-    msg.set_content(item.body)
+    msg.set_content(item.body, cte="quoted-printable")  # ASCII lines stay readable
     return msg
 
 

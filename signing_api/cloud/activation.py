@@ -381,7 +381,8 @@ def _mail_body(serial: str, code: str, purpose: str, expires_at: datetime) -> st
         else "чтобы заново задать PIN-код и аутентификатор (прежние будут уничтожены)"
     )
     return (
-        f"Код активации / Activation code: {grouped}\n\n"
+        f"Activation code: {grouped}\n"  # alone on an ASCII line: quoted-printable keeps it whole
+        f"Код активации: {grouped}\n\n"
         f"Сертификат / certificate: {serial}\n"
         f"Действует до / valid until: {iso_utc(expires_at)}\n\n"
         f"Введите этот код в портале, {what}.\n"

@@ -50,7 +50,8 @@ def test_codes_wait_in_the_outbox_until_the_sink_takes_them(
     holder = json.loads(
         tamga("ca", "holder", "add", "--inn", INN, "--full-name", "Асанова Айгуль",
               "--position", "Директор", "--passport-series", "ID1234567", "--email",
-              "aigul@test.kg", "--phone", "+996555123456", "--json").stdout
+              "aigul@test.kg", "--phone", "+996555123456", "--identity-document",
+              "office file 7", "--json").stdout
     )["id"]  # fmt: skip
     issue = ["ca", "issue", "--holder", str(holder), "--role", "head", "--storage", "cloud"]
     account = tamga(*issue, check=False).stderr.split("payment account ")[1][:16]
