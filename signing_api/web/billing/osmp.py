@@ -444,7 +444,7 @@ def _operation(method: str) -> dict[str, Any]:
                            for n, s in _FIELDS.items()},
         }  # fmt: skip
         operation["requestBody"] = {
-            "required": True,
+            "required": False,  # the parameters may come in the query string instead
             "content": {"application/x-www-form-urlencoded": {"schema": form}},
         }
     return operation

@@ -161,6 +161,11 @@ _ISSUE_REFUSED = "Invalid fields (errors), or the key, CSR or certificate refuse
     tag="ca",
     roles=_CALLERS,
     errors=(400, 402, 404, 409, 422),
+    refusals={
+        402: "the price is not paid yet",
+        422: "fields that do not fit together (a csr_pem for rutoken only, a pin for cloud "
+        "only), a key or CSR refused, the Idempotency-Key used for another request",
+    },
     description=(
         "While the price is not paid the answer is 402 with amount_due (tyiyn) and, for the"
         " subscriber's first certificate, the 16-digit payment_account to pay; later"

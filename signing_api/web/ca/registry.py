@@ -343,6 +343,7 @@ def _foreign_json(row: Any) -> dict[str, Any]:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404,),
+    refusals={422: "valid_until is before valid_from"},
 )
 def add_foreign_access(inn: str, body: ForeignAccessInput) -> Response:
     """Register a static IP the subscriber may use from abroad (§3.6), on its request."""
@@ -553,6 +554,7 @@ def reject_registration(request_id: int, body: Rejection) -> Response:
     tag=_TAG,
     roles=_BOTH,
     errors=(404, 409),
+    refusals={422: "valid_until is before valid_from, or issued_on after valid_from"},
 )
 def create_power(body: PowerInput) -> Response:
     data, moment = body.model_dump(mode="json"), now()

@@ -160,6 +160,9 @@ def _responses(op: Operation) -> dict[str, Any]:
             responses.setdefault(str(status), {"description": op.errors_as.description, **form})
         else:
             responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
+    for status, rule in op.refusals.items():
+        answer = responses[str(status)]
+        answer["description"] = "; ".join(filter(None, (answer["description"], rule)))
     return responses
 
 
@@ -180,6 +183,8 @@ def _entry(
         description += f"\n\nClients: {', '.join(r.value for r in op.roles)}."
     if description.strip():
         entry["description"] = description.strip()
+    if op.refusals:
+        entry["x-tamga-refusals"] = {str(k): v for k, v in sorted(op.refusals.items())}
     if parameters := _parameters(op, params, query):
         entry["parameters"] = parameters
     if op.raw_body is not None:
