@@ -8,7 +8,7 @@ import os
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import BaseConverter
 
 from signing_api.config import Config
 from signing_api.runtime import Runtime
@@ -58,13 +58,28 @@ def _on_unexpected(ex: Exception) -> Response:
     )
 
 
-class _DatabaseId(IntegerConverter):
-    """``<int:...>`` in a path: a positive signed 64-bit id; any other number matches no route."""
+class _DatabaseId(BaseConverter):
+    """``<int:...>`` in a path: a database id, ASCII digits only (``/holders/٣`` is no id).
 
-    def __init__(self, url_map: Map, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(url_map, *args, **kwargs)  # type: ignore[arg-type]
+    A number no row can have (0, a leading zero, beyond a signed 64-bit id) is read as 0,
+    which names no row: the route answers 404 like any unknown id. Refusing it in the converter
+    instead would make werkzeug answer 405 when the same path has a rule for another method.
+    """
+
+    regex = "[0-9]{1,64}"
+    weight = 50
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        if value.startswith("0") or len(value) > 19 or int(value) > _MAX_ID:
+            return 0
+        return int(value)
+
+    def to_url(self, value: object) -> str:
+        return str(int(value))  # type: ignore[call-overload]
+
+
+_MAX_ID = 2**63 - 1
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -116,7 +117,7 @@ def test_certificate_walkthrough_on_gunicorn(
             "txn_id": "1002",
             "account": unpaid["payment_account"],
             "sum": "1510.00",
-            "txn_date": "20261123120000",
+            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
         }
     )
     with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as paid:  # noqa: S310

@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import re
+import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ def _pay(base: str, txn: str, account: str, amount: str) -> None:
             "txn_id": txn,
             "account": account,
             "sum": amount,
-            "txn_date": "20261123120000",
+            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
         }
     )
     with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as r:  # noqa: S310

@@ -242,6 +242,7 @@ _KIND_PARAM = {
     "schema": {"type": "string", "enum": list(DOCUMENT_KINDS)},
 }
 _REPLAY = "Replay: the first answer, nothing written again"
+_PERIOD_RULE = "the period ends before it starts (to before from)"
 
 
 @blueprint.post("/api/v1/accounts")
@@ -293,6 +294,7 @@ def show_account(inn: str) -> Response:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={422: _PERIOD_RULE},
 )
 def list_receipts(inn: str, query: Period) -> Response:
     inn = _path_inn(inn)
@@ -310,6 +312,7 @@ def list_receipts(inn: str, query: Period) -> Response:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={422: _PERIOD_RULE},
 )
 def show_statement(inn: str, query: RequiredPeriod) -> Response:
     inn = _path_inn(inn)
@@ -328,6 +331,7 @@ def show_statement(inn: str, query: RequiredPeriod) -> Response:
     tag="billing",
     roles=(_OFFICER,),
     errors=(400, 404, 409),
+    refusals={422: "the receipt number was recorded before with another amount"},
 )
 def record_cash_receipt(inn: str, body: CashReceipt) -> Response:
     inn = _path_inn(inn)
@@ -370,6 +374,7 @@ def record_cash_receipt(inn: str, body: CashReceipt) -> Response:
     tag="billing",
     roles=(_OFFICER,),
     errors=(400, 404, 409),
+    refusals={422: "the purpose was used before for a payment account with another tariff"},
 )
 def issue_payment_account(inn: str, body: PaymentAccountRequest) -> Response:
     inn = _path_inn(inn)
@@ -465,6 +470,10 @@ def _document_request(kind: str, query: DocumentQuery) -> DocumentRequest:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={
+        422: "the parameters the kind needs are missing (act: from and to; invoice: transaction "
+        "or month; payment-invoice: service and amount), or to is before from"
+    },
 )
 def document(inn: str, kind: str, query: DocumentQuery) -> Response:
     inn = _path_inn(inn)

@@ -162,6 +162,11 @@ _ISSUE_REFUSED = "Invalid fields (errors), or the key, CSR or certificate refuse
     tag="ca",
     roles=_CALLERS,
     errors=(400, 402, 404, 409, 422),
+    refusals={
+        402: "the price is not paid yet",
+        422: "fields that do not fit together (a csr_pem for rutoken only, a pin for cloud "
+        "only), a key or CSR refused, the Idempotency-Key used for another request",
+    },
     description=(
         "While the price is not paid the answer is 402 with amount_due (tyiyn) and, for the"
         " subscriber's first certificate, the 16-digit payment_account to pay; later"
@@ -228,6 +233,10 @@ _RELAYS = "Officers and portals relay it for certificates they may see."
     tag="ca",
     roles=_CALLERS,
     errors=(404, 422),
+    refusals={
+        422: "the certificate is not a cloud one, not active or suspended, or its holder is"
+        " inactive"
+    },
     description=(
         "For a cloud certificate whose holder has no PIN yet (purpose activate), forgot it or"
         " lost the authenticator (purpose reset: using the code destroys the old PIN and"
@@ -252,6 +261,10 @@ def send_activation_code(serial: str) -> Response:
     tag="ca",
     roles=_CALLERS,
     errors=(400, 404, 422),
+    refusals={
+        422: "a PIN of one repeated character; no open code, or a wrong, used, expired or void"
+        " one; activation held back after a contact change; activated already"
+    },
     description=(
         "The code mailed to the holder is the proof that the holder acts: five wrong codes"
         " void it, it expires after 72 hours, and it is refused for 24 hours after an"

@@ -434,6 +434,7 @@ def _foreign_json(row: Any) -> dict[str, Any]:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404,),
+    refusals={422: "valid_until is before valid_from"},
 )
 def add_foreign_access(inn: str, body: ForeignAccessInput) -> Response:
     """Register a static IP the subscriber may use from abroad (§3.6), on its request."""
@@ -508,6 +509,7 @@ def show_holder(holder_id: int) -> Response:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404,),
+    refusals={422: "an e-mail or phone change without its document"},
 )
 def change_holder(holder_id: int, body: HolderChanges) -> Response:
     changes, moment = body.model_dump(mode="json", exclude_unset=True), now()
@@ -537,6 +539,7 @@ def change_holder(holder_id: int, body: HolderChanges) -> Response:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404, 409),
+    refusals={422: "a document reference that names the passport series"},
 )
 def verify_holder(holder_id: int, body: IdentityCheck) -> Response:
     moment = now()
@@ -671,6 +674,7 @@ def reject_registration(request_id: int, body: Rejection) -> Response:
     tag=_TAG,
     roles=_BOTH,
     errors=(404, 409),
+    refusals={422: "valid_until is before valid_from, or issued_on after valid_from"},
 )
 def create_power(body: PowerInput) -> Response:
     data, moment = body.model_dump(mode="json"), now()

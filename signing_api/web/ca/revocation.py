@@ -106,6 +106,7 @@ _WHO = (
     tag="ca",
     roles=_CALLERS,
     errors=(400, 403, 404, 409, 422),
+    refusals={422: "invalidity_date is not within the certificate's validity, up to now"},
     description=f"{_WHO} A revoked cloud key is destroyed in the HSM.",
 )
 def revoke_certificate(serial: str, body: Revocation) -> Response:

@@ -162,6 +162,9 @@ def _responses(op: Operation) -> dict[str, Any]:
             responses.setdefault(str(status), {"description": op.errors_as.description, **form})
         else:
             responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
+    for status, rule in op.refusals.items():
+        answer = responses[str(status)]
+        answer["description"] = "; ".join(filter(None, (answer["description"], rule)))
     if op.body is not None or op.raw_body is not None:
         responses.setdefault("413", {**_PROBLEM, "description": _REASONS[413]})
     responses["429"] = _TOO_MANY  # problem+json on every route, the CSC ones too
@@ -185,6 +188,8 @@ def _entry(
         description += f"\n\nClients: {', '.join(r.value for r in op.roles)}."
     if description.strip():
         entry["description"] = description.strip()
+    if op.refusals:
+        entry["x-tamga-refusals"] = {str(k): v for k, v in sorted(op.refusals.items())}
     if parameters := _parameters(op, params, query):
         entry["parameters"] = parameters
     if op.raw_body is not None:
