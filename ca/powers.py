@@ -220,7 +220,7 @@ def revoke_power(
     row = get_power(session, power_id)
     if not isinstance(note, str) or not " ".join(note.split()):
         raise InvalidField("note", "a reason is required")
-    text = " ".join(note.split())
+    text = registry.clean_text(note, "note")
     if len(text) > _NOTE_LIMIT:
         raise InvalidField("note", f"is longer than {_NOTE_LIMIT} characters")
     if row.revoked_at is not None:

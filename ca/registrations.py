@@ -81,7 +81,7 @@ def _note(note: object, *, required: bool) -> str | None:
         return None
     if not isinstance(note, str) or not " ".join(note.split()):
         raise InvalidField("note", "a reason is required" if required else "must be text")
-    text = " ".join(note.split())
+    text = registry.clean_text(note, "note")
     if len(text) > _NOTE_LIMIT:
         raise InvalidField("note", f"is longer than {_NOTE_LIMIT} characters")
     return text

@@ -23,6 +23,7 @@ from ca.profiles import SubjectFieldError, SubjectIdentity
 from db import audit, outbox
 from policies.identifiers import is_inn
 from policies.statuses import HolderStatus, SubscriberStatus
+from policies.text import describe, normalise, refused_character
 
 __all__ = [
     "REQUISITES",
@@ -71,17 +72,26 @@ _PASSPORT = re.compile(r"^[A-ZА-ЯЁ0-9][A-ZА-ЯЁ0-9 -]{1,31}$")
 _PHONE = re.compile(r"^\+?[0-9]{7,15}$")
 
 
+def clean_text(value: str, field: str) -> str:
+    """``value`` in NFC with its whitespace collapsed, or InvalidField naming the first character
+    that may not reach a certificate, a PDF or the journal (``policies.text``: no controls, no
+    bidirectional overrides or zero-width characters, no private-use or unassigned ones)."""
+    text = normalise(value)
+    bad = refused_character(text)
+    if bad is not None:
+        raise InvalidField(field, f"has a character that is not accepted: {describe(bad)}")
+    return text
+
+
 def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
     value = data.get(field)
     if not isinstance(value, str):
         raise InvalidField(field, "is required and must be a string")
-    value = " ".join(value.split())
+    value = clean_text(value, field)
     if not value:
         raise InvalidField(field, "must not be empty")
     if len(value) > limit:
         raise InvalidField(field, f"is longer than {limit} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidField(field, "has control characters")
     return value
 
 
@@ -375,7 +385,7 @@ def update_holder(
     if not changed:
         return row
     contact = _CONTACT_FIELDS.intersection(changed)
-    reference = (document or "").strip()
+    reference = clean_text(document or "", "document")
     if contact and not 1 <= len(reference) <= 200:
         raise InvalidField(
             "document",
