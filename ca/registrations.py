@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 import billing
 from ca import registry
-from ca.errors import Conflict, InvalidField, NotFound
+from ca.errors import Conflict, InvalidField, InvalidFields, NotFound
 from ca.models import Certificate, Holder, RegistrationRequest, Subscriber
 from ca.pricing import certificate_price, first_certificate_purpose
 from db import audit
@@ -49,6 +49,9 @@ __all__ = [
 CHANNELS = ("office", "online")
 STATUSES = tuple(RegistrationStatus)
 _NOTE_LIMIT = 2000
+
+
+_T = TypeVar("_T")
 
 
 def parse_role(value: object) -> CertRole:
@@ -92,18 +95,42 @@ def submit_registration(
 ) -> RegistrationRequest:
     """Record a registration request; ``data``: subscriber{...}, holder{...}, role, storage.
 
-    Every field is checked now (InvalidField names it, prefixed by its section) so that an
-    officer never has to approve a request that cannot be carried out.
+    Every field is checked now, and every bad one is named at once (InvalidFields, each field
+    prefixed by its section: ``subscriber.inn``), so that an officer never has to approve a
+    request that cannot be carried out.
     """
+    errors: dict[str, str] = {}
+
+    def attempt(check: Callable[[], _T], section: str = "") -> _T | None:
+        try:
+            return check()
+        except InvalidFields as ex:
+            errors.update({f"{section}{field}": text for field, text in ex.errors.items()})
+        except InvalidField as ex:
+            errors[f"{section}{ex.field}"] = ex.message
+        return None
+
     if channel not in CHANNELS:
-        raise InvalidField("channel", "office or online")
-    company = _prefixed("subscriber", registry.validate_subscriber, _section(data, "subscriber"))
-    holder = _prefixed(
-        "holder",
-        lambda d: registry.validate_holder(d, company["name"], company["inn"], company["locality"]),
-        _section(data, "holder"),
+        errors["channel"] = "office or online"
+    company = attempt(
+        lambda: registry.validate_subscriber(_section(data, "subscriber")), "subscriber."
     )
-    role, storage = parse_role(data.get("role")), parse_storage(data.get("storage"))
+    holder_data = attempt(lambda: _section(data, "holder"))
+    holder = None
+    if holder_data is not None:
+        if company is not None:
+            holder = attempt(
+                lambda: registry.validate_holder(
+                    holder_data, company["name"], company["inn"], company["locality"]
+                ),
+                "holder.",
+            )
+        else:  # the holder's own fields, without the subject check that needs the company
+            attempt(lambda: registry.validate_holder_fields(holder_data), "holder.")
+    role = attempt(lambda: parse_role(data.get("role")))
+    storage = attempt(lambda: parse_storage(data.get("storage")))
+    if errors or company is None or holder is None or role is None or storage is None:
+        raise InvalidFields(errors)
     row = RegistrationRequest(
         channel=channel,
         status=RegistrationStatus.PENDING,
@@ -128,16 +155,6 @@ def submit_registration(
         now=now,
     )
     return row
-
-
-def _prefixed(
-    section: str, check: Callable[[Mapping[str, Any]], dict[str, str]], data: Mapping[str, Any]
-) -> dict[str, str]:
-    """Run a registry validator on a section; its field errors name ``section.field``."""
-    try:
-        return check(data)
-    except InvalidField as ex:
-        raise InvalidField(f"{section}.{ex.field}", ex.message) from None
 
 
 def get_registration(session: Session, request_id: int) -> RegistrationRequest:

@@ -7,9 +7,10 @@ requisites a renewal must find unchanged (§18.2.2) are read from here by ``requ
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import billing
-from ca.errors import Conflict, IdentityNotVerified, InvalidField, NotFound
+from ca.errors import Conflict, IdentityNotVerified, InvalidField, InvalidFields, NotFound
 from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectFieldError, SubjectIdentity
 from db import audit, outbox
@@ -30,6 +31,8 @@ __all__ = [
     "add_foreign_access",
     "check_inn",
     "check_text",
+    "checked_fields",
+    "clean_text",
     "create_holder",
     "create_subscriber",
     "foreign_addresses",
@@ -45,6 +48,7 @@ __all__ = [
     "update_holder",
     "update_subscriber",
     "validate_holder",
+    "validate_holder_fields",
     "validate_subscriber",
     "verify_holder",
 ]
@@ -133,8 +137,32 @@ def _identity_check(fields: dict[str, str], company: str, inn: str, locality: st
         raise InvalidField(ex.field if ex.field in fields else "email", str(ex)) from None
 
 
-def _subscriber_fields(data: Mapping[str, Any]) -> dict[str, str]:
-    fields = {name: _text(data, name, limit) for name, limit in _SUBSCRIBER_FIELDS.items()}
+def checked_fields(checks: Mapping[str, Callable[[], str]]) -> dict[str, str]:
+    """Run every field's check; InvalidFields naming **every** bad field at once (as pydantic
+    does at the HTTP edge), so the console and the API report a request the same way."""
+    fields: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            fields[name] = check()
+        except InvalidFields as ex:
+            errors.update(ex.errors)
+        except InvalidField as ex:
+            errors[ex.field] = ex.message
+    if errors:
+        raise InvalidFields(errors)
+    return fields
+
+
+def _texts(data: Mapping[str, Any], limits: Mapping[str, int]) -> dict[str, Callable[[], str]]:
+    return {name: functools.partial(_text, data, name, limit) for name, limit in limits.items()}
+
+
+def _subscriber_fields(data: Mapping[str, Any], *, inn: bool = False) -> dict[str, str]:
+    checks = _texts(data, _SUBSCRIBER_FIELDS)
+    if inn:
+        checks = {"inn": lambda: check_inn(data.get("inn")), **checks}
+    fields = checked_fields(checks)
     _identity_check(
         {"full_name": "Check Name", "position": "-", "email": fields["email"]},
         fields["name"],
@@ -149,8 +177,12 @@ def validate_subscriber(data: Mapping[str, Any]) -> dict[str, str]:
 
     InvalidField naming the first bad field; nothing is read or written.
     """
-    inn = check_inn(data.get("inn"))
-    return {"inn": inn, **_subscriber_fields(data)}
+    return _subscriber_fields(data, inn=True)
+
+
+def validate_holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    """The holder's own fields, every bad one named at once (no company: no subject check)."""
+    return _holder_fields(data)
 
 
 def validate_holder(
@@ -174,8 +206,8 @@ def create_subscriber(
     ``data``: inn, name, legal_form, locality, email. The same INN with the same data again is
     a replay (``created`` False); with other data it is a Conflict (use ``update_subscriber``).
     """
-    inn = check_inn(data.get("inn"))
-    fields = _subscriber_fields(data)
+    fields = _subscriber_fields(data, inn=True)
+    inn = fields.pop("inn")
     existing = session.get(Subscriber, inn)
     if existing is not None:
         if all(getattr(existing, k) == v for k, v in fields.items()):
@@ -250,17 +282,25 @@ def update_subscriber(
     return row
 
 
-def _holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
-    fields = {name: _text(data, name, limit) for name, limit in _HOLDER_FIELDS.items()}
-    passport = fields["passport_series"].upper()
+def _passport(data: Mapping[str, Any]) -> str:
+    passport = _text(data, "passport_series", _HOLDER_FIELDS["passport_series"]).upper()
     if not _PASSPORT.match(passport):
         raise InvalidField("passport_series", "letters and digits, e.g. ID1234567 or AN 1234567")
-    fields["passport_series"] = passport
-    phone = fields["phone"].replace(" ", "").replace("-", "")
+    return passport
+
+
+def _phone(data: Mapping[str, Any]) -> str:
+    phone = _text(data, "phone", _HOLDER_FIELDS["phone"]).replace(" ", "").replace("-", "")
     if not _PHONE.match(phone):
         raise InvalidField("phone", "7 to 15 digits, optionally after +, e.g. +996555123456")
-    fields["phone"] = phone
-    return fields
+    return phone
+
+
+def _holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    checks = _texts(data, _HOLDER_FIELDS)
+    checks["passport_series"] = functools.partial(_passport, data)
+    checks["phone"] = functools.partial(_phone, data)
+    return checked_fields(checks)
 
 
 def create_holder(

@@ -49,3 +49,24 @@ def test_the_console_refuses_what_the_api_refuses(run_tamga: RunTamga, tmp_path:
     assert (
         made["full_name"] == unicodedata.normalize("NFC", decomposed) == "Асанова Айгуль Бакытовна"
     )
+
+
+def test_the_console_names_every_bad_field_at_once(run_tamga: RunTamga, tmp_path: Path) -> None:
+    """Issue #10: the CA's validators stopped at the first bad field while the API named them
+    all; the console (which reaches the CA without the API's edge) now names them all too."""
+    home = tmp_path / "home"
+    run_tamga(home, "init")
+    subscriber = run_tamga(home, "ca", "subscriber", "add", "--inn", "123", "--name", " ",
+                           "--legal-form", "ОсОО", "--locality", "Бишкек", "--email",
+                           "office@test.kg", check=False)  # fmt: skip
+    assert subscriber.returncode == 1
+    assert "invalid --inn" in subscriber.stderr and "invalid --name" in subscriber.stderr
+    assert len(subscriber.stderr.strip().splitlines()) == 1
+    company = ["--legal-form", "ОсОО", "--locality", "Бишкек", "--email", "office@test.kg"]
+    run_tamga(home, "ca", "subscriber", "add", "--inn", INN, "--name", 'ОсОО "Тест"', *company)
+    holder = run_tamga(home, "ca", "holder", "add", "--inn", INN, "--full-name", "Асанова Айгуль",
+                       "--position", "Директор", "--passport-series", "№!", "--email",
+                       "a@test.kg", "--phone", "12", "--identity-document", "file 1",
+                       check=False)  # fmt: skip
+    assert holder.returncode == 1, holder.stderr
+    assert "invalid --passport-series" in holder.stderr and "invalid --phone" in holder.stderr
