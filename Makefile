@@ -27,12 +27,13 @@ help: ## show the targets
 
 setup: system-packages $(STAMP) ## install Debian packages if missing, create .venv, pip install -e '.[test]'
 
-system-packages: ## apt-get install whatever is missing: softhsm2, openssl, python3-venv, git, poppler-utils
+system-packages: ## apt-get install whatever is missing: softhsm2, openssl, python3-venv, git, poppler-utils, nginx
 	@missing=(); \
 	if [[ ! -e $(SOFTHSM_LIB) ]] || ! command -v softhsm2-util >/dev/null; then missing+=(softhsm2); fi; \
 	command -v openssl >/dev/null || missing+=(openssl); \
 	command -v git >/dev/null || missing+=(git); \
 	command -v pdftotext >/dev/null || missing+=(poppler-utils); \
+	command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx); \
 	if [[ ! -x $(BIN)/python ]] && ! { $(PYTHON) -m venv --help && $(PYTHON) -c 'import ensurepip'; } >/dev/null 2>&1; then \
 	    missing+=(python3-venv); \
 	fi; \
@@ -53,9 +54,15 @@ $(STAMP): pyproject.toml | system-packages
 	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
-run: setup ## tamga init (idempotent), then tamga serve (TAMGA_HOME defaults to ./var)
+run: setup ## tamga init (idempotent), the dev mail sink (./var/mail/*.eml), then tamga serve
 	$(BIN)/tamga init
-	exec $(BIN)/tamga serve
+	@if [[ -z "$${TAMGA_SMTP_URL:-}" ]]; then \
+	    $(BIN)/tamga mail sink & sink=$$!; \
+	    trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
+	    $(BIN)/tamga serve; \
+	else \
+	    exec $(BIN)/tamga serve; \
+	fi
 
 test: setup ## PostgreSQL up (installed if needed), lint, then the whole suite (SQLite + PostgreSQL)
 	scripts/ensure-postgres.sh

@@ -148,6 +148,7 @@ def _env(home: Path, database_url: str, port: int) -> dict[str, str]:
         "TAMGA_WORKERS": "2",
         "TAMGA_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TAMGA_MAINTENANCE_WINDOW": "off",
+        "TAMGA_RATE_LIMITS": "off",  # the signing path is measured, not the per-token limit
     }
     return env
 

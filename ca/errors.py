@@ -13,6 +13,7 @@ __all__ = [
     "CertificateMismatch",
     "Conflict",
     "HierarchyNotReady",
+    "IdentityNotVerified",
     "InvalidCertificate",
     "InvalidField",
     "InvalidFields",
@@ -75,6 +76,19 @@ class NotFound(CAError):
 
 class Conflict(CAError):
     """The request conflicts with the registry's current state (API: 409)."""
+
+
+class IdentityNotVerified(Conflict):
+    """The holder's identity was never verified by the registration authority (§3.3): no
+    certificate for it until an officer approves its registration request or checks its
+    documents at the office (API: 409 ``identity-not-verified``)."""
+
+    def __init__(self, holder_id: int) -> None:
+        self.holder_id = holder_id
+        super().__init__(
+            f"holder {holder_id}: identity not verified by the registration authority; an "
+            "officer approves its registration request or verifies it at the office first"
+        )
 
 
 class NotAllowed(CAError):

@@ -62,7 +62,7 @@ from ca.profiles import (
     prelint,
     signature_hash,
 )
-from ca.registry import requisites, subject_identity
+from ca.registry import require_verified, requisites, subject_identity
 from ca.requests import IssueRequest
 from ca.serials import reserve_serial
 from db import audit
@@ -211,12 +211,25 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     except ValueError as ex:
         raise KeyRefused(f"not a PKCS#10 certificate request (PEM or DER): {ex}") from None
     try:
+        algorithm = csr.signature_hash_algorithm
+    except Exception:
+        algorithm = None
+    if algorithm is None or algorithm.name not in _CSR_HASHES:
+        named = csr.signature_algorithm_oid._name
+        raise KeyRefused(
+            f"the CSR is signed with {named}: not accepted (sign it with SHA-256, SHA-384 or"
+            " SHA-512)"
+        )
+    try:
         valid = csr.is_signature_valid
     except Exception as ex:  # an unsupported key type or algorithm
         raise KeyRefused(f"the CSR's signature cannot be checked: {ex}") from None
     if not valid:
         raise KeyRefused("the CSR's signature does not verify: no proof of possession")
     return csr
+
+
+_CSR_HASHES = frozenset({"sha256", "sha384", "sha512"})
 
 
 def _check_not_certified_elsewhere(session: Session, digest: str, holder_id: int) -> None:
@@ -315,6 +328,7 @@ def _plan(
             raise NotFound(f"no holder {holder_id}")
         if holder.status != HolderStatus.ACTIVE:
             raise Conflict(f"holder {holder_id} is {holder.status}")
+        require_verified(holder)  # §3.3: the registration authority vouched for the person
         subscriber = session.get_one(Subscriber, holder.subscriber_inn)
         if subscriber.status != SubscriberStatus.ACTIVE:
             raise Conflict(f"subscriber {subscriber.inn} is {subscriber.status}")

@@ -117,6 +117,13 @@ class Holder(Base):
     status: Mapped[str] = mapped_column(String(16), default=HolderStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When an officer last changed the e-mail or phone (activation waits after it).
+    contact_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who verified the person's identity (§3.3), when and on what: an officer approving a
+    # registration request, or checking the documents at the office. No certificate without it.
+    identity_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    identity_verified_by: Mapped[str | None] = mapped_column(String(64))
+    identity_document: Mapped[str | None] = mapped_column(String(200))
 
 
 class RegistrationRequest(Base):
@@ -149,6 +156,8 @@ class RegistrationRequest(Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     holder_id: Mapped[int | None] = mapped_column(ForeignKey("holders.id"))
     payment_account: Mapped[str | None] = mapped_column(String(16))
+    # At the decision: was the INN already registered (the request adds to a subscriber)?
+    subscriber_existed: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class PowerOfAttorney(Base):

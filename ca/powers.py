@@ -14,8 +14,9 @@ Only the served taxpayers count, not the representative's own company.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -23,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ca import registry
-from ca.errors import Conflict, InvalidField, NotFound
+from ca.errors import Conflict, InvalidField, InvalidFields, NotFound
 from ca.models import Certificate, Holder, PowerOfAttorney
 from db import audit
 from policies.calendar import local_date
 from policies.cert_profiles import CertRole, allowed_companies
 from policies.statuses import CertificateStatus, HolderStatus
+from policies.words import article
 
 __all__ = [
     "check_company_limit",
@@ -65,20 +67,30 @@ def _day(data: Mapping[str, Any], field: str) -> date:
 
 
 def _fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The checked power-of-attorney fields (InvalidField names the first bad one)."""
-    fields: dict[str, Any] = {
-        "taxpayer_inn": registry.check_inn(data.get("taxpayer_inn"), "taxpayer_inn")
-    }
+    """The checked power-of-attorney fields; every bad one is named at once (InvalidFields)."""
+    fields: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def take(name: str, check: Callable[[], Any]) -> None:
+        try:
+            fields[name] = check()
+        except InvalidField as ex:
+            errors[ex.field] = ex.message
+
+    take("holder_id", lambda: _holder_id(data.get("holder_id")))
+    take("taxpayer_inn", lambda: registry.check_inn(data.get("taxpayer_inn"), "taxpayer_inn"))
     for name, limit in _TEXT_FIELDS.items():
-        fields[name] = registry.check_text(data, name, limit)
+        take(name, functools.partial(registry.check_text, data, name, limit))
     for name in ("issued_on", "valid_from", "valid_until"):
-        fields[name] = _day(data, name)
-    if fields["valid_until"] < fields["valid_from"]:
-        raise InvalidField("valid_until", "must not be before valid_from")
-    if fields["issued_on"] > fields["valid_from"]:
-        raise InvalidField(
-            "issued_on", "a power of attorney cannot take effect before it is issued"
-        )
+        take(name, functools.partial(_day, data, name))
+    if {"valid_from", "valid_until"} <= fields.keys() and fields["valid_until"] < fields[
+        "valid_from"
+    ]:
+        errors["valid_until"] = "must not be before valid_from"
+    if {"issued_on", "valid_from"} <= fields.keys() and fields["issued_on"] > fields["valid_from"]:
+        errors["issued_on"] = "a power of attorney cannot take effect before it is issued"
+    if errors:
+        raise InvalidFields(errors)
     return fields
 
 
@@ -144,8 +156,8 @@ def create_power(
     The same holder, taxpayer and document number with the same details again is a replay
     (``created`` False); with other details, or after it was revoked, a Conflict.
     """
-    holder = _get_holder(session, _holder_id(data.get("holder_id")))
     fields = _fields(data)
+    holder = _get_holder(session, fields.pop("holder_id"))
     existing = session.scalars(
         select(PowerOfAttorney).where(
             PowerOfAttorney.holder_id == holder.id,
@@ -208,7 +220,7 @@ def revoke_power(
     row = get_power(session, power_id)
     if not isinstance(note, str) or not " ".join(note.split()):
         raise InvalidField("note", "a reason is required")
-    text = " ".join(note.split())
+    text = registry.clean_text(note, "note")
     if len(text) > _NOTE_LIMIT:
         raise InvalidField("note", f"is longer than {_NOTE_LIMIT} characters")
     if row.revoked_at is not None:
@@ -247,5 +259,5 @@ def check_company_limit(session: Session, holder_id: int, role: CertRole, on: da
     if count > limit:
         raise Conflict(
             f"holder {holder_id} holds valid powers of attorney for {count} companies on {on}; "
-            f"a {role.value} certificate serves at most {limit}"
+            f"{article(role.value)} certificate serves at most {limit}"
         )

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 import billing
 from ca import registry
-from ca.errors import Conflict, InvalidField, NotFound
-from ca.models import Certificate, Holder, RegistrationRequest
+from ca.errors import Conflict, InvalidField, InvalidFields, NotFound
+from ca.models import Certificate, Holder, RegistrationRequest, Subscriber
 from ca.pricing import certificate_price, first_certificate_purpose
 from db import audit
 from policies.calendar import REGISTRATION_POLICY
@@ -49,6 +49,9 @@ __all__ = [
 CHANNELS = ("office", "online")
 STATUSES = tuple(RegistrationStatus)
 _NOTE_LIMIT = 2000
+
+
+_T = TypeVar("_T")
 
 
 def parse_role(value: object) -> CertRole:
@@ -81,7 +84,7 @@ def _note(note: object, *, required: bool) -> str | None:
         return None
     if not isinstance(note, str) or not " ".join(note.split()):
         raise InvalidField("note", "a reason is required" if required else "must be text")
-    text = " ".join(note.split())
+    text = registry.clean_text(note, "note")
     if len(text) > _NOTE_LIMIT:
         raise InvalidField("note", f"is longer than {_NOTE_LIMIT} characters")
     return text
@@ -92,18 +95,42 @@ def submit_registration(
 ) -> RegistrationRequest:
     """Record a registration request; ``data``: subscriber{...}, holder{...}, role, storage.
 
-    Every field is checked now (InvalidField names it, prefixed by its section) so that an
-    officer never has to approve a request that cannot be carried out.
+    Every field is checked now, and every bad one is named at once (InvalidFields, each field
+    prefixed by its section: ``subscriber.inn``), so that an officer never has to approve a
+    request that cannot be carried out.
     """
+    errors: dict[str, str] = {}
+
+    def attempt(check: Callable[[], _T], section: str = "") -> _T | None:
+        try:
+            return check()
+        except InvalidFields as ex:
+            errors.update({f"{section}{field}": text for field, text in ex.errors.items()})
+        except InvalidField as ex:
+            errors[f"{section}{ex.field}"] = ex.message
+        return None
+
     if channel not in CHANNELS:
-        raise InvalidField("channel", "office or online")
-    company = _prefixed("subscriber", registry.validate_subscriber, _section(data, "subscriber"))
-    holder = _prefixed(
-        "holder",
-        lambda d: registry.validate_holder(d, company["name"], company["inn"], company["locality"]),
-        _section(data, "holder"),
+        errors["channel"] = "office or online"
+    company = attempt(
+        lambda: registry.validate_subscriber(_section(data, "subscriber")), "subscriber."
     )
-    role, storage = parse_role(data.get("role")), parse_storage(data.get("storage"))
+    holder_data = attempt(lambda: _section(data, "holder"))
+    holder = None
+    if holder_data is not None:
+        if company is not None:
+            holder = attempt(
+                lambda: registry.validate_holder(
+                    holder_data, company["name"], company["inn"], company["locality"]
+                ),
+                "holder.",
+            )
+        else:  # the holder's own fields, without the subject check that needs the company
+            attempt(lambda: registry.validate_holder_fields(holder_data), "holder.")
+    role = attempt(lambda: parse_role(data.get("role")))
+    storage = attempt(lambda: parse_storage(data.get("storage")))
+    if errors or company is None or holder is None or role is None or storage is None:
+        raise InvalidFields(errors)
     row = RegistrationRequest(
         channel=channel,
         status=RegistrationStatus.PENDING,
@@ -128,16 +155,6 @@ def submit_registration(
         now=now,
     )
     return row
-
-
-def _prefixed(
-    section: str, check: Callable[[Mapping[str, Any]], dict[str, str]], data: Mapping[str, Any]
-) -> dict[str, str]:
-    """Run a registry validator on a section; its field errors name ``section.field``."""
-    try:
-        return check(data)
-    except InvalidField as ex:
-        raise InvalidField(f"{section}.{ex.field}", ex.message) from None
 
 
 def get_registration(session: Session, request_id: int) -> RegistrationRequest:
@@ -232,12 +249,17 @@ def approve_registration(
     if row.status == RegistrationStatus.REJECTED:
         raise Conflict(f"registration request {request_id} was rejected")
     text = _note(note, required=False)
+    existed = session.get(Subscriber, row.inn) is not None
     subscriber, _ = registry.create_subscriber(session, row.subscriber, now=now, actor=actor)
     holder = _matching_holder(session, subscriber.inn, row.holder)
     if holder is None:
         holder = registry.create_holder(
             session, {"inn": subscriber.inn, **row.holder}, now=now, actor=actor
         )
+    # The officer approving the request is the registration authority vouching for the person.
+    registry.verify_holder(
+        session, holder.id, document=f"registration request {row.id}", now=now, actor=actor
+    )
     tariff, price = certificate_price(CertRole(row.role), Storage(row.storage), now)
     account = _first_certificate_account(
         session, subscriber.inn, tariff, price, now=now, actor=actor
@@ -245,6 +267,7 @@ def approve_registration(
     row.status, row.decided_at, row.decided_by = RegistrationStatus.APPROVED, now, actor
     row.decision_note = text
     row.holder_id, row.payment_account = holder.id, account
+    row.subscriber_existed = existed
     session.flush()
     audit.append(
         session,
@@ -253,6 +276,7 @@ def approve_registration(
         object=f"registration:{row.id}",
         details={
             "inn": row.inn,
+            "existing_subscriber": existed,
             "holder_id": holder.id,
             "tariff": tariff,
             "amount_due": price,
@@ -276,6 +300,7 @@ def reject_registration(
         raise Conflict(f"registration request {request_id} was approved")
     row.status, row.decided_at, row.decided_by = RegistrationStatus.REJECTED, now, actor
     row.decision_note = text
+    row.subscriber_existed = session.get(Subscriber, row.inn) is not None
     session.flush()
     audit.append(
         session,

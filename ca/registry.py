@@ -7,9 +7,10 @@ requisites a renewal must find unchanged (§18.2.2) are read from here by ``requ
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -17,18 +18,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import billing
-from ca.errors import Conflict, InvalidField, NotFound
+from ca.errors import Conflict, IdentityNotVerified, InvalidField, InvalidFields, NotFound
 from ca.models import ForeignAccess, Holder, Subscriber
 from ca.profiles import SubjectFieldError, SubjectIdentity
-from db import audit
+from db import audit, outbox
 from policies.identifiers import is_inn
 from policies.statuses import HolderStatus, SubscriberStatus
+from policies.text import describe, normalise, refused_character
 
 __all__ = [
     "REQUISITES",
     "add_foreign_access",
     "check_inn",
     "check_text",
+    "checked_fields",
+    "clean_text",
     "create_holder",
     "create_subscriber",
     "foreign_addresses",
@@ -37,13 +41,16 @@ __all__ = [
     "list_foreign_access",
     "list_holders",
     "list_subscribers",
+    "require_verified",
     "requisites",
     "split_full_name",
     "subject_identity",
     "update_holder",
     "update_subscriber",
     "validate_holder",
+    "validate_holder_fields",
     "validate_subscriber",
+    "verify_holder",
 ]
 
 # §18.2.2, in the contract's order: what a renewal compares with the certificate being renewed.
@@ -69,17 +76,26 @@ _PASSPORT = re.compile(r"^[A-ZА-ЯЁ0-9][A-ZА-ЯЁ0-9 -]{1,31}$")
 _PHONE = re.compile(r"^\+?[0-9]{7,15}$")
 
 
+def clean_text(value: str, field: str) -> str:
+    """``value`` in NFC with its whitespace collapsed, or InvalidField naming the first character
+    that may not reach a certificate, a PDF or the journal (``policies.text``: no controls, no
+    bidirectional overrides or zero-width characters, no private-use or unassigned ones)."""
+    text = normalise(value)
+    bad = refused_character(text)
+    if bad is not None:
+        raise InvalidField(field, f"has a character that is not accepted: {describe(bad)}")
+    return text
+
+
 def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
     value = data.get(field)
     if not isinstance(value, str):
         raise InvalidField(field, "is required and must be a string")
-    value = " ".join(value.split())
+    value = clean_text(value, field)
     if not value:
         raise InvalidField(field, "must not be empty")
     if len(value) > limit:
         raise InvalidField(field, f"is longer than {limit} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidField(field, "has control characters")
     return value
 
 
@@ -121,8 +137,32 @@ def _identity_check(fields: dict[str, str], company: str, inn: str, locality: st
         raise InvalidField(ex.field if ex.field in fields else "email", str(ex)) from None
 
 
-def _subscriber_fields(data: Mapping[str, Any]) -> dict[str, str]:
-    fields = {name: _text(data, name, limit) for name, limit in _SUBSCRIBER_FIELDS.items()}
+def checked_fields(checks: Mapping[str, Callable[[], str]]) -> dict[str, str]:
+    """Run every field's check; InvalidFields naming **every** bad field at once (as pydantic
+    does at the HTTP edge), so the console and the API report a request the same way."""
+    fields: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            fields[name] = check()
+        except InvalidFields as ex:
+            errors.update(ex.errors)
+        except InvalidField as ex:
+            errors[ex.field] = ex.message
+    if errors:
+        raise InvalidFields(errors)
+    return fields
+
+
+def _texts(data: Mapping[str, Any], limits: Mapping[str, int]) -> dict[str, Callable[[], str]]:
+    return {name: functools.partial(_text, data, name, limit) for name, limit in limits.items()}
+
+
+def _subscriber_fields(data: Mapping[str, Any], *, inn: bool = False) -> dict[str, str]:
+    checks = _texts(data, _SUBSCRIBER_FIELDS)
+    if inn:
+        checks = {"inn": lambda: check_inn(data.get("inn")), **checks}
+    fields = checked_fields(checks)
     _identity_check(
         {"full_name": "Check Name", "position": "-", "email": fields["email"]},
         fields["name"],
@@ -137,8 +177,12 @@ def validate_subscriber(data: Mapping[str, Any]) -> dict[str, str]:
 
     InvalidField naming the first bad field; nothing is read or written.
     """
-    inn = check_inn(data.get("inn"))
-    return {"inn": inn, **_subscriber_fields(data)}
+    return _subscriber_fields(data, inn=True)
+
+
+def validate_holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    """The holder's own fields, every bad one named at once (no company: no subject check)."""
+    return _holder_fields(data)
 
 
 def validate_holder(
@@ -162,8 +206,8 @@ def create_subscriber(
     ``data``: inn, name, legal_form, locality, email. The same INN with the same data again is
     a replay (``created`` False); with other data it is a Conflict (use ``update_subscriber``).
     """
-    inn = check_inn(data.get("inn"))
-    fields = _subscriber_fields(data)
+    fields = _subscriber_fields(data, inn=True)
+    inn = fields.pop("inn")
     existing = session.get(Subscriber, inn)
     if existing is not None:
         if all(getattr(existing, k) == v for k, v in fields.items()):
@@ -238,17 +282,25 @@ def update_subscriber(
     return row
 
 
-def _holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
-    fields = {name: _text(data, name, limit) for name, limit in _HOLDER_FIELDS.items()}
-    passport = fields["passport_series"].upper()
+def _passport(data: Mapping[str, Any]) -> str:
+    passport = _text(data, "passport_series", _HOLDER_FIELDS["passport_series"]).upper()
     if not _PASSPORT.match(passport):
         raise InvalidField("passport_series", "letters and digits, e.g. ID1234567 or AN 1234567")
-    fields["passport_series"] = passport
-    phone = fields["phone"].replace(" ", "").replace("-", "")
+    return passport
+
+
+def _phone(data: Mapping[str, Any]) -> str:
+    phone = _text(data, "phone", _HOLDER_FIELDS["phone"]).replace(" ", "").replace("-", "")
     if not _PHONE.match(phone):
         raise InvalidField("phone", "7 to 15 digits, optionally after +, e.g. +996555123456")
-    fields["phone"] = phone
-    return fields
+    return phone
+
+
+def _holder_fields(data: Mapping[str, Any]) -> dict[str, str]:
+    checks = _texts(data, _HOLDER_FIELDS)
+    checks["passport_series"] = functools.partial(_passport, data)
+    checks["phone"] = functools.partial(_phone, data)
+    return checked_fields(checks)
 
 
 def create_holder(
@@ -288,6 +340,47 @@ def create_holder(
     return row
 
 
+def verify_holder(
+    session: Session, holder_id: int, *, document: object, now: datetime, actor: str
+) -> Holder:
+    """An officer vouches for a holder's identity (§3.3) on ``document`` (what was checked: a
+    registration request, a passport seen at the office with its file reference); journalled.
+
+    Only officers call this (the API and the CLI check it). A holder verified already keeps
+    its first verification (the call returns it unchanged).
+    """
+    row = get_holder(session, holder_id)
+    if not isinstance(document, str):
+        raise InvalidField("document", "say which document was checked")
+    reference = _text({"document": document}, "document", 200)
+    if row.passport_series.replace(" ", "") in reference.upper().replace(" ", ""):
+        # The passport series is personal data and never reaches the journal.
+        raise InvalidField("document", "name the office file, not the passport series")
+    if row.identity_verified_at is not None:
+        return row
+    if row.status != HolderStatus.ACTIVE:
+        raise Conflict(f"holder {holder_id} is {row.status}")
+    row.identity_verified_at, row.identity_verified_by = now, actor
+    row.identity_document = reference
+    row.updated_at = now
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="ca.holder.verified",
+        object=f"holder:{row.id}",
+        details={"inn": row.subscriber_inn, "document": reference},
+        now=now,
+    )
+    return row
+
+
+def require_verified(holder: Holder) -> None:
+    """IdentityNotVerified unless an officer verified the holder's identity."""
+    if holder.identity_verified_at is None:
+        raise IdentityNotVerified(holder.id)
+
+
 def get_holder(session: Session, holder_id: int) -> Holder:
     row = session.get(Holder, holder_id) if isinstance(holder_id, int) else None
     if row is None:
@@ -301,10 +394,25 @@ def list_holders(session: Session, inn: str) -> list[Holder]:
     return list(session.scalars(query))
 
 
+_CONTACT_FIELDS = frozenset({"email", "phone"})
+
+
 def update_holder(
-    session: Session, holder_id: int, changes: Mapping[str, Any], *, now: datetime, actor: str
+    session: Session,
+    holder_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+    actor: str,
+    document: str | None = None,
 ) -> Holder:
-    """Change a holder's requisites; journalled (which fields changed, not the values)."""
+    """Change a holder's requisites; journalled (which fields changed, not the values).
+
+    The e-mail and phone are where activation codes go, so changing them is what an attacker
+    would try first: it takes ``document`` (the reference of the papers the holder presented to
+    the officer), notifies the **old** e-mail through the outbox, and stamps
+    ``contact_changed_at``, which holds activation back for a policy delay.
+    """
     row = get_holder(session, holder_id)
     unknown = set(changes) - set(_HOLDER_FIELDS)
     if unknown:
@@ -316,20 +424,52 @@ def update_holder(
     changed = sorted(k for k in fields if getattr(row, k) != fields[k])
     if not changed:
         return row
+    contact = _CONTACT_FIELDS.intersection(changed)
+    reference = clean_text(document or "", "document")
+    if contact and not 1 <= len(reference) <= 200:
+        raise InvalidField(
+            "document",
+            "a change of e-mail or phone needs the reference of the documents the holder"
+            " presented (1-200 characters)",
+        )
+    old_email = row.email
     for key, value in fields.items():
         setattr(row, key, value)
     row.surname, row.given_name = split_full_name(fields["full_name"])
     row.updated_at = now
+    details: dict[str, Any] = {"changed": changed}
+    if contact:
+        row.contact_changed_at = now
+        details["document"] = reference
+        details["notified"] = outbox.enqueue(
+            session,
+            recipient=old_email,
+            subject="Tamga: контактные данные владельца сертификата изменены",
+            body=_contact_notice(sorted(contact), now),
+            purpose="contact-changed",
+            now=now,
+        )
     session.flush()
     audit.append(
         session,
         actor=actor,
         action="ca.holder.changed",
         object=f"holder:{holder_id}",
-        details={"changed": changed},
+        details=details,
         now=now,
     )
     return row
+
+
+def _contact_notice(fields: list[str], now: datetime) -> str:
+    names = {"email": "e-mail", "phone": "телефон / phone"}
+    return (
+        f"{now:%Y-%m-%d %H:%M} UTC по вашему заявлению изменены: "
+        f"{', '.join(names[f] for f in fields)}.\n"
+        "Your contact details for Tamga certificates were changed at the operator's office.\n"
+        "Activation codes now go to the new contact, after a waiting period. If you did not ask\n"
+        "for this change, contact the operator at once: the change can be stopped before then.\n"
+    )
 
 
 def subject_identity(subscriber: Subscriber, holder: Holder) -> SubjectIdentity:

@@ -43,7 +43,7 @@ from ca.errors import CAError, Conflict, InvalidField, NotAllowed, NotFound, Pay
 from ca.issuance import Issued, issue_certificate, load_csr
 from ca.models import Certificate, Holder, RenewalDocument, RenewalRequest, Subscriber
 from ca.pricing import certificate_price
-from ca.registry import REQUISITES, requisites
+from ca.registry import REQUISITES, clean_text, require_verified, requisites
 from ca.renewal_text import parse_requisites, renewal_request_text
 from ca.requests import IssueRequest
 from db import audit
@@ -129,6 +129,7 @@ def renewal_terms(session: Session, row: Certificate, now: datetime) -> RenewalT
         raise Conflict(f"renewal of {row.serial} opens on {local_date(opens):%Y-%m-%d}")
     subscriber = session.get_one(Subscriber, row.subscriber_inn)
     holder = session.get_one(Holder, row.holder_id)
+    require_verified(holder)  # a holder registered before §3.3 was enforced: an officer first
     current = requisites(subscriber, holder)
     new_not_after = validity(row.not_after)
     text = renewal_request_text(
@@ -388,6 +389,7 @@ def approve_renewal(
             raise Conflict("a changed requisite needs a supporting document first")
         old = session.get_one(Certificate, renewal.certificate_id)
         _live(old, now)
+        require_verified(session.get_one(Holder, old.holder_id))
         tariff, price = certificate_price(CertRole(old.role), Storage(old.storage), now)
         _hold_price(session, renewal, old, price, tariff, now=now, actor=actor)
         renewal.status, renewal.decided_at, renewal.decided_by = RenewalStatus.APPROVED, now, actor
@@ -406,7 +408,7 @@ def reject_renewal(
     if renewal.status != RenewalStatus.REVIEW:
         raise Conflict(f"renewal {renewal_id} is {renewal.status}")
     renewal.status, renewal.decided_at, renewal.decided_by = RenewalStatus.REJECTED, now, actor
-    renewal.decision_note = " ".join(note.split())[:1000]
+    renewal.decision_note = clean_text(note, "note")[:1000]
     _journal(session, "rejected", renewal, now, actor, note=renewal.decision_note)
     return renewal
 

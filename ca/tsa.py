@@ -45,7 +45,7 @@ from ca.serials import reserve_serial
 from db import audit
 from hsm import HSMToken, PublicKey, Signer
 from policies.ca_profiles import ISSUING_CA
-from policies.tsa import TSA
+from policies.tsa import MAX_NONCE_BITS, TSA
 
 __all__ = [
     "TSAUnavailable",
@@ -290,12 +290,23 @@ def _parse_request(der: bytes) -> _Request:
         )
     if request["extensions"].native is not None:
         raise TimeStampRefused("unaccepted_extensions", "this TSA accepts no request extensions")
+    nonce = request["nonce"].native
+    check_nonce(nonce)
     return _Request(
         hash_name=hash_name,
         imprint=tsp.MessageImprint.load(imprint.dump()),
-        nonce=request["nonce"].native,
+        nonce=nonce,
         cert_req=bool(request["cert_req"].native),
     )
+
+
+def check_nonce(nonce: int | None) -> None:
+    """A nonce is 0 to 2^MAX_NONCE_BITS − 1 (TimeStampRefused badDataFormat otherwise)."""
+    if nonce is not None and not 0 <= nonce < 2**MAX_NONCE_BITS:
+        raise TimeStampRefused(
+            "bad_data_format",
+            f"the nonce is a non-negative integer of at most {MAX_NONCE_BITS} bits",
+        )
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -471,6 +482,7 @@ def timestamp_token(
     not accept or a digest of the wrong length.
     """
     _check_imprint(hash_name, digest)
+    check_nonce(nonce)
     imprint = tsp.MessageImprint(
         {"hash_algorithm": {"algorithm": hash_name}, "hashed_message": digest}
     )

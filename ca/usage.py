@@ -24,6 +24,7 @@ from policies.cert_profiles import CertRole, allowed_companies, signs_as
 from policies.dates import local_date
 from policies.identifiers import is_inn
 from policies.statuses import CertificateState, ServiceStatus
+from policies.words import article
 
 __all__ = ["REPORT_ROLES", "may_sign"]
 
@@ -51,7 +52,9 @@ def may_sign(
         raise UsageRefused("the company is named by its 14-digit INN", field="inn")
     cert_role = CertRole(certificate.role)
     if role not in signs_as(cert_role):
-        raise UsageRefused(f"a {cert_role.value} certificate does not sign as {role} (§1.5.3)")
+        raise UsageRefused(
+            f"{article(cert_role.value)} certificate does not sign as {role} (§1.5.3)"
+        )
     today = local_date(now)
     if cert_role.value.startswith("complex_"):
         if inn not in valid_taxpayers(session, certificate.holder_id, today):

@@ -13,6 +13,7 @@ from crl.builder import (
     issue_crl,
     refresh_crl,
     revoked_entries,
+    same_second_issues,
 )
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
 from crl.models import CRLIssue
@@ -33,6 +34,7 @@ __all__ = [
     "issue_crl",
     "refresh_crl",
     "revoked_entries",
+    "same_second_issues",
     "status_at",
     "write_crl_files",
 ]

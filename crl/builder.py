@@ -41,6 +41,7 @@ __all__ = [
     "issue_crl",
     "refresh_crl",
     "revoked_entries",
+    "same_second_issues",
 ]
 
 _PROFILES: dict[str, CAProfile] = {"root": ROOT_CA, "issuing": ISSUING_CA}
@@ -103,6 +104,7 @@ class IssuedCRL:
     der: bytes
     sha256: str
     entries: int
+    status_as_of: datetime | None = None
 
     def load(self) -> x509.CertificateRevocationList:
         """The CRL parsed by pyca/cryptography."""
@@ -118,6 +120,7 @@ class IssuedCRL:
             der=row.der,
             sha256=row.sha256,
             entries=row.entries,
+            status_as_of=row.status_as_of,
         )
 
 
@@ -210,8 +213,11 @@ def issue_crl(
     now: datetime,
     actor: str,
     policy: CRLPolicy = CRL_POLICY,
+    status_as_of: datetime | None = None,
 ) -> IssuedCRL:
     """Sign and record a new full CRL for ``issuer`` listing ``revoked`` (minus expired ones).
+
+    ``status_as_of``: the newest status change ``revoked`` reflects (read before it).
 
     1. check the issuer and that its key is on ``token``;
     2. keep the entries whose certificate has not expired by thisUpdate;
@@ -238,6 +244,7 @@ def issue_crl(
             sha256=hashlib.sha256(der).hexdigest(),
             entries=len(entries),
             created_at=this_update,
+            status_as_of=status_as_of,
         )
         savepoint = session.begin_nested()
         try:
@@ -313,11 +320,27 @@ def revoked_entries(session: Session, issuer: str, now: datetime) -> tuple[Revok
 
 
 def _changed_since(session: Session, issuer: str, issued: IssuedCRL) -> bool:
-    """A certificate changed status after ``issued`` was signed: it must be reissued."""
+    """A certificate changed status after what ``issued`` reflects: it must be reissued.
+
+    One comparison at one precision: the change times as ``certificate_events`` records them,
+    to the microsecond, against the newest of them the CRL was built from, not against its
+    thisUpdate (whole seconds), which made a CRL look stale for the rest of its second and
+    reissued it on every fetch.
+    """
     if issuer != ISSUING_CA.name:
         return False
     changed = last_status_change(session)
-    return changed is not None and changed > issued.this_update
+    if changed is None:
+        return False
+    return issued.status_as_of is None or changed > issued.status_as_of
+
+
+def same_second_issues(session: Session, issued: IssuedCRL) -> int:
+    """How many CRLs of its issuer share ``issued``'s thisUpdate (HTTP dates have seconds)."""
+    query = select(func.count()).where(
+        CRLIssue.issuer == issued.issuer, CRLIssue.this_update == issued.this_update
+    )
+    return int(session.scalar(query) or 0)
 
 
 def refresh_crl(
@@ -335,6 +358,7 @@ def refresh_crl(
     fresh = current is not None and not _stale(current, now, policy)
     if current is not None and fresh and not force and not _changed_since(session, issuer, current):
         return current, False
+    as_of = last_status_change(session) if issuer == ISSUING_CA.name else None  # read first
     issued = issue_crl(
         session,
         issuer=issuer,
@@ -343,5 +367,6 @@ def refresh_crl(
         now=now,
         actor=actor,
         policy=policy,
+        status_as_of=as_of,
     )
     return issued, True

@@ -41,3 +41,6 @@ class CRLIssue(Base):
     sha256: Mapped[str] = mapped_column(String(64))  # lowercase hex of the DER; the ETag
     entries: Mapped[int] = mapped_column(Integer)  # revoked certificates listed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The newest certificate status change this CRL reflects, to the microsecond, as
+    # ``certificate_events.at`` records it: a later change makes the CRL due (issue #12).
+    status_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)

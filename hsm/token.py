@@ -277,6 +277,17 @@ class HSMToken:
 
         return self._run(find, label)
 
+    def has_secret(self, label: str) -> bool:
+        """Whether a secret key (a TOTP seed) labelled ``label`` is on the token."""
+
+        def find(session: Any) -> bool:
+            objs = session.get_objects(
+                {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+            )
+            return any(True for _ in objs)
+
+        return self._run(find, label)
+
     def key_labels(self) -> list[str]:
         """Labels of every private key on the token, sorted."""
 

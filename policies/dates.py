@@ -14,11 +14,35 @@ from zoneinfo import ZoneInfo
 
 from policies.billing import BUSINESS_TIME_ZONE
 
-__all__ = ["BISHKEK", "iso_utc", "local_date", "local_minute", "parse_day", "parse_month"]
+__all__ = [
+    "BISHKEK",
+    "DAY_PATTERN",
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "MONTH_PATTERN",
+    "UNTIL_PATTERN",
+    "iso_utc",
+    "local_date",
+    "local_minute",
+    "parse_day",
+    "parse_month",
+]
 
 BISHKEK = ZoneInfo(BUSINESS_TIME_ZONE)
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# Days and months people type (periods, powers of attorney, foreign access): years 1900 to 9998,
+# so that a period's day after and a year's arithmetic stay within what ``date`` holds.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+_YEARS = "19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]"
+_YEAR = f"(?:{_YEARS})"
+_MONTH_NUMBER = "(?:0[1-9]|1[0-2])"
+# The same rules as JSON Schema patterns (the document states them): ASCII digits only.
+MONTH_PATTERN = f"^{_YEAR}-{_MONTH_NUMBER}$"
+_DAY_NUMBER = "(?:0[1-9]|[12][0-9]|3[01])"
+DAY_PATTERN = f"^{_YEAR}-{_MONTH_NUMBER}-{_DAY_NUMBER}$"
+# A last day that may be "for good": years 1900 to 9999 (foreign access until 9999-12-31).
+UNTIL_PATTERN = f"^(?:{_YEARS}|9999)-{_MONTH_NUMBER}-{_DAY_NUMBER}$"
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def local_date(moment: datetime) -> date:
@@ -50,7 +74,7 @@ def parse_day(text: str) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise ValueError("a day as YYYY-MM-DD") from None
-    if day.year < 1900 or day >= date(9999, 12, 31):
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
         raise ValueError("a day between 1900 and 9998")
     return day
 
@@ -58,6 +82,6 @@ def parse_day(text: str) -> date:
 def parse_month(text: str) -> tuple[int, int]:
     """``YYYY-MM`` → (year, month), years 1900-9998; ValueError otherwise."""
     match = _MONTH.fullmatch(text)
-    if match is None or not 1900 <= int(match.group(1)) <= 9998:
+    if match is None or not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
         raise ValueError("a month as YYYY-MM, years 1900-9998")
     return int(match.group(1)), int(match.group(2))

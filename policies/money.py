@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_AMOUNT", "TYIYN_PER_SOM", "parse_som", "som", "som_grouped"]
+__all__ = ["MAX_AMOUNT", "SOM_PATTERN", "TYIYN_PER_SOM", "parse_som", "som", "som_grouped"]
 
 TYIYN_PER_SOM = 100
 MAX_AMOUNT = 10**13  # tyiyn: 100 billion som, far above any real payment; guards overflow
 
-_STRICT = re.compile(r"(\d{1,11})(?:\.(\d{1,2}))?")
+_STRICT = re.compile(r"([0-9]{1,11})(?:\.([0-9]{1,2}))?")
+# An amount in som as the API takes it, a JSON Schema pattern: what :func:`parse_som` accepts,
+# more than zero, written without leading zeros.
+SOM_PATTERN = r"^(?:[1-9][0-9]{0,10}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))$"
 _LENIENT = re.compile(r"([0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)(?:[.,]([0-9]{1,2}))?")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 __all__ = [
     "DEFAULT_ALLOWED_IPS",
@@ -27,6 +28,8 @@ __all__ = [
     "PROVIDERS",
     "SERVICES",
     "SOCHI",
+    "TXN_DATE_FUTURE",
+    "TXN_DATE_PAST",
     "Provider",
     "parse_network",
     "provider_allows",
@@ -39,6 +42,11 @@ DEFAULT_ALLOWED_IPS: tuple[str, ...] = ("127.0.0.1", "::1")
 
 MIN_SUM = 1_00  # tyiyn: 1.00 som (placeholder)
 MAX_SUM = 100_000_00  # tyiyn: 100 000.00 som (placeholder)
+# A provider's txn_date (when the payer paid at the terminal) must be recent: a provider retries
+# an unanswered payment within hours, reconciliation happens within days. A date further back
+# or ahead is a provider's error or a forgery and is refused (result 300); the window is policy.
+TXN_DATE_PAST = timedelta(days=30)
+TXN_DATE_FUTURE = timedelta(days=1)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["SIGNING_POLICY", "MaintenanceWindow", "SigningPolicy", "TotpPolicy"]
+__all__ = ["SIGNING_POLICY", "ActivationPolicy", "MaintenanceWindow", "SigningPolicy", "TotpPolicy"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,24 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True)
+class ActivationPolicy:
+    """The one-time activation code sent to the holder's registered contact (issue #12).
+
+    Only the holder receives it, so presenting it is what proves "I am the holder" when the
+    PIN is chosen: neither an officer nor a portal ever sees it. 16 characters of Crockford's
+    base32 are 80 random bits: stored as a SHA-256 (an unguessable random code needs no slow
+    hash), compared in constant time.
+    """
+
+    code_chars: int = 16
+    lifetime: timedelta = timedelta(hours=72)
+    max_attempts: int = 5  # wrong codes; then the code is dead and a new one must be sent
+    # A changed e-mail or phone opens activation only after this delay, so that the old contact
+    # (notified of the change) can object before anyone activates through the new one.
+    contact_change_delay: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
 class SigningPolicy:
     sad_lifetime: timedelta = timedelta(minutes=5)
     max_failed_attempts: int = 5  # wrong PIN or OTP, counted together
@@ -57,6 +75,7 @@ class SigningPolicy:
     pin_min_length: int = 6
     pin_max_length: int = 64
     totp: TotpPolicy = TotpPolicy()
+    activation: ActivationPolicy = ActivationPolicy()
     maintenance: MaintenanceWindow = MaintenanceWindow()
 
 

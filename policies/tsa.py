@@ -11,6 +11,7 @@ and its certificate comes from the operator's issuing CA.
 | TSA policy            | ``<arc>.2.1`` (``POLICY_ARC`` + ``.2.1``) in every TSTInfo        |
 | accuracy              | 1 second                                                         |
 | message imprints      | SHA-256, SHA-384, SHA-512 (SHA-1, MD5, anything else: badAlg)    |
+| nonce                 | 0 to 2^160 − 1 (RFC 3161: "a large random number", e.g. 64 bits) |
 
 P-256 rather than the CAs' P-384: the TSA signs one token per request, at the signing service's
 rate, and P-256 signatures are cheaper on the HSM and verified by every RFC 3161 client; its
@@ -25,7 +26,11 @@ from dataclasses import dataclass
 from policies.cert_profiles import POLICY_ARC
 from policies.keys import KeyAlgorithm, KeySpec
 
-__all__ = ["TSA", "TSA_POLICY_OID", "TSAProfile"]
+__all__ = ["MAX_NONCE_BITS", "TSA", "TSA_POLICY_OID", "TSAProfile"]
+
+# A nonce only has to be unique to its client: 64 random bits are the usual size, 160 leave room.
+# A negative one, or thousands of bits echoed into a signed token, is a malformed request.
+MAX_NONCE_BITS = 160
 
 # <arc>.2 is the time-stamping branch of the operator's arc (cert_profiles reserves .2 and up);
 # .2.1 is this TSA policy: tokens from an HSM key, UTC from the host clock, accuracy below.

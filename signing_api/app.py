@@ -7,12 +7,14 @@ import os
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from signing_api.config import Config
 from signing_api.runtime import Runtime
 from signing_api.web.blueprints import ROUTE_MODULES
 from signing_api.web.contract import check_response
+from signing_api.web.limits import install_limits
 from signing_api.web.problems import DOMAIN_ROOTS, PROBLEM_TYPES, DomainError, Problem, problem_of
 
 __all__ = ["create_app"]
@@ -56,13 +58,28 @@ def _on_unexpected(ex: Exception) -> Response:
     )
 
 
-class _DatabaseId(IntegerConverter):
-    """``<int:...>`` in a path: a positive signed 64-bit id; any other number matches no route."""
+class _DatabaseId(BaseConverter):
+    """``<int:...>`` in a path: a database id, ASCII digits only (``/holders/٣`` is no id).
 
-    def __init__(self, url_map: Map, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(url_map, *args, **kwargs)  # type: ignore[arg-type]
+    A number no row can have (0, a leading zero, beyond a signed 64-bit id) is read as 0,
+    which names no row: the route answers 404 like any unknown id. Refusing it in the converter
+    instead would make werkzeug answer 405 when the same path has a rule for another method.
+    """
+
+    regex = "[0-9]{1,64}"
+    weight = 50
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        if value.startswith("0") or len(value) > 19 or int(value) > _MAX_ID:
+            return 0
+        return int(value)
+
+    def to_url(self, value: object) -> str:
+        return str(int(value))  # type: ignore[call-overload]
+
+
+_MAX_ID = 2**63 - 1
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -77,6 +94,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TAMGA_CHECK_RESPONSES"] = os.environ.get("TAMGA_CHECK_RESPONSES") == "1"
     for module in ROUTE_MODULES:
         app.register_blueprint(module.blueprint)
+    install_limits(app, config)  # body sizes, rate limits (429), failed-login counts
+    if config.trusted_proxies:
+        # Behind the front (docs/deployment.md): the client address is the one the last
+        # ``trusted_proxies`` hops wrote in X-Forwarded-For; without it, the socket peer.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxies)  # type: ignore[method-assign]
     app.after_request(check_response)
     app.register_error_handler(Problem, _on_problem)
     for root in DOMAIN_ROOTS:

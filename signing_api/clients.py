@@ -3,6 +3,11 @@
 A token is 256 bits from the CSPRNG, shown once at creation; only its SHA-256 is stored. A
 fast hash is enough here (unlike passwords) because the token is random and long: nothing
 to brute-force.
+
+Lifecycle (``tamga clients list|disable|rotate|grant|revoke-grant``): every change is
+journalled and takes effect on the next request, because each request authenticates and reads
+the scope afresh: a disabled client's token is refused, a rotated token is replaced (the old one
+refused), a revoked grant leaves the subscriber outside the scope (404).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, select
+from sqlalchemy import DateTime, ForeignKey, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import ca.models  # noqa: F401 - subscribers.inn, the target of client_subscribers.inn
@@ -25,7 +30,16 @@ __all__ = [
     "ClientSubscriber",
     "CreatedClient",
     "authenticate",
+    "clients_with_scope",
     "create_client",
+    "disable_client",
+    "find_client",
+    "grant",
+    "has_scope",
+    "list_clients",
+    "revoke_grant",
+    "rotate_token",
+    "scope_of",
 ]
 
 TOKEN_PREFIX = "tmg_"  # noqa: S105 - a prefix that makes leaked tokens greppable
@@ -113,3 +127,130 @@ def authenticate(session: Session, token: str) -> ApiClient:
     if row is None or row.disabled_at is not None:
         raise ClientError("unknown or disabled bearer token")
     return row
+
+
+def find_client(session: Session, name: str) -> ApiClient:
+    """The client named ``name``; ClientError if none."""
+    row = session.scalar(select(ApiClient).where(ApiClient.name == name.strip()))
+    if row is None:
+        raise ClientError(f"no client named {name!r}")
+    return row
+
+
+def scope_of(session: Session, client_id: int) -> list[str]:
+    """The INNs in a client's scope, sorted."""
+    query = select(ClientSubscriber.inn).where(ClientSubscriber.client_id == client_id)
+    return sorted(session.scalars(query))
+
+
+def has_scope(session: Session, client_id: int, inn: str) -> bool:
+    return session.get(ClientSubscriber, (client_id, inn)) is not None
+
+
+def clients_with_scope(session: Session, inn: str) -> list[ApiClient]:
+    """The non-officer clients that have subscriber ``inn`` in their scope, by id."""
+    query = (
+        select(ApiClient)
+        .join(ClientSubscriber, ClientSubscriber.client_id == ApiClient.id)
+        .where(ClientSubscriber.inn == inn)
+        .order_by(ApiClient.id)
+    )
+    return list(session.scalars(query))
+
+
+def list_clients(session: Session) -> list[tuple[ApiClient, int]]:
+    """Every client by id, with the number of subscribers in its scope."""
+    query = select(ClientSubscriber.client_id, func.count()).group_by(ClientSubscriber.client_id)
+    counts = {client_id: count for client_id, count in session.execute(query).tuples()}
+    rows = session.scalars(select(ApiClient).order_by(ApiClient.id))
+    return [(row, int(counts.get(row.id, 0))) for row in rows]
+
+
+def grant(
+    session: Session,
+    *,
+    client_id: int,
+    inn: str,
+    now: datetime,
+    actor: str,
+    registration: int | None = None,
+) -> bool:
+    """Put subscriber ``inn`` in client ``client_id``'s scope; False if it already was."""
+    if has_scope(session, client_id, inn):
+        return False
+    session.add(ClientSubscriber(client_id=client_id, inn=inn, granted_at=now, granted_by=actor))
+    session.flush()
+    details: dict[str, object] = {"inn": inn}
+    if registration is not None:
+        details["registration"] = registration
+    audit.append(
+        session,
+        actor=actor,
+        action="client.scope.granted",
+        object=f"client:{client_id}",
+        details=details,
+        now=now,
+    )
+    return True
+
+
+def revoke_grant(session: Session, *, client_id: int, inn: str, now: datetime, actor: str) -> bool:
+    """Take subscriber ``inn`` out of the client's scope; False if it was not in it."""
+    if not has_scope(session, client_id, inn):
+        return False
+    session.execute(
+        delete(ClientSubscriber).where(
+            ClientSubscriber.client_id == client_id, ClientSubscriber.inn == inn
+        )
+    )
+    audit.append(
+        session,
+        actor=actor,
+        action="client.scope.revoked",
+        object=f"client:{client_id}",
+        details={"inn": inn},
+        now=now,
+    )
+    return True
+
+
+def disable_client(session: Session, name: str, *, now: datetime, actor: str) -> ApiClient:
+    """Disable a client for good: its token is refused from the next request on.
+
+    Disabling a disabled client returns it unchanged (nothing journalled again).
+    """
+    row = find_client(session, name)
+    session.refresh(row, with_for_update=True)
+    if row.disabled_at is not None:
+        return row
+    row.disabled_at = now
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="client.disabled",
+        object=f"client:{row.id}",
+        details={"name": row.name, "role": row.role},
+        now=now,
+    )
+    return row
+
+
+def rotate_token(session: Session, name: str, *, now: datetime, actor: str) -> CreatedClient:
+    """A new token for an active client; the old one is refused from the next request on."""
+    row = find_client(session, name)
+    session.refresh(row, with_for_update=True)
+    if row.disabled_at is not None:
+        raise ClientError(f"client {row.name!r} is disabled: its token cannot be rotated")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row.token_sha256 = _digest(token)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        action="client.token.rotated",
+        object=f"client:{row.id}",
+        details={"name": row.name},
+        now=now,
+    )
+    return CreatedClient(client_id=row.id, name=row.name, role=row.client_role, token=token)

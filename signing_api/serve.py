@@ -2,6 +2,12 @@
 
 The app is not preloaded: each worker imports and builds it after fork, and the tokens open
 on first use inside the worker, so the master never loads the PKCS#11 library.
+
+gunicorn's threads block on a client that sends slowly: in production a buffering reverse
+proxy (``deploy/nginx/tamga.conf``, docs/deployment.md) faces the clients. The limits below
+bound what one request may cost even so: the head (request line, fields), the time a worker may
+stay silent, and the time a stopping worker gets; bodies are bounded by the app
+(``web/limits.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,19 @@ def _post_worker_init(worker: Any) -> None:
             log.warning("worker %s: %s not ready: %s", worker.pid, name, ex)
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    """Journal the failed-authentication counts this worker still holds (``web/limits.py``)."""
+    app = getattr(worker, "wsgi", None)
+    if app is None:
+        return
+    try:
+        from signing_api.web.limits import flush_failures
+
+        flush_failures(app)
+    except Exception:
+        log.exception("worker %s: could not journal the failed-authentication counts", worker.pid)
+
+
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: Config) -> None:
         self.tamga_config = config
@@ -43,9 +62,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "errorlog": "-",
             "loglevel": self.tamga_config.log_level,
+            # The request head: gunicorn answers 400 beyond these (nginx's
+            # large_client_header_buffers 4 8k refuses long ones first).
+            "limit_request_line": 8190,  # gunicorn's maximum
+            "limit_request_fields": 64,
+            "limit_request_field_size": 8190,
+            # A worker silent this long is killed and replaced; a stopping one gets this long
+            # to finish its requests.
             "timeout": 60,
             "graceful_timeout": 10,
+            "keepalive": 5,
             "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
             "proc_name": "tamga",
         }
         # Recent gunicorn opens a control socket under ~/.gunicorn: outside TAMGA_HOME and shared

@@ -8,8 +8,12 @@ portal client) and ``portal_b`` (another portal client, scoped to other subscrib
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from ca import ensure_hierarchy
 from ca.tsa import ensure_tsa
 from signing_api.app import create_app
 from signing_api.clients import create_client
+from signing_api.mail import MailSink, read_mailbox
 from signing_api.runtime import Runtime
 
 CA_NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday, 12:00 in Bishkek
@@ -44,8 +49,32 @@ class CaApi:
     client: FlaskClient
     runtime: Runtime
     clock: Clock
+    mailbox: Path
     tokens: dict[str, str] = field(default_factory=dict)
     client_ids: dict[str, int] = field(default_factory=dict)
+
+    def mails(self, recipient: str | None = None) -> list[str]:
+        """Bodies of the messages the mail sink received (to ``recipient``), oldest first."""
+        return [m.get_content() for m in read_mailbox(self.mailbox, recipient)]
+
+    def activation_code(self, serial: str) -> str:
+        """The newest activation code mailed for ``serial``, as the holder reads it."""
+        for body in reversed(self.mails()):
+            found = _CODE.search(body)
+            if found and f"certificate: {serial}" in body:
+                return found.group(1)
+        raise AssertionError(f"no activation code was mailed for {serial}")
+
+    def activate(self, serial: str, pin: str, who: str = "portal") -> str:
+        """The holder activates with the code from its mailbox: the otpauth URI."""
+        done = self.post(
+            f"/api/v1/certificates/{serial}/activation",
+            {"activation_code": self.activation_code(serial), "pin": pin},
+            who=who,
+        )
+        assert done.status_code == 201, done.json
+        uri: str = done.json["otpauth_uri"]
+        return uri
 
     def headers(
         self, who: str | None, holder: int | None = None, extra: dict[str, str] | None = None
@@ -88,14 +117,32 @@ class CaApi:
             )
 
 
+_CODE = re.compile(r"Activation code: ([0-9A-Z-]+)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 @pytest.fixture
-def ca_api(runtime: Runtime) -> CaApi:
-    """The app with the hierarchy made at ``CA_NOW`` and the three clients."""
+def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
+    """The development SMTP sink on a free port, writing ``tmp_path/mail/*.eml``."""
+    with MailSink(tmp_path / "mail", "127.0.0.1", free_port()) as sink:
+        yield sink
+
+
+@pytest.fixture
+def ca_api(runtime: Runtime, mail_sink: MailSink) -> CaApi:
+    """The app with the hierarchy made at ``CA_NOW``, the three clients and a mail sink."""
+    runtime.config = replace(runtime.config, smtp_url=mail_sink.url)
     app: Flask = create_app(runtime.config)
     app.extensions["tamga"] = runtime
     clock = Clock(CA_NOW)
     app.extensions["tamga"].clock = clock
-    api = CaApi(app.test_client(), runtime, clock)
+    api = CaApi(app.test_client(), runtime, clock, mail_sink.directory)
     with runtime.transaction() as session:
         ensure_hierarchy(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW)
         ensure_tsa(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW, actor="test")
@@ -129,14 +176,16 @@ def register(
     inn: str = SUBSCRIBER["inn"],
     name: str = SUBSCRIBER["name"],
     grant_to: str | None = "portal",
+    verified: bool = True,
     **holder: str,
 ) -> int:
     """A subscriber (made once) and a new holder through the registry service; the holder id.
 
-    ``grant_to`` puts the subscriber in that client's scope.
+    ``grant_to`` puts the subscriber in that client's scope. ``verified``: an officer checked
+    the holder's documents at the office (§3.3), which a certificate needs.
     """
     from ca.models import Subscriber
-    from ca.registry import create_holder, create_subscriber
+    from ca.registry import create_holder, create_subscriber, verify_holder
     from signing_api.clients import ClientSubscriber
 
     with api.runtime.transaction() as session:
@@ -159,4 +208,8 @@ def register(
         row = create_holder(
             session, {**HOLDER, **holder, "inn": inn}, now=api.clock.now, actor="test"
         )
+        if verified:
+            verify_holder(
+                session, row.id, document="office file 1", now=api.clock.now, actor="officer"
+            )
         return row.id

@@ -325,8 +325,9 @@ def payment_account(inn: str, tariff: str, purpose: str | None) -> None:
 @click.option("--force", is_flag=True, help="overwrite --act if it exists")
 def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: bool) -> None:
     """Terminate a contract: the balance moves to refunds payable; no more payments or charges."""
-    import billing
     from billing.document_data import account_period, reconciliation_act, render
+    from ca.termination import terminate_subscriber
+    from signing_api.cli.revocation import after_changes
     from signing_api.cli.root import open_runtime as _runtime
 
     reason = " ".join(reason.split())
@@ -334,10 +335,12 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
         raise _bad("--reason", "a reason is needed")
     if act is not None and act.exists() and not force:
         raise click.ClickException(f"{act} exists; pass --force to overwrite it")
+    now = root.now()
     with _runtime().transaction() as session:
-        info = billing.terminate(
-            session, inn=inn, reason=reason, debt=debt or 0, now=root.now(), actor=root.actor()
+        done = terminate_subscriber(
+            session, inn=inn, reason=reason, debt=debt or 0, now=now, actor=root.actor()
         )
+        info = done.info
         opened, ended = account_period(session, inn)
         final = reconciliation_act(session, inn, opened, ended or opened)
     state = "already terminated" if info.replayed else "terminated"
@@ -345,6 +348,10 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
         f"{inn} {state}: refund {som(info.refund)} som, debt {som(info.debt)} som "
         f"due {info.debt_due_on}"
     )
+    if done.revoked_ids:
+        published = after_changes(done.revoked_ids, now)
+        serials = ", ".join(done.revoked_serials)
+        click.echo(f"revoked (cessationOfOperation): {serials}; {published}")
     if act is not None:
         _write_file(act, render(final), force=force)
         click.echo(f"wrote the final reconciliation act {final.number} to {act}")

@@ -1,4 +1,4 @@
-"""``tamga ca issue|show|list``: subscriber certificates from the officer's console.
+"""``tamga ca issue|show|list|activation-code``: subscriber certificates from the officer's console.
 
 The commands call the same services as ``/api/v1/certificates`` and ``--json`` prints the
 API's JSON. A refusal (unpaid, bad CSR, unknown holder...) is one line on stderr and exit
@@ -78,12 +78,60 @@ def issue(
     with rt.transaction() as session:
         row = session.get_one(Certificate, issued.certificate.id)
         view = certificate_json(session, row, now=now) | {"chain_pem": chain_pem(session)}
+    if row.storage == "cloud" and not issued.replayed:
+        view["activation"] = _send_code(row.serial, now).view()
     if out is not None:
         out.write_text(view["certificate_pem"])
     if as_json:
         root.print_json(view)
     else:
         click.echo(f"issued {_line(view)}")
+        if "activation" in view:
+            click.echo(_sent_line(view["activation"]))
+
+
+def _send_code(serial: str, now: datetime) -> Any:
+    from ca.issuance import get_certificate
+    from signing_api.cli.root import open_runtime as _runtime
+    from signing_api.cloud import send_code
+    from signing_api.mail import deliver
+
+    rt = _runtime()
+    with rt.transaction() as session:
+        sent = send_code(session, get_certificate(session, serial), now=now, actor=root.actor())
+    done = deliver(
+        rt.transaction, smtp_url=rt.config.smtp_url, sender=rt.config.mail_from, now=now,
+        ids=[sent.message_id],
+    )  # fmt: skip
+    if done.failed:
+        click.echo(
+            "warning: the mail server did not take the message; `tamga mail send` retries",
+            err=True,
+        )
+    return sent
+
+
+def _sent_line(view: dict[str, str]) -> str:
+    return (
+        f"activation code ({view['purpose']}) mailed to the holder at {view['sent_to']},"
+        f" valid until {view['expires_at']}"
+    )
+
+
+@ca.command("activation-code")
+@click.argument("serial")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+def activation_code(serial: str, as_json: bool) -> None:
+    """Mail a new one-time activation code to a cloud certificate's holder.
+
+    The holder sets its first PIN with it, or (reset) a new PIN and authenticator; the code is
+    never shown here.
+    """
+    view = _send_code(serial, datetime.now(UTC)).view()
+    if as_json:
+        root.print_json(view)
+    else:
+        click.echo(_sent_line(view))
 
 
 @ca.command("show")

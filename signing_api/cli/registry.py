@@ -128,9 +128,11 @@ def subscriber_list(as_json: bool) -> None:
 
 
 def _holder_line(view: dict[str, Any]) -> str:
+    identity = "identity verified" if view["identity_verified"] else "identity NOT verified"
     return (
         f"holder {view['id']}: {view['full_name']}, {view['position']} of {view['inn']}; "
         f"passport {view['passport_series']}; {view['email']}, {view['phone']}; {view['status']}"
+        f"; {identity}"
     )
 
 
@@ -141,6 +143,11 @@ def _holder_line(view: dict[str, Any]) -> str:
 @click.option("--passport-series", required=True, help="e.g. ID1234567")
 @click.option("--email", required=True)
 @click.option("--phone", required=True, help="e.g. +996555123456")
+@click.option(
+    "--identity-document",
+    help="the officer checked the person's documents at the office: the file reference "
+    "(a certificate needs a verified identity)",
+)
 @_JSON
 def holder_add(
     inn: str,
@@ -149,22 +156,53 @@ def holder_add(
     passport_series: str,
     email: str,
     phone: str,
+    identity_document: str | None,
     as_json: bool,
 ) -> None:
-    """Register a holder for a subscriber."""
+    """Register a holder for a subscriber (and verify its identity with --identity-document)."""
     from ca import registry
+    from ca.errors import InvalidField
     from signing_api.web.ca.registry import holder_json
 
     data = {"inn": inn, "full_name": full_name, "position": position}
     data |= {"passport_series": passport_series, "email": email, "phone": phone}
+    now, actor = root.now(), root.actor()
     with root.transaction() as session:
-        view = holder_json(
-            registry.create_holder(session, data, now=root.now(), actor=root.actor()), officer=True
-        )
+        row = registry.create_holder(session, data, now=now, actor=actor)
+        if identity_document is not None:
+            try:
+                row = registry.verify_holder(
+                    session, row.id, document=identity_document, now=now, actor=actor
+                )
+            except InvalidField as ex:
+                raise InvalidField("identity_document", ex.message) from None
+        view = holder_json(row, officer=True)
     if as_json:
         root.print_json(view)
         return
     click.echo(f"registered {_holder_line(view)}")
+
+
+@holder_group.command("verify")
+@click.argument("holder_id", type=click.IntRange(1, 2**63 - 1))
+@click.option(
+    "--document", required=True, help="what was checked: the office file reference, not a passport"
+)
+@_JSON
+def holder_verify(holder_id: int, document: str, as_json: bool) -> None:
+    """Record that you verified the holder's identity at the office (§3.3)."""
+    from ca import registry
+    from signing_api.web.ca.registry import holder_json
+
+    with root.transaction() as session:
+        row = registry.verify_holder(
+            session, holder_id, document=document, now=root.now(), actor=root.actor()
+        )
+        view = holder_json(row, officer=True)
+    if as_json:
+        root.print_json(view)
+        return
+    click.echo(f"verified {_holder_line(view)} ({view['identity_document']})")
 
 
 @holder_group.command("show")
@@ -213,6 +251,9 @@ def _registration_line(view: dict[str, Any]) -> str:
     if view["status"] == RegistrationStatus.PENDING:
         line += f", decide by {local_minute(view['deadline_at'])}"
         line += " OVERDUE" if view["overdue"] else ""
+        if view.get("existing_subscriber"):
+            scope = ", ".join(c["name"] for c in view["in_scope_of"]) or "no client"
+            line += f"; INN ALREADY REGISTERED (in scope of: {scope})"
     return line
 
 
@@ -256,7 +297,7 @@ def registration_submit(
         row = registrations.submit_registration(
             session, data, channel=channel, now=now, actor=root.actor()
         )
-        view = registration_json(row, now=now, officer=True)
+        view = registration_json(session, row, now=now, officer=True)
     if as_json:
         root.print_json(view)
         return
@@ -274,7 +315,7 @@ def registration_list(status: str | None, as_json: bool) -> None:
     now = root.now()
     with root.transaction() as session:
         rows = registrations.list_registrations(session, status)
-        views = [registration_json(r, now=now, officer=True) for r in rows]
+        views = [registration_json(session, r, now=now, officer=True) for r in rows]
     if as_json:
         root.print_json({"registrations": views})
         return
@@ -295,7 +336,7 @@ def registration_show(request_id: int, as_json: bool) -> None:
     now = root.now()
     with root.transaction() as session:
         row = registrations.get_registration(session, request_id)
-        view = registration_json(row, now=now, officer=True)
+        view = registration_json(session, row, now=now, officer=True)
     if as_json:
         root.print_json(view)
         return
@@ -305,21 +346,26 @@ def registration_show(request_id: int, as_json: bool) -> None:
 @registration_group.command("approve")
 @click.argument("request_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--note", help="a remark kept with the decision")
+@click.option(
+    "--grant-scope/--no-grant-scope",
+    default=None,
+    help="whether the submitting portal gets the subscriber in scope; required when the INN "
+    "is already registered outside its scope",
+)
 @_JSON
-def registration_approve(request_id: int, note: str | None, as_json: bool) -> None:
-    """Approve: subscriber, holder and the payment account of the first certificate."""
-    from ca import registrations
-    from signing_api.web.ca.registry import registration_json, submitter_client
-    from signing_api.web.common import grant
+def registration_approve(
+    request_id: int, note: str | None, grant_scope: bool | None, as_json: bool
+) -> None:
+    """Approve: subscriber, holder (its identity verified) and the first certificate's payment
+    account."""
+    from signing_api.web.ca.registry import approve_with_scope, registration_json
 
     now, actor = root.now(), root.actor()
     with root.transaction() as session:
-        row = registrations.approve_registration(
-            session, request_id, now=now, actor=actor, note=note
+        row = approve_with_scope(
+            session, request_id, grant_scope=grant_scope, note=note, now=now, actor=actor
         )
-        if (client_id := submitter_client(session, row)) is not None:
-            grant(session, client_id=client_id, inn=row.inn, now=now, actor=actor)
-        view = registration_json(row, now=now, officer=True)
+        view = registration_json(session, row, now=now, officer=True)
     if as_json:
         root.print_json(view)
         return
@@ -340,7 +386,7 @@ def registration_reject(request_id: int, note: str, as_json: bool) -> None:
         row = registrations.reject_registration(
             session, request_id, note=note, now=now, actor=root.actor()
         )
-        view = registration_json(row, now=now, officer=True)
+        view = registration_json(session, row, now=now, officer=True)
     if as_json:
         root.print_json(view)
         return

@@ -13,10 +13,15 @@ import click
 from signing_api.cli import root
 from signing_api.cli.ca import ca
 
-__all__: list[str] = []
+__all__ = ["after_changes"]
 
 
 def _after(row_id: int, now: datetime) -> str:
+    return after_changes((row_id,), now)
+
+
+def after_changes(row_ids: tuple[int, ...], now: datetime) -> str:
+    """Publish the issuing CA's CRL and destroy revoked cloud keys (after the commit)."""
     from ca.models import Certificate
     from ca.revocation import destroy_revoked_key
     from crl import refresh_crl, write_crl_files
@@ -25,13 +30,18 @@ def _after(row_id: int, now: datetime) -> str:
     rt = _runtime()
     with rt.transaction() as session:
         issued, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
-                                actor=root.actor())  # fmt: skip
+                                actor=root.actor(), force=True)  # fmt: skip
     write_crl_files(issued.der, "issuing", rt.config.crl_publish_dir)
-    with rt.transaction() as session:
-        row = session.get_one(Certificate, row_id)
-        destroyed = destroy_revoked_key(session, row, rt.cloud_token, now=now)
-    note = "; its cloud key was destroyed" if destroyed and row.key_label else ""
-    return f"issuing CRL number {issued.number} published{note}"
+    destroyed = 0
+    for row_id in row_ids:
+        with rt.transaction() as session:
+            row = session.get_one(Certificate, row_id)
+            if destroy_revoked_key(session, row, rt.cloud_token, now=now) and row.key_label:
+                destroyed += 1
+    if not destroyed:
+        return f"issuing CRL number {issued.number} published"
+    keys = "its cloud key was" if len(row_ids) == 1 else f"{destroyed} cloud keys were"
+    return f"issuing CRL number {issued.number} published; {keys} destroyed"
 
 
 def _change(serial: str, action: str, **options: object) -> None:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,7 @@ from db import DBError, check_connection
 from hsm import HSMError
 from policies.money import som
 from signing_api.clients import ClientError
+from signing_api.cloud.errors import SigningRefused
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
 
@@ -39,7 +41,9 @@ __all__ = [
     "transaction",
 ]
 
-_EXPECTED = (HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError)
+_EXPECTED = (
+    HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError, SigningRefused,
+)  # fmt: skip
 
 
 def option_of(field: str) -> str:
@@ -84,11 +88,47 @@ def cli() -> None:
     """Tamga: certification authority and cloud-HSM signing service."""
 
 
-def load_config() -> Config:
+_HOME_MARKERS = ("tamga.db", "softhsm2.conf", "secrets")  # what `tamga init` leaves in a home
+
+
+def _is_home(directory: Path) -> bool:
+    return directory.is_dir() and any((directory / m).exists() for m in _HOME_MARKERS)
+
+
+def find_home(start: Path) -> Path | None:
+    """The ``var/`` installation in ``start`` or the nearest directory above it that has one."""
+    for directory in (start, *start.parents):
+        if _is_home(directory / "var"):
+            return directory / "var"
+    return None
+
+
+def load_config(*, creating: bool = False) -> Config:
+    """The configuration; outside ``tamga init``, an existing installation or one line.
+
+    Without ``TAMGA_HOME`` the home is the ``var/`` of the current directory or the nearest one
+    above it that has one (run from the project's subdirectories, it finds the project's). A
+    command never creates an empty database somewhere by accident.
+    """
+    env = dict(os.environ)
+    if "TAMGA_HOME" not in env and not creating:
+        found = find_home(Path.cwd())
+        if found is None:
+            raise click.ClickException(
+                f"no Tamga installation in {Path.cwd()} or above it (no var/ made by `tamga"
+                " init`): run the command in the project's directory, or set TAMGA_HOME"
+            )
+        env["TAMGA_HOME"] = str(found)
     try:
-        return Config.from_env()
+        config = Config.from_env(env)
     except ConfigError as ex:
         raise click.ClickException(str(ex)) from ex
+    embedded = config.database_url == f"sqlite:///{config.home / 'tamga.db'}"
+    if not creating and embedded and not (config.home / "tamga.db").exists():
+        raise click.ClickException(
+            f"TAMGA_HOME={config.home} has no database: run `tamga init` first"
+        )
+    return config
 
 
 def open_runtime() -> Runtime:

@@ -1,14 +1,26 @@
-"""``tamga init``, ``tamga serve``, ``tamga audit verify``, ``tamga clients create|grant``."""
+"""``tamga init``, ``tamga serve``, ``tamga audit verify``, ``tamga clients create|list|disable|
+rotate|grant|revoke-grant``."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
 from db import check_connection, verify_chain
+from policies.dates import iso_utc
 from signing_api.cli.root import cli, load_config, now, open_runtime, operator
-from signing_api.clients import ClientError, create_client
+from signing_api.clients import (
+    ApiClient,
+    ClientError,
+    create_client,
+    find_client,
+    grant,
+    revoke_grant,
+)
 from signing_api.runtime import Runtime
 
 __all__: list[str] = []
@@ -19,7 +31,7 @@ def init() -> None:
     """Create (or complete) the installation in TAMGA_HOME. Safe to run again."""
     from signing_api.bootstrap import initialise
 
-    config = load_config()
+    config = load_config(creating=True)
     report = initialise(config)
     for item in report.created:
         click.echo(f"created {item}")
@@ -85,24 +97,78 @@ def clients_create(name: str, role: str) -> None:
     click.echo(created.token)
 
 
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def clients_list(as_json: bool) -> None:
+    """Every API client: role, state, and the subscribers in its scope."""
+    from signing_api.clients import list_clients, scope_of
+
+    with open_runtime().transaction() as session:
+        views: list[dict[str, Any]] = [
+            {
+                "id": row.id,
+                "name": row.name,
+                "role": row.role,
+                "created_at": iso_utc(row.created_at),
+                "disabled_at": iso_utc(row.disabled_at),
+                "scope": scope_of(session, row.id) if row.role != "officer" else None,
+            }
+            for row, _ in list_clients(session)
+        ]
+    if as_json:
+        click.echo(json.dumps({"clients": views}, ensure_ascii=False, indent=2))
+        return
+    for view in views:
+        state = f"disabled {view['disabled_at']}" if view["disabled_at"] else "active"
+        scope = "every subscriber" if view["scope"] is None else f"{len(view['scope'])} in scope"
+        click.echo(f"client {view['id']} {view['role']} ({view['name']}): {state}; {scope}")
+    click.echo(f"{len(views)} clients")
+
+
+@clients.command("disable")
+@click.argument("name")
+def clients_disable(name: str) -> None:
+    """Disable a client for good: its token is refused from the next request on."""
+    from signing_api.clients import disable_client
+
+    with open_runtime().transaction() as session:
+        row = disable_client(session, name, now=now(), actor=f"cli:{operator()}")
+        client_id, shown, when = row.id, row.name, iso_utc(row.disabled_at)
+    click.echo(f"client {client_id} ({shown}) disabled since {when}")
+
+
+@clients.command("rotate")
+@click.argument("name")
+def clients_rotate(name: str) -> None:
+    """Give a client a new bearer token (printed once, alone on the last line); the old one is
+    refused from the next request on."""
+    from signing_api.clients import rotate_token
+
+    with open_runtime().transaction() as session:
+        made = rotate_token(session, name, now=now(), actor=f"cli:{operator()}")
+    click.echo(
+        f"rotated the token of client {made.client_id} ({made.name}); the old one is refused"
+    )
+    click.echo("its new bearer token, shown this once:")
+    click.echo(made.token)
+
+
+def _scoped_client(session: Session, name: str) -> ApiClient:
+    client = find_client(session, name)
+    if client.role == "officer":
+        raise ClientError(f"{name!r} is an officer client: it sees every subscriber, no scope")
+    return client
+
+
 @clients.command("grant")
 @click.argument("name")
 @click.option("--inn", required=True, help="the subscriber to put in the client's scope")
 def clients_grant(name: str, inn: str) -> None:
     """Let a non-officer client (the portal) see and act for subscriber --inn."""
-    from sqlalchemy import select
-
     from ca.registry import get_subscriber
-    from signing_api.clients import ApiClient
-    from signing_api.web.common import grant
 
-    runtime = open_runtime()
-    with runtime.transaction() as session:
-        client = session.scalar(select(ApiClient).where(ApiClient.name == name.strip()))
-        if client is None:
-            raise ClientError(f"no client named {name!r}")
-        if client.role == "officer":
-            raise ClientError(f"{name!r} is an officer client: it sees every subscriber already")
+    with open_runtime().transaction() as session:
+        client = _scoped_client(session, name)
         subscriber = get_subscriber(session, inn)
         granted = grant(
             session,
@@ -113,3 +179,18 @@ def clients_grant(name: str, inn: str) -> None:
         )
     verb = "granted" if granted else "already in scope:"
     click.echo(f"{verb} client {client.id} ({client.name}) subscriber {inn} ({subscriber.name})")
+
+
+@clients.command("revoke-grant")
+@click.argument("name")
+@click.option("--inn", required=True, help="the subscriber to take out of the client's scope")
+def clients_revoke_grant(name: str, inn: str) -> None:
+    """Take subscriber --inn out of a client's scope: it is 404 to that client at once."""
+    with open_runtime().transaction() as session:
+        client = _scoped_client(session, name)
+        revoked = revoke_grant(
+            session, client_id=client.id, inn=inn, now=now(), actor=f"cli:{operator()}"
+        )
+    if not revoked:
+        raise ClientError(f"subscriber {inn} is not in the scope of client {name!r}")
+    click.echo(f"revoked: client {client.id} ({client.name}) no longer sees subscriber {inn}")

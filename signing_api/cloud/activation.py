@@ -14,6 +14,15 @@ never with the PIN or the code.
 
 A renewed certificate inherits its predecessor's activation (same holder, same PIN and seed),
 found through ``certificates.renewal_of`` on first use.
+
+Who may set the PIN (issue #12): only someone who presents the one-time **activation code**
+that Tamga sent to the holder's registered e-mail (``send_code``); a header naming the holder,
+an officer's word or a portal's are not proof. The code is 80 random bits, kept as its SHA-256,
+good for 72 hours and five attempts, never shown to officers or portals (it exists in clear only
+in the outbox until the mail has left). A **reset** code (forgotten PIN, lost authenticator)
+works the same way and, when used, destroys the old PIN hash and TOTP seed before the new ones
+are made. Codes sent to an e-mail that is no longer the holder's are void, and a contact changed
+by an officer opens activation only after ``ActivationPolicy.contact_change_delay``.
 """
 
 from __future__ import annotations
@@ -31,14 +40,25 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca.models import Certificate
-from db import audit
+from ca.models import Certificate, Holder
+from db import audit, outbox
 from hsm import HSMError, HSMToken
+from policies.dates import iso_utc
 from policies.signing import SIGNING_POLICY, SigningPolicy
+from policies.statuses import CertificateStatus, HolderStatus
 from signing_api.cloud.errors import Refusal, SigningRefused
-from signing_api.cloud.models import CloudCredential, SignatureActivation
+from signing_api.cloud.models import ActivationCode, CloudCredential, SignatureActivation
 
-__all__ = ["Authorized", "activation_of", "authorize", "check_pin", "enrol"]
+__all__ = [
+    "Activated",
+    "Authorized",
+    "CodeSent",
+    "activate",
+    "activation_of",
+    "authorize",
+    "check_pin",
+    "send_code",
+]
 
 _HASHER = PasswordHasher(type=Type.ID)  # Argon2id with argon2-cffi's RFC 9106 low-memory profile
 
@@ -57,24 +77,32 @@ def check_pin(pin: object, policy: SigningPolicy = SIGNING_POLICY) -> str:
     return pin
 
 
-def enrol(
+def _enrol(
     session: Session,
     cloud_token: HSMToken,
     certificate: Certificate,
     *,
-    pin: object,
+    pin: str,
     now: datetime,
     actor: str,
-    policy: SigningPolicy = SIGNING_POLICY,
+    policy: SigningPolicy,
+    replacing: CloudCredential | None = None,
 ) -> str:
-    """Set the holder's PIN and TOTP seed for a cloud certificate; the otpauth URI, once."""
-    text = check_pin(pin, policy)
-    if certificate.storage != "cloud" or certificate.key_label is None:
-        raise SigningRefused(Refusal.INVALID_REQUEST, "only cloud certificates are activated here")
-    if activation_of(session, certificate) is not None:
-        raise SigningRefused(Refusal.INVALID_REQUEST, "this credential is activated already")
+    """Set the holder's PIN and a new TOTP seed for a cloud certificate; the otpauth URI, once.
+
+    ``replacing``: the activation a reset code replaces. Its PIN hash goes from every
+    certificate that shared it (a renewal chain), and its seed is destroyed in the token.
+    """
+    old_label = None
+    if replacing is not None:
+        old_label = replacing.totp_label
+        for stale in session.scalars(
+            select(CloudCredential).where(CloudCredential.totp_label == old_label)
+        ).all():
+            session.delete(stale)
+        session.flush()
     seed = secrets.token_bytes(policy.totp.secret_bytes)
-    label = f"totp-{certificate.serial}"[:64]
+    label = f"totp-{certificate.serial[:40]}-{secrets.token_hex(4)}"
     try:
         cloud_token.import_hmac_secret(label, seed)
     except HSMError as ex:
@@ -83,16 +111,22 @@ def enrol(
         CloudCredential(
             certificate_id=certificate.id,
             holder_id=certificate.holder_id,
-            pin_hash=_HASHER.hash(text),
+            pin_hash=_HASHER.hash(pin),
             totp_label=label,
             failed_attempts=0,
             created_at=now,
         )
     )
+    session.flush()
+    if old_label is not None:
+        try:
+            cloud_token.destroy_secret(old_label)
+        except HSMError as ex:
+            raise SigningRefused(Refusal.UNAVAILABLE, f"the HSM kept the old seed: {ex}") from ex
     audit.append(
         session,
         actor=actor,
-        action="csc.credential.enrolled",
+        action="csc.credential.reset" if old_label else "csc.credential.enrolled",
         object=f"certificate:{certificate.serial}",
         details={"serial": certificate.serial, "holder": certificate.holder_id},
         now=now,
@@ -275,3 +309,259 @@ def authorize(
         details={**base, "sad": activation.id, "inn": inn, "role": role},
     )
     return Authorized(sad, int(policy.sad_lifetime.total_seconds()), None)
+
+
+# ---- the activation code: what only the holder receives ---------------------------------------
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
+_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    """A code is on its way: the outbox message, where it goes (masked) and until when."""
+
+    serial: str
+    purpose: str
+    sent_to: str
+    expires_at: datetime
+    message_id: int
+
+    def view(self) -> dict[str, str]:
+        return {
+            "serial": self.serial,
+            "purpose": self.purpose,
+            "sent_to": self.sent_to,
+            "expires_at": iso_utc(self.expires_at) or "",
+        }
+
+
+@dataclass(frozen=True)
+class Activated:
+    """What ``activate`` decided: the otpauth URI, or the refusal (the attempt is committed)."""
+
+    otpauth_uri: str | None
+    refusal: SigningRefused | None
+
+
+def mask_email(address: str) -> str:
+    """``h***@test.kg``: enough for a holder to recognise, not to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode("ascii")).hexdigest()
+
+
+def _normalise(code: object, policy: SigningPolicy) -> str | None:
+    if not isinstance(code, str) or len(code) > 64:
+        return None
+    text = code.upper().replace("-", "").replace(" ", "").translate(_READ_AS)
+    if len(text) != policy.activation.code_chars or any(c not in _ALPHABET for c in text):
+        return None
+    return text
+
+
+def _open_codes(session: Session, certificate_id: int) -> list[ActivationCode]:
+    query = (
+        select(ActivationCode)
+        .where(ActivationCode.certificate_id == certificate_id, ActivationCode.closed_at.is_(None))
+        .order_by(ActivationCode.id)
+        .with_for_update()
+    )
+    return list(session.scalars(query))
+
+
+def _mail_body(serial: str, code: str, purpose: str, expires_at: datetime) -> str:
+    grouped = "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+    what = (
+        "чтобы задать PIN-код облачной подписи"
+        if purpose == "activate"
+        else "чтобы заново задать PIN-код и аутентификатор (прежние будут уничтожены)"
+    )
+    return (
+        f"Activation code: {grouped}\n"  # alone on an ASCII line: quoted-printable keeps it whole
+        f"Код активации: {grouped}\n\n"
+        f"Сертификат / certificate: {serial}\n"
+        f"Действует до / valid until: {iso_utc(expires_at)}\n\n"
+        f"Введите этот код в портале, {what}.\n"
+        "Enter this code in your portal to choose your PIN; the portal then shows your\n"
+        "authenticator enrolment once. Never give this code to anyone: Tamga's staff and\n"
+        "portals never ask for it. If you did not ask for it, contact the operator.\n"
+    )
+
+
+def send_code(
+    session: Session,
+    certificate: Certificate,
+    *,
+    now: datetime,
+    actor: str,
+    policy: SigningPolicy = SIGNING_POLICY,
+) -> CodeSent:
+    """Send a new one-time code to the holder's registered e-mail (closing any open one).
+
+    ``activate`` when the certificate has no PIN yet, else ``reset``. The code itself is only
+    in the outbox message; the journal records that a code was sent, never the code.
+    """
+    if certificate.storage != "cloud" or certificate.key_label is None:
+        raise SigningRefused(Refusal.INVALID_REQUEST, "only cloud certificates are activated")
+    if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.SUSPENDED):
+        raise SigningRefused(
+            Refusal.INVALID_REQUEST, f"the certificate is {certificate.status}: nothing to activate"
+        )
+    holder = session.get_one(Holder, certificate.holder_id)
+    if holder.status != HolderStatus.ACTIVE:
+        raise SigningRefused(Refusal.INVALID_REQUEST, "the holder is inactive")
+    for row in _open_codes(session, certificate.id):
+        row.closed_at = now
+    purpose = "activate" if activation_of(session, certificate) is None else "reset"
+    code = "".join(secrets.choice(_ALPHABET) for _ in range(policy.activation.code_chars))
+    expires_at = now + policy.activation.lifetime
+    session.add(
+        ActivationCode(
+            certificate_id=certificate.id,
+            holder_id=holder.id,
+            purpose=purpose,
+            code_sha256=_digest(code),
+            sent_to=holder.email,
+            created_at=now,
+            expires_at=expires_at,
+            attempts=0,
+        )
+    )
+    message_id = outbox.enqueue(
+        session,
+        recipient=holder.email,
+        subject=f"Tamga: код активации сертификата {certificate.serial[:16]}",
+        body=_mail_body(certificate.serial, code, purpose, expires_at),
+        purpose="activation-code",
+        now=now,
+    )
+    audit.append(
+        session,
+        actor=actor,
+        action="csc.activation_code.sent",
+        object=f"certificate:{certificate.serial}",
+        details={"holder": holder.id, "purpose": purpose, "message": message_id},
+        now=now,
+    )
+    return CodeSent(certificate.serial, purpose, mask_email(holder.email), expires_at, message_id)
+
+
+def _refuse(
+    session: Session,
+    certificate: Certificate,
+    reason: str,
+    message: str,
+    *,
+    now: datetime,
+    actor: str,
+    field: str | None = "activation_code",
+    refusal: Refusal = Refusal.INVALID_REQUEST,
+) -> Activated:
+    audit.append(
+        session,
+        actor=actor,
+        action="csc.activation.refused",
+        outcome="refused",
+        object=f"certificate:{certificate.serial}",
+        details={"reason": reason},
+        now=now,
+    )
+    return Activated(None, SigningRefused(refusal, message, field=field))
+
+
+def _check_code(
+    row: ActivationCode | None,
+    holder: Holder,
+    given: str,
+    now: datetime,
+    policy: SigningPolicy,
+) -> ActivationCode | tuple[str, str, str | None]:
+    """The code ``given`` opens, or why it opens nothing: (reason, message, field).
+
+    Counts a wrong attempt and closes a code that can no longer be used.
+    """
+    ask = "ask for a new code (POST …/activation-code)"
+    if row is None:
+        return "no_code", f"no activation code is open: {ask}", "activation_code"
+    if row.expires_at <= now:
+        row.closed_at = now
+        return "expired", f"the activation code has expired: {ask}", "activation_code"
+    if row.sent_to != holder.email:
+        row.closed_at = now
+        message = f"the holder's e-mail has changed since the code was sent: {ask}"
+        return "contact_changed", message, "activation_code"
+    changed = holder.contact_changed_at
+    if changed is not None and now < changed + policy.activation.contact_change_delay:
+        opens = iso_utc(changed + policy.activation.contact_change_delay)
+        return (
+            "contact_change_delay",
+            f"the holder's contact changed: activation opens at {opens}",
+            None,
+        )
+    if not hmac.compare_digest(row.code_sha256, _digest(given)):
+        row.attempts += 1
+        left = policy.activation.max_attempts - row.attempts
+        if left <= 0:
+            row.closed_at = now
+        words = f"{left} attempts left" if left > 0 else f"the code is now void: {ask}"
+        return "wrong_code", f"the activation code is wrong ({words})", "activation_code"
+    return row
+
+
+def activate(
+    session: Session,
+    cloud_token: HSMToken,
+    certificate: Certificate,
+    *,
+    code: object,
+    pin: object,
+    now: datetime,
+    actor: str,
+    policy: SigningPolicy = SIGNING_POLICY,
+) -> Activated:
+    """The holder presents its code and chooses its PIN: the otpauth URI, shown this once.
+
+    A refusal is returned, not raised, so that the caller commits the attempt it counted.
+    """
+    text = check_pin(pin, policy)  # a malformed PIN costs no attempt
+    given = _normalise(code, policy)
+    if given is None:
+        raise SigningRefused(
+            Refusal.INVALID_REQUEST,
+            f"an activation code is {policy.activation.code_chars} letters and digits"
+            " (dashes and spaces are ignored)",
+            field="activation_code",
+        )
+    holder = session.get_one(Holder, certificate.holder_id)
+    open_codes = _open_codes(session, certificate.id)
+    row = _check_code(open_codes[-1] if open_codes else None, holder, given, now, policy)
+    if isinstance(row, tuple):
+        reason, message, field = row
+        return _refuse(session, certificate, reason, message, now=now, actor=actor, field=field)
+    row.used_at = row.closed_at = now
+    old = activation_of(session, certificate)
+    if old is not None and row.purpose != "reset":
+        return _refuse(
+            session,
+            certificate,
+            "activated",
+            "this credential is activated already",
+            now=now,
+            actor=actor,
+            field=None,
+        )
+    uri = _enrol(  # an HSM failure raises: the transaction, and the code's use, roll back
+        session,
+        cloud_token,
+        certificate,
+        pin=text,
+        now=now,
+        actor=actor,
+        policy=policy,
+        replacing=old,
+    )
+    return Activated(uri, None)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base, UTCDateTime
 
-__all__ = ["CloudCredential", "CloudSignature", "SignatureActivation"]
+__all__ = ["ActivationCode", "CloudCredential", "CloudSignature", "SignatureActivation"]
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -27,6 +27,29 @@ class CloudCredential(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ActivationCode(Base):
+    """A one-time code sent to the holder's registered contact; only its SHA-256 is kept.
+
+    ``purpose`` is ``activate`` (the first PIN of a cloud certificate) or ``reset`` (a forgotten
+    PIN or a lost authenticator: using it destroys the old seed). At most one code of a
+    certificate is open (``closed_at`` is None): sending a new one closes the previous.
+    """
+
+    __tablename__ = "activation_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    sent_to: Mapped[str] = mapped_column(String(254))  # the holder's e-mail at the time
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SignatureActivation(Base):

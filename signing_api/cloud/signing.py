@@ -8,6 +8,7 @@ CAdES-B-T detached CMS with a time-stamp from Tamga's TSA). The key is reached a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from cryptography import x509
@@ -95,15 +96,22 @@ def sign_document(
     chain: list[x509.Certificate],
     tsa: Signer,
     now: datetime,
+    tsa_clock: Callable[[], datetime],
     actor: str,
 ) -> bytes:
-    """A CAdES-B-T detached CMS (DER) over a document's SHA-256 ``digest``."""
+    """A CAdES-B-T detached CMS (DER) over a document's SHA-256 ``digest``.
+
+    ``now`` is the signing-time attribute (when the holder's request was taken); the
+    signature-time-stamp is asked for afterwards, over the finished signature value, and the
+    TSA reads its own clock then (``tsa_clock``): its genTime attests that the signature
+    existed at that time, so it can never precede the signing (issue #12 finding 12).
+    """
     key = signer.private_key()
     if signer_hash(key) != "sha256":
         raise SigningRefused(Refusal.INVALID_REQUEST, "this key signs SHA-384 digests")
 
     def stamp(imprint: bytes, hash_name: str) -> bytes:
-        return timestamp_token(session, tsa, imprint, hash_name, now=now, actor=actor)
+        return timestamp_token(session, tsa, imprint, hash_name, now=tsa_clock(), actor=actor)
 
     return sign_detached_digest(
         digest,

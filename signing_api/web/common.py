@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 from flask import g, request
 from sqlalchemy import select
@@ -25,9 +24,8 @@ from ca.errors import (
     CAError,
 )
 from ca.models import Holder
-from db import audit
 from policies.roles import ClientRole
-from signing_api.clients import ClientSubscriber
+from signing_api.clients import ClientSubscriber, grant
 from signing_api.web.context import runtime
 from signing_api.web.problems import Problem, problem_of
 
@@ -79,23 +77,6 @@ def require_visible(session: Session, inn: str, what: str = "subscriber") -> Non
     inns = visible_inns(session)
     if inns is not None and inn not in inns:
         raise Problem("not-found", f"no {what} of that reference is visible to this client")
-
-
-def grant(session: Session, *, client_id: int, inn: str, now: datetime, actor: str) -> bool:
-    """Put subscriber ``inn`` in client ``client_id``'s scope; False if it already was."""
-    if session.get(ClientSubscriber, (client_id, inn)) is not None:
-        return False
-    session.add(ClientSubscriber(client_id=client_id, inn=inn, granted_at=now, granted_by=actor))
-    session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="client.scope.granted",
-        object=f"client:{client_id}",
-        details={"inn": inn},
-        now=now,
-    )
-    return True
 
 
 def acting_holder(session: Session) -> Holder | None:

@@ -13,10 +13,11 @@ from typing import Any
 from flask import Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 
+from signing_api.mail import Delivery, deliver
 from signing_api.runtime import Runtime
 from signing_api.web.problems import Problem
 
-__all__ = ["actor", "json_body", "now", "reply", "runtime", "transaction"]
+__all__ = ["actor", "json_body", "now", "reply", "runtime", "send_mail", "transaction"]
 
 
 def runtime() -> Runtime:
@@ -39,6 +40,23 @@ def transaction() -> Iterator[Session]:
     """
     with runtime().transaction() as session:
         yield session
+
+
+def send_mail(ids: list[int] | None = None) -> Delivery:
+    """Hand committed outbox messages (``ids``, or any pending) to SMTP; never raises for SMTP.
+
+    Call it after the transaction that wrote them has committed; what fails stays in the
+    outbox for ``tamga mail send``.
+    """
+    rt = runtime()
+    return deliver(
+        rt.transaction,
+        smtp_url=rt.config.smtp_url,
+        sender=rt.config.mail_from,
+        now=rt.now(),
+        ids=ids,
+        limit=20,
+    )
 
 
 def actor() -> str:

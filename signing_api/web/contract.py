@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar, cast
 
 from flask import Response, current_app, request
@@ -43,6 +44,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from policies import text as text_rules
 from policies.money import MAX_AMOUNT
 from policies.roles import ClientRole
 from signing_api.web.auth import require_client
@@ -88,10 +90,10 @@ class View(BaseModel):
 # --- field types with the project's rules and messages -----------------------------------------
 
 
-_VISIBLE_LINE = "^[^\\u0000-\\u001f\\u007f]*\\S[^\\u0000-\\u001f\\u007f]*$"
 _MESSAGES = {
     "int_type": "a whole number",
     "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
     "string_type": "a string",
     "bool_type": "true or false",
     "dict_type": "an object",
@@ -99,30 +101,66 @@ _MESSAGES = {
 }
 
 
+def ecma_search(pattern: str, value: str) -> bool:
+    """``pattern`` as JSON Schema reads it (ECMA-262): ``$`` is the end of the value only,
+    where Python's ``re`` would also match before a final newline."""
+    return re.search(_ecma_end(pattern), value) is not None
+
+
+@functools.cache
+def _ecma_end(pattern: str) -> str:
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"(?!\n)$")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Text:
     """A string field's rules, checked after the type and written into the schema.
 
-    ``limit``: one line, whitespace collapsed, 1 to ``limit`` characters, no control characters;
-    ``pattern`` (with ``says``, the message when it does not match) checks the collapsed value.
+    ``limit``: one line of 1 to ``limit`` characters (counted as sent), at least ``words``
+    words, only characters of ``policies.text.REPERTOIRE`` (no control, format character such as
+    U+202E or U+200B, private use, unassigned or combining character); the value is then
+    NFC-normalised and its whitespace collapsed. ``pattern`` (with ``says``, the message when it
+    does not match) is matched against the value as sent, as JSON Schema reads it; with a
+    ``limit`` it must admit only characters of a line. The document's ``pattern`` is built
+    from the same rule.
     """
 
     limit: int | None = None
     pattern: str | None = None
     says: str = "has the wrong format"
+    words: int = 1
+    lines: bool = False  # free text (a note): line breaks allowed, collapsed like other spaces
 
     def check(self, value: str) -> str:
         if self.limit is not None:
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise ValueError("has control characters")
-            if not value.strip():
+            refused = text_rules.refused_character(value, line_breaks=self.lines)
+            if refused is not None:
+                shown = text_rules.describe(refused)
+                raise ValueError(f"has a character it may not hold ({shown})")
+            words = len(value.split())
+            if not words:
                 raise ValueError("a non-empty string")
+            if words < self.words:
+                raise ValueError(self.says)
             if len(value) > self.limit:
                 raise ValueError(f"at most {self.limit} characters")
-            value = " ".join(value.split())
-        if self.pattern is not None and re.search(self.pattern, value) is None:
+        if self.pattern is not None and not ecma_search(self.pattern, value):
             raise ValueError(self.says)
-        return value
+        return text_rules.normalise(value) if self.limit is not None else value
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -134,10 +172,22 @@ class Text:
     ) -> dict[str, Any]:
         written: dict[str, Any] = dict(handler(schema))
         if self.limit is not None:
-            written.update(minLength=1, maxLength=self.limit, pattern=_VISIBLE_LINE)
+            pattern = line_pattern(self.words, lines=self.lines)
+            written.update(minLength=1, maxLength=self.limit, pattern=pattern)
         if self.pattern is not None:
             written["pattern"] = self.pattern
         return written
+
+
+@functools.cache
+def line_pattern(words: int = 1, *, lines: bool = False) -> str:
+    """One line (``lines``: a note's lines) with at least ``words`` words of characters
+    ``policies.text`` admits."""
+    any_ = text_rules.character_class("note" if lines else "any")
+    visible = text_rules.character_class("visible")
+    space = text_rules.character_class("note-space" if lines else "space")
+    more = f"{space}+{visible}" * (words - 1)
+    return f"^{any_}*{visible}{more}{any_}*$"
 
 
 Inn = Annotated[str, Text(pattern="^[0-9]{14}$", says="a 14-digit INN")]
@@ -177,6 +227,7 @@ class Operation:
     body_optional: bool  # no body at all reads as ``{}`` (a model of optional fields)
     errors_as: Reply | None  # the error answers' form, when not problem+json (CSC)
     expand: Mapping[str, tuple[str, ...]]  # path parameter → its values, one documented path each
+    refusals: Mapping[int, str]  # status → the rule beyond the schema a valid request can break
 
 
 _ATTRIBUTE = "__tamga_operation__"
@@ -199,10 +250,17 @@ def operation(
     body_optional: bool = False,
     errors_as: Reply | None = None,
     expand: Mapping[str, Iterable[str]] | None = None,
+    refusals: Mapping[int, str] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a route's contract; its validated body and query reach it as ``body``/``query``."""
+    """Declare a route's contract; its validated body and query reach it as ``body``/``query``.
+
+    ``refusals``: the statuses a request the schema admits may still get, each with the rule
+    the schema cannot state (fields that depend on each other, the state of the registry or
+    the balance); the document lists them (``x-tamga-refusals``) and schemathesis' check that
+    valid requests are accepted admits exactly those.
+    """
     admitted = None if roles is None else tuple(roles)
-    declared = set(errors) | ({401, 403} if admitted is not None else set())
+    declared = set(errors) | set(refusals or {}) | ({401, 403} if admitted is not None else set())
     if body is not None:
         declared |= {400, 415, 422}
     if query is not None:
@@ -223,6 +281,7 @@ def operation(
         body_optional=body_optional,
         errors_as=errors_as,
         expand={name: tuple(values) for name, values in (expand or {}).items()},
+        refusals=dict(refusals or {}),
     )
 
     def decorate(view: F) -> F:
@@ -261,6 +320,20 @@ def field_errors(ex: ValidationError) -> dict[str, str]:
     return errors
 
 
+def _whole(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent. JSON Schema's ``integer`` is a
+    number whose value is whole, so ``1421875690414.0`` is one: it becomes an ``int``; any
+    other number stays a float (and an integer field refuses it)."""
+    number = Decimal(text)
+    if number.is_finite() and number == number.to_integral_value() and abs(number) < 10**20:
+        return int(number)
+    return float(text)
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _read_body(model: type[Body], *, required: bool = True) -> Body:
     raw = request.get_data(cache=True)
     if not raw and not required:
@@ -268,13 +341,15 @@ def _read_body(model: type[Body], *, required: bool = True) -> Body:
     elif not request.is_json:
         raise Problem("unsupported-media-type", "send the body as application/json")
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, parse_float=_whole, parse_constant=_not_json)
+    except RecursionError:
+        raise Problem("bad-request", "the body is nested too deeply") from None
     except ValueError:
         raise Problem("bad-request", "the body is not JSON") from None
     if not isinstance(parsed, dict):
         raise Problem("bad-request", "the body must be a JSON object (application/json)")
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(json.dumps(parsed))
     except ValidationError as ex:
         errors = field_errors(ex)
         raise Problem(
@@ -301,6 +376,9 @@ def check_response(response: Response) -> Response:
     if op is None:
         return response
     status = response.status_code
+    if status in (413, 429):  # any route (web/limits.py), problem+json even on /csc/v1
+        assert response.mimetype == "application/problem+json", op.operation_id  # noqa: S101
+        return response
     if status >= 400 and status not in op.responses:
         if status not in op.errors and status not in (404, 405, 500, 503):
             raise AssertionError(f"{op.operation_id} answered an undeclared {status}")

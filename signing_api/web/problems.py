@@ -18,6 +18,7 @@ from ca.cms import CMSInvalid
 from ca.errors import (
     CAError,
     Conflict,
+    IdentityNotVerified,
     InvalidField,
     InvalidFields,
     KeyRefused,
@@ -65,6 +66,11 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("conflict", "The request conflicts with the current state", 409),
         ProblemType("account-terminated", "The subscriber's contract is terminated", 409),
         ProblemType(
+            "identity-not-verified",
+            "The holder's identity was not verified by the registration authority",
+            409,
+        ),
+        ProblemType(
             "idempotency-conflict", "The idempotency key was used for a different request", 422
         ),
         ProblemType("validation-failed", "The request has invalid fields", 422),
@@ -73,6 +79,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "unsupported-media-type", "The request body has an unsupported media type", 415
         ),
         ProblemType("payload-too-large", "The request body is too large", 413),
+        ProblemType("too-many-requests", "Too many requests; retry later", 429),
         ProblemType("internal-error", "Internal server error", 500),
         ProblemType("unavailable", "A component the service needs is unavailable", 503),
     )
@@ -127,6 +134,7 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
     CANotFound: "not-found",
     NotAllowed: "forbidden",
     Conflict: "conflict",
+    IdentityNotVerified: "identity-not-verified",
     InvalidField: "validation-failed",
     CMSInvalid: "validation-failed",
     KeyRefused: "certificate-refused",

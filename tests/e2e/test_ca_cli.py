@@ -55,6 +55,8 @@ def test_officer_issues_and_revokes_from_the_console(run_tamga: RunTamga, tmp_pa
             "acc@test.kg",
             "--phone",
             "+996555123456",
+            "--identity-document",  # the officer saw the passport at the office (§3.3)
+            "office file 2026/7",
             "--json",
         ).stdout
     )["id"]
@@ -103,11 +105,55 @@ def test_officer_issues_and_revokes_from_the_console(run_tamga: RunTamga, tmp_pa
     assert "0 renewed" in due
     assert json.loads(tamga("ca", "renewals", "--json").stdout)["count"] == 0
 
+    # A holder registered without a document check gets no certificate until an officer
+    # verifies it (§3.3); the refusal is one line and nothing is issued.
+    added = tamga("ca", "holder", "add", "--inn", INN, "--full-name", "Бекова Айым",
+                  "--position", "Руководитель", "--passport-series", "ID7654321", "--email",
+                  "head@test.kg", "--phone", "+996555000111")  # fmt: skip
+    assert added.stdout.rstrip().endswith("identity NOT verified"), added.stdout
+    head = added.stdout.split(":")[0].removeprefix("registered holder ")
+    _pay(home, INN, 1200_00, "К-2")
+    csr_file.write_bytes(_csr(ec.generate_private_key(ec.SECP256R1())))
+    second = ["ca", "issue", "--holder", head, "--role", "head", "--storage", "rutoken",
+              "--csr", str(csr_file), "--json"]  # fmt: skip
+    refused = tamga(*second, check=False)
+    assert refused.returncode == 1 and "identity not verified" in refused.stderr, refused.stderr
+    assert serial in tamga("ca", "list", "--inn", INN).stdout
+    assert json.loads(tamga("ca", "list", "--inn", INN, "--json").stdout)["count"] == 1
+    checked = tamga("ca", "holder", "verify", head, "--document", "office file 2026/8").stdout
+    assert checked.startswith(f"verified holder {head}:") and "office file 2026/8" in checked
+    issued = json.loads(tamga(*second).stdout)["serial"]
 
-def _pay(home: Path, account: str, amount: int) -> None:
+    # Terminating the contract revokes the valid certificate and publishes the CRL at once.
+    ended = tamga("billing", "terminate", INN, "--reason", "Письмо №9").stdout
+    assert f"revoked (cessationOfOperation): {issued}" in ended and "CRL number" in ended
+    assert "revoked" in tamga("ca", "show", issued).stdout
+    dump = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-noout", "-text", "-in",
+         str(home / "publish" / "crl" / "issuing.crl")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Cessation Of Operation" in dump and "Key Compromise" in dump, dump
+    crl = x509.load_der_x509_crl((home / "publish" / "crl" / "issuing.crl").read_bytes())
+    entry = crl.get_revoked_certificate_by_serial_number(int(issued, 16))
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason is x509.ReasonFlags.cessation_of_operation
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> bytes:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def _pay(home: Path, account: str, amount: int, receipt: str = "К-1") -> None:
     """The payment account is paid (as a terminal would), in the home's own database."""
     with Runtime(Config.from_env(tamga_env(home))).transaction() as session:
         billing.record_payment(
-            session, channel="cash", provider="", external_id="К-1", account=account,
+            session, channel="cash", provider="", external_id=receipt, account=account,
             amount=amount, paid_at=datetime.now(UTC), now=datetime.now(UTC), actor="test",
         )  # fmt: skip

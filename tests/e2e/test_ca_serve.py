@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -102,6 +103,12 @@ def test_certificate_walkthrough_on_gunicorn(
     )
     assert status == 201, holder
     ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
+    # No certificate before the registration authority verified the person (§3.3).
+    status, refused = _call(base, "POST", "/api/v1/certificates", token, ask)
+    assert status == 409 and refused["type"].endswith("identity-not-verified"), refused
+    verify = f"/api/v1/holders/{holder['id']}/verify"
+    status, checked = _call(base, "POST", verify, token, {"document": "office file 2026/1"})
+    assert status == 200 and checked["identity_verified"], checked
     status, unpaid = _call(base, "POST", "/api/v1/certificates", token, ask)
     assert status == 402 and unpaid["amount_due"] == 151000, unpaid
     query = urllib.parse.urlencode(
@@ -110,7 +117,7 @@ def test_certificate_walkthrough_on_gunicorn(
             "txn_id": "1002",
             "account": unpaid["payment_account"],
             "sum": "1510.00",
-            "txn_date": "20261123120000",
+            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
         }
     )
     with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as paid:  # noqa: S310

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from tests.hsm_fixtures import PKCS11_MODULE
 from tests.pki_tools import openssl_verify, pkilint
-from tests.tamga_fixtures import RunTamga
+from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
 
@@ -341,3 +341,34 @@ def test_production_path_with_an_openssl_root(run_tamga: RunTamga, tmp_path: Pat
         "does not chain",
     )
     assert run_tamga(home, "ca", "export", "issuing", env=env).stdout == exported
+
+
+def test_a_command_away_from_the_installation_refuses_in_one_line(tmp_path: Path) -> None:
+    """Issue #12 (README as a new user): run elsewhere, the CLI made ./var/tamga.db there and
+    printed a SQLAlchemy traceback. It now finds the project's var/ from a subdirectory, and
+    elsewhere refuses in one line, creating nothing."""
+    project = tmp_path / "project"
+    env = {k: v for k, v in tamga_env(project / "var").items() if k != "TAMGA_HOME"}
+    project.mkdir()
+    subprocess.run([TAMGA, "init"], env=env, cwd=project, check=True, capture_output=True)
+    assert (project / "var" / "tamga.db").exists()
+    deep = project / "docs" / "drafts"
+    deep.mkdir(parents=True)
+    found = subprocess.run([TAMGA, "audit", "verify"], env=env, cwd=deep, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args in (["audit", "verify"], ["ca", "list"], ["mail", "send"], ["serve"]):
+        refused = subprocess.run([TAMGA, *args], env=env, cwd=elsewhere, capture_output=True,
+                                 text=True, check=False)  # fmt: skip
+        assert refused.returncode == 1, (args, refused.stderr)
+        assert refused.stderr.startswith("Error: no Tamga installation in"), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing created
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    unset = subprocess.run([TAMGA, "ca", "list"], env={**env, "TAMGA_HOME": str(empty)},
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert unset.returncode == 1 and "has no database: run `tamga init` first" in unset.stderr
+    assert list(empty.iterdir()) == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from signing_api.mail import read_mailbox
 from tests.e2e.test_serve import server  # noqa: F401 - the real-gunicorn fixture
 from tests.integration.signing_api.test_csc import PIN, totp
 from tests.tamga_fixtures import RunTamga
@@ -49,7 +52,7 @@ def _pay(base: str, txn: str, account: str, amount: str) -> None:
             "txn_id": txn,
             "account": account,
             "sum": amount,
-            "txn_date": "20261123120000",
+            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
         }
     )
     with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as r:  # noqa: S310
@@ -115,14 +118,33 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
         },
     )
     assert status == 201, holder
-    ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud", "pin": PIN}
+    # The portal cannot vouch for the person (§3.3); an officer checks the documents.
+    assert not holder["identity_verified"]
+    status, _ = _call(base, f"/api/v1/holders/{holder['id']}/verify", portal, {"document": "x"})
+    assert status == 403
+    officer = client("front office", "officer")
+    status, checked = _call(
+        base, f"/api/v1/holders/{holder['id']}/verify", officer, {"document": "office file 1"}
+    )
+    assert status == 200 and checked["identity_verified"], checked
+    ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
     status, unpaid = _call(base, "/api/v1/certificates", portal, ask)
     assert status == 402, unpaid
     _pay(base, "1", unpaid["payment_account"], "1510.00")
     _pay(base, "2", INN, "1000.00")  # a zero balance stops services (§3.9.2)
     status, issued = _call(base, "/api/v1/certificates", portal, ask)
     assert status == 201, issued
-    uri, serial = issued["otpauth_uri"], issued["serial"]
+    serial = issued["serial"]
+    # The holder reads the activation code from its mailbox and, through the portal, sets the PIN.
+    (mail,) = read_mailbox(home / "mail", "a@alatoo.kg")
+    code = re.search(r"Activation code: ([0-9A-Z-]+)", mail.get_content())
+    assert code is not None and serial in mail.get_content()
+    status, activated = _call(
+        base, f"/api/v1/certificates/{serial}/activation", portal,
+        {"activation_code": code.group(1), "pin": PIN},
+    )  # fmt: skip
+    assert status == 201, activated
+    uri = activated["otpauth_uri"]
 
     class PortalAuthorization(csc_signer.CSCAuthorizationManager):
         """What the portal does: ask the holder for PIN and code, say what is signed."""

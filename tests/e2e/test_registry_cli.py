@@ -94,10 +94,14 @@ def test_subscriber_and_holder_commands_mirror_the_api(tamga: Any, api: Api) -> 
 
     holder = tamga("ca", "holder", "add", "--inn", INN, *PERSON, "--email", "d@alatoo.kg")
     match = re.fullmatch(r"registered holder (\d+): Асанова Айгуль Бакытовна, Директор of "
-                         rf"{INN}; passport ID1234567; d@alatoo.kg, \+996555123456; active",
-                         holder.stdout.strip())  # fmt: skip
+                         rf"{INN}; passport ID1234567; d@alatoo.kg, \+996555123456; active; "
+                         "identity NOT verified", holder.stdout.strip())  # fmt: skip
     assert match, holder.stdout
     holder_id = match.group(1)
+    _refused(tamga("ca", "holder", "verify", holder_id, "--document", "паспорт ID 1234567",
+                   check=False), "invalid --document: name the office file")  # fmt: skip
+    verified = tamga("ca", "holder", "verify", holder_id, "--document", "дело 2026/5").stdout
+    assert verified.strip().endswith("identity verified (дело 2026/5)"), verified
     as_json = json.loads(tamga("ca", "holder", "show", holder_id, "--json").stdout)
     assert as_json == api.get(f"/api/v1/holders/{holder_id}").json
     assert as_json["passport_series"] == "ID1234567"  # the CLI is an officer

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from signing_api.mail import MailSink
 from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
@@ -46,9 +47,11 @@ def server(
     run_tamga(home, "init", database_url=database_url)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    sink = MailSink(home / "mail", "127.0.0.1", _free_port()).start()  # the holder's mailbox
     env = tamga_env(
-        home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2", TAMGA_PUBLIC_URL=base
-    )
+        home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2",
+        TAMGA_PUBLIC_URL=base, TAMGA_SMTP_URL=sink.url,
+    )  # fmt: skip
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -72,6 +75,7 @@ def server(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        sink.stop()
 
 
 def _check_selftest(check: dict[str, Any]) -> None:

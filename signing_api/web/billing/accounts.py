@@ -35,6 +35,7 @@ from billing.document_data import (
 )
 from billing.models import Termination as TerminationRecord
 from billing.termination import TerminationInfo, debt_outstanding
+from ca.termination import terminate_subscriber
 from policies.dates import iso_utc, parse_month
 from policies.identifiers import is_inn
 from policies.money import parse_som
@@ -56,6 +57,7 @@ from signing_api.web.billing.schemas import (
     Termination,
     TerminationRequest,
 )
+from signing_api.web.ca.revocation import after_status_changes
 from signing_api.web.common import require_visible
 from signing_api.web.context import actor, reply, transaction
 from signing_api.web.contract import Reply, operation
@@ -240,6 +242,7 @@ _KIND_PARAM = {
     "schema": {"type": "string", "enum": list(DOCUMENT_KINDS)},
 }
 _REPLAY = "Replay: the first answer, nothing written again"
+_PERIOD_RULE = "the period ends before it starts (to before from)"
 
 
 @blueprint.post("/api/v1/accounts")
@@ -291,6 +294,7 @@ def show_account(inn: str) -> Response:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={422: _PERIOD_RULE},
 )
 def list_receipts(inn: str, query: Period) -> Response:
     inn = _path_inn(inn)
@@ -308,6 +312,7 @@ def list_receipts(inn: str, query: Period) -> Response:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={422: _PERIOD_RULE},
 )
 def show_statement(inn: str, query: RequiredPeriod) -> Response:
     inn = _path_inn(inn)
@@ -326,6 +331,7 @@ def show_statement(inn: str, query: RequiredPeriod) -> Response:
     tag="billing",
     roles=(_OFFICER,),
     errors=(400, 404, 409),
+    refusals={422: "the receipt number was recorded before with another amount"},
 )
 def record_cash_receipt(inn: str, body: CashReceipt) -> Response:
     inn = _path_inn(inn)
@@ -368,6 +374,7 @@ def record_cash_receipt(inn: str, body: CashReceipt) -> Response:
     tag="billing",
     roles=(_OFFICER,),
     errors=(400, 404, 409),
+    refusals={422: "the purpose was used before for a payment account with another tariff"},
 )
 def issue_payment_account(inn: str, body: PaymentAccountRequest) -> Response:
     inn = _path_inn(inn)
@@ -407,10 +414,13 @@ def terminate(inn: str, body: TerminationRequest) -> Response:
     _idempotency_key()
     now = context.now()
     with transaction() as session:
-        info = billing.terminate(
+        done = terminate_subscriber(
             session, inn=inn, reason=body.reason, debt=body.debt or 0, now=now, actor=actor()
         )
+        info = done.info
         opened_on, _ = account_period(session, inn)
+    # The certificates revoked with the contract: the CRL says so at once, cloud keys go.
+    after_status_changes(done.revoked_ids, now)
     view = termination_json(info, opened_on=opened_on)
     return reply(view, 200 if info.replayed else 201, location=view["final_act"])
 
@@ -460,6 +470,10 @@ def _document_request(kind: str, query: DocumentQuery) -> DocumentRequest:
     tag="billing",
     roles=_READERS,
     errors=(404,),
+    refusals={
+        422: "the parameters the kind needs are missing (act: from and to; invoice: transaction "
+        "or month; payment-invoice: service and amount), or to is before from"
+    },
 )
 def document(inn: str, kind: str, query: DocumentQuery) -> Response:
     inn = _path_inn(inn)

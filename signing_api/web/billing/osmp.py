@@ -47,14 +47,23 @@ from billing import (
     PaymentForbidden,
     Receipt,
 )
-from db import audit
 from policies.billing import BUSINESS_TIME_ZONE
 from policies.identifiers import is_inn, is_payment_account
 from policies.money import som
-from policies.providers import EDS, PROVIDERS, SOCHI, Provider, parse_network, provider_allows
+from policies.providers import (
+    EDS,
+    PROVIDERS,
+    SOCHI,
+    TXN_DATE_FUTURE,
+    TXN_DATE_PAST,
+    Provider,
+    parse_network,
+    provider_allows,
+)
 from signing_api.config import ConfigError
 from signing_api.runtime import Runtime
 from signing_api.web.context import now
+from signing_api.web.failures import client_address, failure_journal
 from signing_api.web.problems import Problem
 
 __all__ = [
@@ -184,26 +193,15 @@ def allowed_networks(provider: Provider) -> tuple[str, ...]:
 
 
 def _refuse_address(runtime: Runtime, provider: Provider, address: str) -> None:
-    """Journal a call from outside the allow-list; the refusal stands even if this fails."""
-    details = {
-        "provider": provider.code,
-        "address": address,
-        "command": request.values.get("command", "")[:20],
-        "txn_id": request.values.get("txn_id", "")[:40],
-    }
-    try:
-        with runtime.transaction() as session:
-            audit.append(
-                session,
-                actor=f"ip:{address}",
-                action="billing.osmp.refused",
-                object=f"osmp:{provider.code}",
-                outcome="refused",
-                details=details,
-                now=now(),
-            )
-    except Exception:
-        log.exception("could not journal the refused OSMP call from %s", address)
+    """Journal a call from outside the allow-list: counted per address and interval, like a
+    failed login (``web/failures.py``); the refusal stands even if the journal fails."""
+    failure_journal().failed(
+        runtime,
+        client_address(),
+        "outside the allow-list",
+        action="billing.osmp.refused",
+        object=f"osmp:{provider.code}",
+    )
     log.warning("OSMP %s: refused a call from %s (not in its allow-list)", provider.code, address)
 
 
@@ -227,7 +225,13 @@ def payment(provider: str) -> Response:
     if not provider_allows(replace(found, allowed_ips=allowed_networks(found)), address):
         _refuse_address(runtime, found, address)
         raise Problem("forbidden", f"{address} may not call as OSMP provider {found.code}")
-    return _render(_answer(runtime, found, request.values))
+    if request.args and request.form:
+        # One source per request: werkzeug's request.values would let the query string override
+        # the body (?sum=5 with sum=5000 in the form), so a request carrying both is refused.
+        return _render(
+            Reply("", Result.OTHER_ERROR, "send the parameters in the query string or the body")
+        )
+    return _render(_answer(runtime, found, request.form or request.args))
 
 
 def _answer(runtime: Runtime, provider: Provider, values: Mapping[str, str]) -> Reply:
@@ -263,6 +267,12 @@ def _parse(provider: Provider, values: Mapping[str, str]) -> _Request:
         raise _Refused(Result.OTHER_ERROR, "txn_id must be 1-20 digits")
     amount = _parse_sum(values.get("sum"), required=command == "pay")
     paid_at = _parse_date(values.get("txn_date"), required=command == "pay")
+    if paid_at is not None and not now() - TXN_DATE_PAST <= paid_at <= now() + TXN_DATE_FUTURE:
+        raise _Refused(
+            Result.OTHER_ERROR,
+            f"txn_date must be within {TXN_DATE_PAST.days} days back and "
+            f"{TXN_DATE_FUTURE.days} day ahead of now",
+        )
     account = values.get("account", "")
     if is_inn(account):
         service = SOCHI
@@ -417,6 +427,8 @@ _RESPONSES = {
     },
     "403": {**_PROBLEM, "description": "The caller is outside the provider's allow-list"},
     "404": {**_PROBLEM, "description": "Unknown provider"},
+    "413": {**_PROBLEM, "description": "The body is larger than this route accepts"},
+    "429": {"$ref": "#/components/responses/TooManyRequests"},
 }
 
 
@@ -444,7 +456,7 @@ def _operation(method: str) -> dict[str, Any]:
                            for n, s in _FIELDS.items()},
         }  # fmt: skip
         operation["requestBody"] = {
-            "required": True,
+            "required": False,  # the parameters may come in the query string instead
             "content": {"application/x-www-form-urlencoded": {"schema": form}},
         }
     return operation

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator
 
-from policies.dates import parse_day, parse_month
-from policies.money import parse_som
+from policies.dates import DAY_PATTERN, MONTH_PATTERN, parse_day, parse_month
+from policies.money import SOM_PATTERN, parse_som
+from policies.tariffs import TARIFFS
 from signing_api.web.contract import Body, Inn, Query, Text, Tyiyn, TyiynOrZero, View
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "TerminationRequest",
 ]
 
+_CERT_CODES = [code for code in TARIFFS.codes() if code.startswith("cert:")]
+CERTIFICATE_TARIFFS = "^(?:" + "|".join(_CERT_CODES) + ")$"
+
 Money = Annotated[int, Field(description="tyiyn (1 som = 100 tyiyn); negative: owed")]
 Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
@@ -40,7 +44,7 @@ def _day(text: object) -> date:
 QueryDay = Annotated[
     date,
     Field(description="An Asia/Bishkek calendar day, YYYY-MM-DD, included"),
-    WithJsonSchema({"type": "string", "format": "date"}),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DAY_PATTERN}),
 ]
 
 
@@ -59,7 +63,9 @@ class CashReceipt(Body):
 
 class PaymentAccountRequest(Body):
     tariff: Annotated[
-        str, Text(64, pattern="^cert:", says="a certificate tariff"), Field(examples=["cert:head"])
+        str,
+        Text(pattern=CERTIFICATE_TARIFFS, says="a certificate tariff: " + ", ".join(_CERT_CODES)),
+        Field(examples=["cert:head"]),
     ]
     purpose: Annotated[str, Text(120)] | None = Field(None, description="Default cert:first:<inn>")
 
@@ -97,9 +103,9 @@ class DocumentQuery(Period):
     ``service`` and ``amount`` (som, like 1510.50)."""
 
     transaction: int | None = Field(None, ge=1, le=10**18 - 1)
-    month: str | None = Field(None, pattern="^[0-9]{4}-(0[1-9]|1[0-2])$")
+    month: str | None = Field(None, pattern=MONTH_PATTERN)
     service: Literal["sochi", "eds"] | None = None
-    amount: str | None = Field(None, pattern=r"^[0-9]{1,11}(\.[0-9]{1,2})?$")
+    amount: str | None = Field(None, pattern=SOM_PATTERN, description="Som, more than zero")
 
     @field_validator("month")
     @classmethod

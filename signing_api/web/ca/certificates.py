@@ -34,9 +34,8 @@ from ca.requests import IssueRequest
 from policies.cert_profiles import Storage
 from policies.dates import iso_utc
 from policies.roles import ClientRole
-from signing_api.cloud import SigningRefused, check_pin, enrol
+from signing_api.cloud import CodeSent, SigningRefused, activate, send_code
 from signing_api.web.ca.schemas import (
-    HOLDER_PARAMETER,
     IDEMPOTENCY_PARAMETER,
     SERIAL_PARAMETER,
     Activation,
@@ -47,18 +46,18 @@ from signing_api.web.ca.schemas import (
     CertificateRefusalProblem,
     CertificateRequest,
     CertificateWithChain,
+    CodeSentView,
     IssuedCertificate,
 )
 from signing_api.web.common import (
-    acting_holder,
     ca_refusals,
     ca_transaction,
     require_visible,
     visible_inns,
 )
-from signing_api.web.context import actor, now, reply, runtime
+from signing_api.web.context import actor, now, reply, runtime, send_mail
 from signing_api.web.contract import Reply, operation
-from signing_api.web.problems import Problem
+from signing_api.web.problems import Problem, problem_of
 
 __all__ = [
     "blueprint",
@@ -93,7 +92,9 @@ def certificate_json(session: Session, row: Certificate, *, now: datetime) -> di
         "status": row.status,
         "state": certificate_state(row, now),
         "holder_id": row.holder_id,
-        "holder": holder.full_name,
+        # What the certificate says, not what the registry says now (issue #12 finding 13).
+        "holder": row.requisites.get("full_name", holder.full_name),
+        "registry_holder": holder.full_name,
         "inn": row.subscriber_inn,
         "role": row.role,
         "storage": row.storage,
@@ -161,27 +162,20 @@ _ISSUE_REFUSED = "Invalid fields (errors), or the key, CSR or certificate refuse
     tag="ca",
     roles=_CALLERS,
     errors=(400, 402, 404, 409, 422),
+    refusals={
+        402: "the price is not paid yet",
+        422: "fields that do not fit together (a csr_pem for rutoken only, a pin for cloud "
+        "only), a key or CSR refused, the Idempotency-Key used for another request",
+    },
     description=(
         "While the price is not paid the answer is 402 with amount_due (tyiyn) and, for the"
         " subscriber's first certificate, the 16-digit payment_account to pay; later"
         " certificates are paid from the balance. RuToken: send csr_pem (the CSR made on the"
-        " token); cloud: Tamga generates the key (key_spec), and with a pin the answer has the"
-        " otpauth_uri, shown this once."
+        " token); cloud: Tamga generates the key (key_spec) and mails a one-time activation"
+        " code to the holder, who chooses the PIN with it (POST …/activation)."
     ),
 )
 def issue(body: CertificateRequest) -> Response:
-    pin = body.pin
-    if pin is not None and body.storage is not Storage.CLOUD:
-        raise Problem(
-            "validation-failed",
-            "a PIN is set for cloud certificates only",
-            errors={"pin": "a string, for storage cloud"},
-        )
-    if pin is not None:
-        try:
-            check_pin(pin)  # before anything is issued or charged
-        except SigningRefused as ex:
-            raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
     rt, moment, who, key = runtime(), now(), actor(), request_key()
     with ca_transaction() as session:
         holder = session.get(Holder, body.holder_id)
@@ -208,47 +202,95 @@ def issue(body: CertificateRequest) -> Response:
     with ca_transaction() as session:
         row = session.get_one(Certificate, issued.certificate.id)
         view = certificate_json(session, row, now=moment) | {"chain_pem": chain_pem(session)}
-    if pin is not None and not issued.replayed:
-        view["otpauth_uri"] = _enrol(row.serial, pin, moment, who)
+    if Storage(row.storage) is Storage.CLOUD and not issued.replayed:
+        view["activation"] = _send_code(row.serial, moment, who).view()
     return reply(
         view, 200 if issued.replayed else 201, location=f"/api/v1/certificates/{row.serial}"
     )
 
 
-def _enrol(serial: str, pin: object, moment: datetime, who: str) -> str:
-    """Set the holder's PIN and TOTP seed; the otpauth URI (shown this once)."""
+def _send_code(serial: str, moment: datetime, who: str) -> CodeSent:
+    """A new activation code to the holder's e-mail: committed, then handed to SMTP."""
     rt = runtime()
     try:
         with rt.transaction() as session:
-            row = get_certificate(session, serial)
-            return enrol(session, rt.cloud_token, row, pin=pin, now=moment, actor=who)
+            sent = send_code(session, get_certificate(session, serial), now=moment, actor=who)
     except SigningRefused as ex:
-        raise Problem("validation-failed", ex.message, errors={"pin": ex.message}) from None
+        raise problem_of(ex) from None
+    send_mail([sent.message_id])
+    return sent
+
+
+_RELAYS = "Officers and portals relay it for certificates they may see."
+
+
+@blueprint.post("/api/v1/certificates/<serial>/activation-code")
+@operation(
+    "sendActivationCode",
+    "Mail a new one-time activation code to the certificate's holder",
+    responses={202: Reply(CodeSentView, "Sent to the holder's registered e-mail")},
+    parameters=[SERIAL_PARAMETER],
+    tag="ca",
+    roles=_CALLERS,
+    errors=(404, 422),
+    refusals={
+        422: "the certificate is not a cloud one, not active or suspended, or its holder is"
+        " inactive"
+    },
+    description=(
+        "For a cloud certificate whose holder has no PIN yet (purpose activate), forgot it or"
+        " lost the authenticator (purpose reset: using the code destroys the old PIN and"
+        " seed). The code goes only to the holder's registered e-mail; the previous open code"
+        " is void. " + _RELAYS
+    ),
+)
+def send_activation_code(serial: str) -> Response:
+    moment, who = now(), actor()
+    with ca_transaction() as session:
+        _visible_certificate(session, serial)
+    return reply(_send_code(serial, moment, who).view(), 202)
 
 
 @blueprint.post("/api/v1/certificates/<serial>/activation")
 @operation(
     "activateCertificate",
-    "Set a cloud certificate's PIN; the otpauth URI once (its holder)",
+    "The holder sets its PIN with its activation code; the otpauth URI once",
     body=ActivationRequest,
     responses={201: Reply(Activation, "Activated: the otpauth URI, shown this once")},
-    parameters=[SERIAL_PARAMETER, HOLDER_PARAMETER],
+    parameters=[SERIAL_PARAMETER],
     tag="ca",
     roles=_CALLERS,
-    errors=(400, 403, 404, 422),
-    description="For a cloud certificate issued without a PIN; only its holder (X-Tamga-Holder).",
+    errors=(400, 404, 422),
+    refusals={
+        422: "a PIN of one repeated character; no open code, or a wrong, used, expired or void"
+        " one; activation held back after a contact change; activated already"
+    },
+    description=(
+        "The code mailed to the holder is the proof that the holder acts: five wrong codes"
+        " void it, it expires after 72 hours, and it is refused for 24 hours after an"
+        " officer changed the holder's contact. " + _RELAYS
+    ),
 )
-def activate(serial: str, body: ActivationRequest) -> Response:
-    """Set the PIN and OTP of a cloud certificate issued without them (its holder only)."""
-    moment, who = now(), actor()
+def activate_certificate(serial: str, body: ActivationRequest) -> Response:
+    rt, moment, who = runtime(), now(), actor()
     with ca_transaction() as session:
-        row = _visible_certificate(session, serial)
-        holder = acting_holder(session)
-        if holder is None or holder.id != row.holder_id:
-            raise Problem(
-                "forbidden", "only the certificate's holder sets its PIN (X-Tamga-Holder)"
+        _visible_certificate(session, serial)
+    try:
+        with rt.transaction() as session:
+            done = activate(
+                session,
+                rt.cloud_token,
+                get_certificate(session, serial),
+                code=body.activation_code,
+                pin=body.pin,
+                now=moment,
+                actor=who,
             )
-    return reply({"serial": serial, "otpauth_uri": _enrol(serial, body.pin, moment, who)}, 201)
+    except SigningRefused as ex:
+        raise problem_of(ex) from None
+    if done.refusal is not None:  # the attempt was counted and committed
+        raise problem_of(done.refusal)
+    return reply({"serial": serial, "otpauth_uri": done.otpauth_uri}, 201)
 
 
 @blueprint.get("/api/v1/certificates/<serial>")

@@ -21,11 +21,14 @@ from flask import Blueprint, Response, g
 from sqlalchemy.orm import Session
 
 from ca import powers, registrations, registry
+from ca.errors import Conflict
 from ca.models import Holder, PowerOfAttorney, RegistrationRequest, Subscriber
+from db import audit
 from policies.calendar import local_date
 from policies.dates import iso_utc
 from policies.roles import ClientRole
-from signing_api.clients import ApiClient
+from policies.statuses import RegistrationStatus
+from signing_api.clients import ApiClient, clients_with_scope, grant, has_scope
 from signing_api.web.ca.registry_schemas import (
     MAX_ID,
     Approval,
@@ -34,6 +37,7 @@ from signing_api.web.ca.registry_schemas import (
     HolderChanges,
     HolderInput,
     HolderList,
+    IdentityCheck,
     Power,
     PowerInput,
     PowerList,
@@ -51,12 +55,13 @@ from signing_api.web.ca.registry_schemas import (
 from signing_api.web.ca.registry_schemas import ForeignAccess as ForeignAccessView
 from signing_api.web.ca.registry_schemas import Holder as HolderView
 from signing_api.web.ca.registry_schemas import Subscriber as SubscriberView
-from signing_api.web.common import ca_transaction, grant, is_officer, require_visible, visible_inns
-from signing_api.web.context import actor, now, reply
+from signing_api.web.common import ca_transaction, is_officer, require_visible, visible_inns
+from signing_api.web.context import actor, now, reply, send_mail
 from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 
 __all__ = [
+    "approve_with_scope",
     "blueprint",
     "holder_json",
     "power_json",
@@ -98,21 +103,40 @@ def holder_json(row: Holder, *, officer: bool) -> dict[str, Any]:
         "email": row.email,
         "phone": row.phone,
         "status": row.status,
+        "identity_verified": row.identity_verified_at is not None,
+        "identity_verified_at": iso_utc(row.identity_verified_at),
     }
     if officer:
         view["passport_series"] = row.passport_series
+        view["identity_verified_by"] = row.identity_verified_by
+        view["identity_document"] = row.identity_document
     return view
 
 
-def registration_json(row: RegistrationRequest, *, now: datetime, officer: bool) -> dict[str, Any]:
+def registration_json(
+    session: Session,
+    row: RegistrationRequest,
+    *,
+    now: datetime,
+    officer: bool,
+    in_scope: bool = True,
+) -> dict[str, Any]:
     """A registration request; ``amount_due`` is the price on approval (today's while not
-    approved); ``payment`` says how the first certificate is paid once approved."""
+    approved); ``payment`` says how the first certificate is paid once approved.
+
+    Officers also see whether the INN is already registered (``existing_subscriber``: now while
+    pending, at the decision afterwards) and which clients have it in scope (``in_scope_of``).
+    A portal sees neither; when the subscriber is not in its scope (``in_scope`` False) it sees
+    no holder or payment either, so that a request for a registered INN reads exactly like one
+    for a new INN: the portal learns nothing it could not see already.
+    """
     tariff, price = registrations.price_of(row, now)
     holder = {k: v for k, v in row.holder.items() if officer or k != "passport_series"}
     payment = None
     if row.status == "approved":
         payment = "payment_account" if row.payment_account else "balance"
-    return {
+    shown = officer or in_scope
+    view: dict[str, Any] = {
         "id": row.id,
         "channel": row.channel,
         "status": row.status,
@@ -128,12 +152,21 @@ def registration_json(row: RegistrationRequest, *, now: datetime, officer: bool)
         "decided_at": iso_utc(row.decided_at),
         "decided_by": row.decided_by,
         "decision_note": row.decision_note,
-        "holder_id": row.holder_id,
+        "holder_id": row.holder_id if shown else None,
         "tariff": tariff,
         "amount_due": price,
-        "payment": payment,
-        "payment_account": row.payment_account,
+        "payment": payment if shown else None,
+        "payment_account": row.payment_account if shown else None,
     }
+    if officer:
+        existed = row.subscriber_existed
+        if row.status == RegistrationStatus.PENDING:
+            existed = session.get(Subscriber, row.inn) is not None
+        view["existing_subscriber"] = existed
+        view["in_scope_of"] = [
+            {"id": c.id, "name": c.name} for c in clients_with_scope(session, row.inn)
+        ]
+    return view
 
 
 def power_json(row: PowerOfAttorney, *, now: datetime) -> dict[str, Any]:
@@ -169,15 +202,63 @@ def powers_json(session: Session, holder_id: int, *, now: datetime) -> dict[str,
     }
 
 
-def submitter_client(session: Session, row: RegistrationRequest) -> int | None:
-    """The non-officer API client that submitted ``row``, if one did (its scope grows)."""
+def submitter_client(session: Session, row: RegistrationRequest) -> ApiClient | None:
+    """The non-officer API client that submitted ``row``, if one did."""
     kind, _, raw = row.submitted_by.partition(":")
     if kind != "client" or not raw.isdigit():
         return None
     client = session.get(ApiClient, int(raw))
     if client is None or client.client_role is ClientRole.OFFICER:
         return None
-    return client.id
+    return client
+
+
+def approve_with_scope(
+    session: Session,
+    request_id: int,
+    *,
+    grant_scope: bool | None,
+    note: str | None,
+    now: datetime,
+    actor: str,
+) -> RegistrationRequest:
+    """Approve a request (officer) and decide the submitting portal's scope, in one transaction.
+
+    A request for a new INN puts the subscriber in the submitting portal's scope (unless
+    ``grant_scope`` is False). A request for an INN already registered and outside that
+    portal's scope widens nothing by default: the officer must choose, ``grant_scope`` True
+    (the subscriber asked to use this portal too) or False (register the holder only);
+    without a choice the approval is a Conflict and nothing is written. Either choice is
+    journalled (``client.scope.granted`` or ``client.scope.withheld``). An approved request
+    is returned unchanged: a later grant is ``tamga clients grant``.
+    """
+    row = registrations.get_registration(session, request_id)
+    session.refresh(row, with_for_update=True)  # two officers deciding at once: one at a time
+    client = submitter_client(session, row)
+    pending = row.status == RegistrationStatus.PENDING
+    existing = session.get(Subscriber, row.inn) is not None
+    outside = client is not None and not has_scope(session, client.id, row.inn)
+    if pending and existing and client is not None and outside and grant_scope is None:
+        raise Conflict(
+            f"INN {row.inn} is already registered and not in the scope of {client.name!r}, "
+            "which submitted this request: approve with grant_scope true (the subscriber "
+            "agreed to use this portal) or false (register the holder only), or reject it"
+        )
+    row = registrations.approve_registration(session, request_id, now=now, actor=actor, note=note)
+    if not pending or client is None or not outside:
+        return row
+    if grant_scope is False:
+        audit.append(
+            session,
+            actor=actor,
+            action="client.scope.withheld",
+            object=f"client:{client.id}",
+            details={"inn": row.inn, "registration": row.id},
+            now=now,
+        )
+    else:
+        grant(session, client_id=client.id, inn=row.inn, now=now, actor=actor, registration=row.id)
+    return row
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -202,6 +283,16 @@ def _registration_visible(session: Session, request_id: int) -> RegistrationRequ
     if inns is not None and row.inn not in inns and row.submitted_by != actor():
         raise Problem("not-found", "no registration request of that reference is visible")
     return row
+
+
+def _registration_view(
+    session: Session, row: RegistrationRequest, moment: datetime
+) -> dict[str, Any]:
+    """The request as the caller may see it (see ``registration_json``)."""
+    inns = visible_inns(session)
+    return registration_json(
+        session, row, now=moment, officer=inns is None, in_scope=inns is None or row.inn in inns
+    )
 
 
 def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +434,7 @@ def _foreign_json(row: Any) -> dict[str, Any]:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404,),
+    refusals={422: "valid_until is before valid_from"},
 )
 def add_foreign_access(inn: str, body: ForeignAccessInput) -> Response:
     """Register a static IP the subscriber may use from abroad (§3.6), on its request."""
@@ -417,12 +509,43 @@ def show_holder(holder_id: int) -> Response:
     tag=_TAG,
     roles=(_OFFICER,),
     errors=(404,),
+    refusals={422: "an e-mail or phone change without its document"},
 )
 def change_holder(holder_id: int, body: HolderChanges) -> Response:
     changes, moment = body.model_dump(mode="json", exclude_unset=True), now()
+    document = changes.pop("document", None)
     with ca_transaction() as session:
         row = registry.update_holder(
-            session, _id(holder_id, "holder"), changes, now=moment, actor=actor()
+            session,
+            _id(holder_id, "holder"),
+            changes,
+            now=moment,
+            actor=actor(),
+            document=document,
+        )
+        view = holder_json(row, officer=True)
+    send_mail()  # the notice to the old e-mail, once committed
+    return reply(view)
+
+
+@blueprint.post("/api/v1/holders/<int:holder_id>/verify")
+@operation(
+    "verifyHolder",
+    "Record that an officer verified the holder's identity (§3.3) on a document; a certificate "
+    "needs it. Verified already: the same answer",
+    body=IdentityCheck,
+    responses={200: Reply(HolderView, "The holder")},
+    parameters=[_HOLDER_PARAM],
+    tag=_TAG,
+    roles=(_OFFICER,),
+    errors=(404, 409),
+    refusals={422: "a document reference that names the passport series"},
+)
+def verify_holder(holder_id: int, body: IdentityCheck) -> Response:
+    moment = now()
+    with ca_transaction() as session:
+        row = registry.verify_holder(
+            session, _id(holder_id, "holder"), document=body.document, now=moment, actor=actor()
         )
         return reply(holder_json(row, officer=True))
 
@@ -448,7 +571,7 @@ def submit_registration(body: RegistrationInput) -> Response:
         row = registrations.submit_registration(
             session, data, channel=body.channel, now=moment, actor=actor()
         )
-        view = registration_json(row, now=moment, officer=is_officer())
+        view = _registration_view(session, row, moment)
     return reply(view, 201, location=f"/api/v1/registrations/{view['id']}")
 
 
@@ -467,8 +590,7 @@ def list_registrations(query: RegistrationFilter) -> Response:
         rows = registrations.list_registrations(
             session, query.status, visible_inns(session), submitted_by=actor()
         )
-        officer = is_officer()
-        views = [registration_json(r, now=moment, officer=officer) for r in rows]
+        views = [_registration_view(session, r, moment) for r in rows]
     return reply({"registrations": views})
 
 
@@ -486,7 +608,7 @@ def show_registration(request_id: int) -> Response:
     moment = now()
     with ca_transaction() as session:
         row = _registration_visible(session, _id(request_id, "registration request"))
-        return reply(registration_json(row, now=moment, officer=is_officer()))
+        return reply(_registration_view(session, row, moment))
 
 
 @blueprint.post("/api/v1/registrations/<int:request_id>/approve")
@@ -505,16 +627,15 @@ def show_registration(request_id: int) -> Response:
 def approve_registration(request_id: int, body: Approval) -> Response:
     moment = now()
     with ca_transaction() as session:
-        row = registrations.approve_registration(
+        row = approve_with_scope(
             session,
             _id(request_id, "registration request"),
+            grant_scope=body.grant_scope,
+            note=body.note,
             now=moment,
             actor=actor(),
-            note=body.note,
         )
-        if (client_id := submitter_client(session, row)) is not None:
-            grant(session, client_id=client_id, inn=row.inn, now=moment, actor=actor())
-        return reply(registration_json(row, now=moment, officer=True))
+        return reply(registration_json(session, row, now=moment, officer=True))
 
 
 @blueprint.post("/api/v1/registrations/<int:request_id>/reject")
@@ -538,7 +659,7 @@ def reject_registration(request_id: int, body: Rejection) -> Response:
             now=moment,
             actor=actor(),
         )
-        return reply(registration_json(row, now=moment, officer=True))
+        return reply(registration_json(session, row, now=moment, officer=True))
 
 
 # --- powers of attorney ------------------------------------------------------------------------
@@ -553,6 +674,7 @@ def reject_registration(request_id: int, body: Rejection) -> Response:
     tag=_TAG,
     roles=_BOTH,
     errors=(404, 409),
+    refusals={422: "valid_until is before valid_from, or issued_on after valid_from"},
 )
 def create_power(body: PowerInput) -> Response:
     data, moment = body.model_dump(mode="json"), now()

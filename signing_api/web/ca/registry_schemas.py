@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from policies.cert_profiles import CertRole, Storage
+from policies.dates import DAY_PATTERN, FIRST_YEAR, LAST_YEAR, UNTIL_PATTERN
+from policies.text import character_class
 from signing_api.web.contract import Body, Inn, Query, Text, TyiynOrZero, View
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "HolderInput",
     "HolderList",
     "HolderRequisites",
+    "IdentityCheck",
     "Power",
     "PowerInput",
     "PowerList",
@@ -54,6 +57,7 @@ __all__ = [
     "RegistrationInput",
     "RegistrationList",
     "Rejection",
+    "ScopeHolder",
     "Subscriber",
     "SubscriberChanges",
     "SubscriberInput",
@@ -80,15 +84,23 @@ _LEFT_OUT = ConfigDict(json_schema_extra=_never_null)
 
 # --- field types ----------------------------------------------------------------------------------
 
+# The patterns read a value as sent; the registry collapses its whitespace first, so they admit
+# spaces around it (and runs of them where the registry would keep one): ``_SPACE`` is every
+# space ``policies.text`` admits.
+_SPACE = character_class("space")
+_SPACES = _SPACE[1:-1]
 # ca.profiles.SubjectIdentity: an ASCII dot-atom address (rfc822Name is an IA5String), its local
 # part at most 64 characters.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL_PATTERN = rf"^(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$"
+EMAIL_PATTERN = (
+    rf"^{_SPACE}*(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+{_SPACE}*$"
+)
 # ca.registry: 7 to 15 digits, optionally after +, once spaces and dashes are taken out.
-PHONE_PATTERN = r"^[ -]*\+?(?:[ -]*[0-9]){7,15}[ -]*$"
+PHONE_PATTERN = rf"^[{_SPACES}-]*\+?(?:[{_SPACES}-]*[0-9]){{7,15}}[{_SPACES}-]*$"
 # ca.registry: letters (Latin or Cyrillic, either case: stored in capitals), digits, spaces, dashes.
-PASSPORT_PATTERN = r"^[A-Za-zА-Яа-яЁё0-9][A-Za-zА-Яа-яЁё0-9 -]{1,31}$"
+_PASSPORT_CHAR = "A-Za-zА-Яа-яЁё0-9"
+PASSPORT_PATTERN = rf"^{_SPACE}*[{_PASSPORT_CHAR}](?:{_SPACE}*[{_PASSPORT_CHAR}-])+{_SPACE}*$"
 
 Email = Annotated[
     str,
@@ -107,7 +119,7 @@ Passport = Annotated[
 ]
 FullName = Annotated[
     str,
-    Text(64, pattern=r"\S\s+\S", says="give the surname and the given name"),
+    Text(64, words=2, says="give the surname and the given name"),
     Field(description="Surname Given [Patronymic], as in the passport"),
 ]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -115,59 +127,44 @@ Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 DayText = Annotated[str, Field(json_schema_extra={"format": "date"})]
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DAY_SCHEMA = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
 
-def _calendar_day(value: object) -> date:
+def _calendar_day(value: object, last_year: int) -> date:
     if not isinstance(value, str) or not _DAY.fullmatch(value):
         raise ValueError("a day as YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value} is not a calendar day") from None
-
-
-def _power_day(value: object) -> date:
-    day = _calendar_day(value)
-    if not 1900 <= day.year <= 9998:
-        raise ValueError("a day between 1900 and 9998")
+    if not FIRST_YEAR <= day.year <= last_year:
+        raise ValueError(f"a day between {FIRST_YEAR} and {last_year}")
     return day
 
 
-Day = Annotated[date, BeforeValidator(_calendar_day), WithJsonSchema(_DAY_SCHEMA)]
+def _day_schema(pattern: str, last_year: int) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "format": "date",
+        "pattern": pattern,
+        "description": f"YYYY-MM-DD, years {FIRST_YEAR} to {last_year}",
+    }
+
+
+# Foreign access may last "for good" (until 9999-12-31); a power of attorney's days are those
+# of ``ca.powers`` (years 1900 to 9998).
+Day = Annotated[
+    date,
+    BeforeValidator(lambda v: _calendar_day(v, 9999)),
+    WithJsonSchema(_day_schema(UNTIL_PATTERN, 9999)),
+]
 PowerDay = Annotated[
     date,
-    BeforeValidator(_power_day),
-    WithJsonSchema({**_DAY_SCHEMA, "description": "Years 1900 to 9998"}),
+    BeforeValidator(lambda v: _calendar_day(v, LAST_YEAR)),
+    WithJsonSchema(_day_schema(DAY_PATTERN, LAST_YEAR)),
 ]
 
 _NOTE_LIMIT = 2000
-_NOT_CONTROL = "[^\\u0000-\\u0008\\u000e-\\u001b\\u007f]"
-
-
-def _note(value: str) -> str:
-    """Free text over several lines if need be: whitespace collapsed, as the decision keeps it."""
-    text = " ".join(value.split())
-    if not text:
-        raise ValueError("a reason is required")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ValueError("has control characters")
-    if len(text) > _NOTE_LIMIT:
-        raise ValueError(f"at most {_NOTE_LIMIT} characters")
-    return text
-
-
-Note = Annotated[
-    str,
-    AfterValidator(_note),
-    Field(
-        json_schema_extra={
-            "minLength": 1,
-            "maxLength": _NOTE_LIMIT,
-            "pattern": f"^{_NOT_CONTROL}*\\S{_NOT_CONTROL}*$",
-        }
-    ),
-]
+Note = Annotated[str, Text(_NOTE_LIMIT, lines=True)]
 
 
 def _address(value: str) -> str:
@@ -237,6 +234,10 @@ class HolderChanges(Body):
     passport_series: Passport = _unset()
     email: Email = _unset()
     phone: Phone = _unset()
+    document: Annotated[str, Text(200)] = _unset(
+        "Needed when email or phone changes: the reference of the documents the holder"
+        " presented at the office (journalled; the old e-mail is told of the change)"
+    )
 
 
 class ForeignAccessInput(Body):
@@ -258,6 +259,19 @@ class RegistrationInput(Body):
 
 class Approval(Body):
     note: Note | None = Field(None, description="Optional remark kept with the decision")
+    grant_scope: bool | None = Field(
+        None,
+        description="Whether the submitting portal gets the subscriber in its scope. Required "
+        "(else 409) when the INN is already registered outside that portal's scope; a new "
+        "INN is granted unless false",
+    )
+
+
+class IdentityCheck(Body):
+    document: Annotated[str, Text(200)] = Field(
+        description="What the officer checked, e.g. the office file reference (not the "
+        "passport series: it stays out of the journal)"
+    )
 
 
 class Rejection(Body):
@@ -285,7 +299,7 @@ class RegistrationFilter(Query):
 
     status: Annotated[
         Literal["pending", "approved", "rejected"] | None,
-        WithJsonSchema({"type": "string", "enum": ["pending", "approved", "rejected"]}),
+        WithJsonSchema({"type": "string", "enum": ["", "pending", "approved", "rejected"]}),
     ] = Field(None, description="Only the requests in this state (empty: all)")
 
     @field_validator("status", mode="before")
@@ -351,7 +365,13 @@ class Holder(View):
     email: EmailOut
     phone: PhoneOut
     status: Literal["active", "inactive"]
+    identity_verified: bool = Field(
+        description="An officer verified the person's identity (§3.3): no certificate without it"
+    )
+    identity_verified_at: Moment | None
     passport_series: PassportOut = _unset()
+    identity_verified_by: str | None = Field(None, description="Officers only")
+    identity_document: Line200 | None = Field(None, description="Officers only")
 
 
 class HolderList(View):
@@ -395,7 +415,16 @@ class RegisteredHolder(View):
     passport_series: PassportOut = _unset()
 
 
+class ScopeHolder(View):
+    """An API client that has a subscriber in its scope."""
+
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class Registration(View):
+    model_config = _LEFT_OUT
+
     id: Id
     channel: Literal["office", "online"]
     status: Literal["pending", "approved", "rejected"]
@@ -423,6 +452,14 @@ class Registration(View):
         "from the balance"
     )
     payment_account: Annotated[str, Field(pattern="^[0-9]{16}$")] | None
+    existing_subscriber: bool | None = Field(
+        None,
+        description="Officers only: the INN is already registered (pending: now; decided: at "
+        "the decision; null for decisions older than this field)",
+    )
+    in_scope_of: list[ScopeHolder] = _unset(
+        "Officers only: the API clients that have the subscriber in scope"
+    )
 
 
 class RegistrationList(View):

@@ -200,6 +200,10 @@ def renewal_request(serial: str) -> Response:
     tag="ca",
     roles=_CALLERS,
     errors=(400, 402, 403, 404, 409, 422),
+    refusals={
+        422: "the request text or its signature is not what seed 003 asks for (not base64 or"
+        " PEM, not a CMS over this text, not by the certificate's key), or a requisite is bad"
+    },
     description=(
         "Only the certificate's own holder (X-Tamga-Holder) or an officer; a RuToken renewal is"
         " made at the office (an officer) with the CSR of the new key."

@@ -11,6 +11,7 @@ and a revoked cloud key is destroyed in the HSM.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Blueprint, Response
@@ -34,7 +35,7 @@ from signing_api.web.contract import Reply, operation
 from signing_api.web.problems import Problem
 from signing_api.web.public.crl import refresh_published
 
-__all__ = ["after_status_change", "blueprint"]
+__all__ = ["after_status_change", "after_status_changes", "blueprint"]
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("revocation", __name__)
@@ -43,17 +44,26 @@ _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 
 def after_status_change(row_id: int, moment: datetime) -> None:
     """Reissue the issuing CA's CRL and destroy a revoked cloud key (after the commit)."""
+    after_status_changes((row_id,), moment)
+
+
+def after_status_changes(row_ids: Iterable[int], moment: datetime) -> None:
+    """After certificates changed status (committed): reissue the issuing CA's CRL once, then
+    destroy each revoked cloud key."""
     rt = runtime()
     try:
-        refresh_published(rt, "issuing", moment)
+        # Forced: two status changes committed in the other order than their times must not
+        # leave the later commit out of the CRL (``_changed_since`` compares times).
+        refresh_published(rt, "issuing", moment, force=True)
     except Problem:
         log.error("the CRL could not be reissued now; the next fetch reissues it")
-    with rt.transaction() as session:
-        row = session.get_one(Certificate, row_id)
-        try:
-            destroy_revoked_key(session, row, rt.cloud_token, now=moment)
-        except HSMError as ex:  # pragma: no cover - the key stays; an officer retries
-            log.error("cannot destroy the key of %s: %s", row.serial, ex)
+    for row_id in row_ids:
+        with rt.transaction() as session:
+            row = session.get_one(Certificate, row_id)
+            try:
+                destroy_revoked_key(session, row, rt.cloud_token, now=moment)
+            except HSMError as ex:  # pragma: no cover - the key stays; an officer retries
+                log.error("cannot destroy the key of %s: %s", row.serial, ex)
 
 
 def _change(serial: str, action: str, body: StatusNote | Revocation) -> Response:
@@ -96,6 +106,7 @@ _WHO = (
     tag="ca",
     roles=_CALLERS,
     errors=(400, 403, 404, 409, 422),
+    refusals={422: "invalidity_date is not within the certificate's validity, up to now"},
     description=f"{_WHO} A revoked cloud key is destroyed in the HSM.",
 )
 def revoke_certificate(serial: str, body: Revocation) -> Response:

@@ -199,33 +199,37 @@ def _absent(description: str | None = None) -> Any:
 
 
 class CertificateRequest(Body):
-    """RuToken: ``csr_pem`` (the CSR made on the token); cloud: ``key_spec`` (optional) and
-    ``pin`` (optional: without it the holder activates the certificate later)."""
+    """RuToken: ``csr_pem`` (the CSR made on the token); cloud: ``key_spec`` (optional). A cloud
+    certificate's PIN is never sent here: its holder chooses it with the activation code that
+    Tamga mails to the holder's registered e-mail (``POST …/activation``)."""
 
     holder_id: HolderId
     role: CertRole
     storage: Storage
     csr_pem: Pem | None = Field(None, description="RuToken: the PKCS#10 request, PEM")
     key_spec: KeySpecName | None = None
-    pin: (
-        Annotated[
-            str,
-            Field(
-                min_length=SIGNING_POLICY.pin_min_length,
-                max_length=SIGNING_POLICY.pin_max_length,
-            ),
-        ]
-        | None
-    ) = Field(None, description="Cloud: the holder's PIN; the answer then has otpauth_uri")
+
+
+_CODE_CHARS = SIGNING_POLICY.activation.code_chars
 
 
 class ActivationRequest(Body):
+    activation_code: str = Field(
+        min_length=_CODE_CHARS,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z -]+$",
+        description=(
+            f"The {_CODE_CHARS}-character code mailed to the holder (Crockford base32; dashes"
+            " and spaces ignored). Only the holder receives it: a portal relays it, an officer"
+            " never sees it."
+        ),
+    )
     pin: Annotated[
         str,
         Field(
             min_length=SIGNING_POLICY.pin_min_length,
             max_length=SIGNING_POLICY.pin_max_length,
-            description="The holder's PIN for signing with this certificate",
+            description="The PIN the holder chooses for signing with this certificate",
         ),
     ]
 
@@ -314,7 +318,10 @@ class ListedCertificate(View):
         str, OneOf(CERTIFICATE_STATES), Field(description="The status, with time considered")
     ]
     holder_id: int
-    holder: str = Field(description="The holder's full name")
+    holder: str = Field(description="The holder's full name as the certificate states it")
+    registry_holder: str = Field(
+        description="The holder's full name in the registry now (differs after a change)"
+    )
     inn: str = Field(pattern="^[0-9]{14}$")
     role: CertRole
     storage: Storage
@@ -342,9 +349,19 @@ class CertificateWithChain(Certificate):
     chain_pem: str = Field(description="The issuing CA certificate, then the root (PEM)")
 
 
+class CodeSentView(View):
+    serial: str
+    purpose: Literal["activate", "reset"] = Field(
+        description="activate: the first PIN; reset: a new PIN and authenticator (the old"
+        " seed is destroyed when the code is used)"
+    )
+    sent_to: str = Field(description="The holder's registered e-mail, masked (h***@example.kg)")
+    expires_at: Moment
+
+
 class IssuedCertificate(CertificateWithChain):
-    otpauth_uri: str | SkipJsonSchema[None] = _absent(
-        "When a PIN was given: the holder's TOTP enrolment, shown this once"
+    activation: CodeSentView | SkipJsonSchema[None] = _absent(
+        "Cloud: the activation code mailed to the holder (not on an idempotent replay)"
     )
 
 

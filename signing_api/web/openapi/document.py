@@ -29,7 +29,18 @@ def openapi_document(app: Flask, server_url: str) -> dict[str, Any]:
         doc["paths"].update(fragment.get("paths", {}))
         for section, entries in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(entries)
+    for methods in doc["paths"].values():
+        for operation in methods.values():
+            operation["responses"] = {**operation["responses"], "414": _URI_TOO_LONG}
     return doc
+
+
+# gunicorn refuses a request line over 4094 bytes (its limit_request_line) before the application
+# sees it, with a short HTML page: any operation may get it.
+_URI_TOO_LONG: dict[str, Any] = {
+    "description": "The request line (method, path and query) is longer than 4094 bytes",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
@@ -81,7 +92,24 @@ def _base_document(server_url: str) -> dict[str, Any]:
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     },
-                }
+                },
+                "TooManyRequests": {
+                    "description": (
+                        "A rate limit is used up (per client address, per credential, or for"
+                        " failed authentications from this address): retry after Retry-After"
+                    ),
+                    "headers": {
+                        "Retry-After": {
+                            "description": "seconds until a request may succeed",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    },
+                },
             },
         },
     }

@@ -25,6 +25,7 @@ _CONVERTERS: dict[str, dict[str, Any]] = {
     "int": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 }
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+_TOO_MANY = {"$ref": "#/components/responses/TooManyRequests"}  # every route (web/limits.py)
 _REASONS = {
     400: "The request is malformed",
     401: "Authentication is required",
@@ -32,6 +33,7 @@ _REASONS = {
     404: "No such resource, or not in the caller's scope",
     409: "The request conflicts with the current state",
     415: "The body is not application/json",
+    413: "The body is larger than this route accepts",
     422: "Invalid fields, each named",
 }
 
@@ -160,6 +162,12 @@ def _responses(op: Operation) -> dict[str, Any]:
             responses.setdefault(str(status), {"description": op.errors_as.description, **form})
         else:
             responses.setdefault(str(status), {**_PROBLEM, "description": _REASONS.get(status, "")})
+    for status, rule in op.refusals.items():
+        answer = responses[str(status)]
+        answer["description"] = "; ".join(filter(None, (answer["description"], rule)))
+    if op.body is not None or op.raw_body is not None:
+        responses.setdefault("413", {**_PROBLEM, "description": _REASONS[413]})
+    responses["429"] = _TOO_MANY  # problem+json on every route, the CSC ones too
     return responses
 
 
@@ -180,6 +188,8 @@ def _entry(
         description += f"\n\nClients: {', '.join(r.value for r in op.roles)}."
     if description.strip():
         entry["description"] = description.strip()
+    if op.refusals:
+        entry["x-tamga-refusals"] = {str(k): v for k, v in sorted(op.refusals.items())}
     if parameters := _parameters(op, params, query):
         entry["parameters"] = parameters
     if op.raw_body is not None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from flask import Blueprint, Response, request
 
 from ca.errors import HierarchyNotReady
-from crl import ForeignIssuer, IssuedCRL, refresh_crl, write_crl_files
+from crl import ForeignIssuer, IssuedCRL, refresh_crl, same_second_issues, write_crl_files
 from hsm import HSMError
 from policies.crl import CRL_ISSUERS
 from signing_api.runtime import Runtime
@@ -31,13 +31,17 @@ blueprint = Blueprint("crl_http", __name__)
 ACTOR = "http:crl"
 
 
-def refresh_published(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
-    """The CRL in force, reissued (and written for static serving) when it is due."""
+def refresh_published(
+    runtime: Runtime, name: str, now: datetime, *, force: bool = False
+) -> tuple[IssuedCRL, bool]:
+    """The CRL in force, reissued (and written for static serving) when it is due or forced;
+    and whether another CRL of the issuer shares its thisUpdate second."""
     try:
         with runtime.transaction() as session:
             issued, new = refresh_crl(
-                session, issuer=name, token=runtime.ca_token, now=now, actor=ACTOR
+                session, issuer=name, token=runtime.ca_token, now=now, actor=ACTOR, force=force
             )
+            shared = same_second_issues(session, issued) > 1
     except (HierarchyNotReady, ForeignIssuer) as ex:
         raise Problem("not-found", str(ex)) from None
     except HSMError as ex:
@@ -48,17 +52,26 @@ def refresh_published(runtime: Runtime, name: str, now: datetime) -> IssuedCRL:
             write_crl_files(issued.der, name, runtime.config.crl_publish_dir)
         except OSError as ex:
             log.error("cannot write the %s CRL file: %s", name, ex)
-    return issued
+    return issued, shared
 
 
-def crl_response(issued: IssuedCRL, now: datetime) -> Response:
-    """The DER with its caching headers, answered with 304 when the request's condition holds."""
+def crl_response(issued: IssuedCRL, now: datetime, *, shared_second: bool = False) -> Response:
+    """The DER with its caching headers, answered with 304 when the request's condition holds.
+
+    HTTP dates have whole seconds, like thisUpdate: when two CRLs were issued in one second, an
+    ``If-Modified-Since`` of that second cannot tell them apart, so it gets the full CRL (an
+    ``If-None-Match`` still can: the ETag is the DER's hash).
+    """
     response = Response(issued.der, mimetype="application/pkix-crl")
     response.set_etag(issued.sha256)
     response.last_modified = issued.this_update
     response.expires = issued.next_update
     response.cache_control.public = True
     response.cache_control.max_age = max(0, int((issued.next_update - now).total_seconds()))
+    since = request.if_modified_since
+    ambiguous = since is None or since <= issued.this_update
+    if shared_second and ambiguous and "If-None-Match" not in request.headers:
+        return response  # 304 only when nothing newer than what the client has exists
     # werkzeug: If-None-Match (strong or weak match) first, else If-Modified-Since >= thisUpdate.
     response.make_conditional(request)  # turns it into a 304 in place when the condition holds
     return response
@@ -90,4 +103,5 @@ def crl_file(name: str) -> Response:
     if name not in CRL_ISSUERS:
         raise Problem("not-found", f"there is no CRL named {name!r}")
     now = context.now()
-    return crl_response(refresh_published(context.runtime(), name, now), now)
+    issued, shared = refresh_published(context.runtime(), name, now)
+    return crl_response(issued, now, shared_second=shared)

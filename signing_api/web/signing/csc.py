@@ -108,6 +108,9 @@ class CSCError(Exception):
         super().__init__(description)
 
 
+_UNKNOWN_CREDENTIAL = "an unknown credentialID (or one of another holder)"
+
+
 @blueprint.errorhandler(CSCError)
 def _on_csc_error(ex: CSCError) -> Response:
     response = jsonify({"error": ex.code, "error_description": ex.description})
@@ -278,6 +281,7 @@ def info(body: CSCInfoRequest | None) -> Response:
     responses={200: Reply(CredentialIDs, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403),
     errors_as=_ERRORS,
+    refusals={400: "an unknown userID"},
 )
 def credentials_list(body: CredentialListRequest) -> Response:
     user, limit = body.userID, body.maxResults
@@ -321,6 +325,7 @@ def _key_info(cert: x509.Certificate, row: Certificate) -> dict[str, Any]:
     responses={200: Reply(CredentialInfo, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403),
     errors_as=_ERRORS,
+    refusals={400: _UNKNOWN_CREDENTIAL},
 )
 def credentials_info(body: CredentialInfoRequest) -> Response:
     which = body.certificates
@@ -390,6 +395,10 @@ def credentials_info(body: CredentialInfoRequest) -> Response:
     responses={200: Reply(SAD, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403, 503),
     errors_as=_ERRORS,
+    refusals={
+        400: _UNKNOWN_CREDENTIAL + ", numSignatures not the number of hashes, a hash not of "
+        "the key's algorithm, a wrong PIN or OTP"
+    },
 )
 def credentials_authorize(body: AuthorizeRequest) -> Response:
     check_maintenance()
@@ -435,6 +444,7 @@ def credentials_authorize(body: AuthorizeRequest) -> Response:
     responses={200: Reply(SAD, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403),
     errors_as=_ERRORS,
+    refusals={400: "always: every SAD is single-use"},
 )
 def credentials_extend(body: ExtendRequest) -> Response:
     """Not offered: every SAD is single-use and bound to its hashes (SCAL 2)."""
@@ -453,6 +463,10 @@ def credentials_extend(body: ExtendRequest) -> Response:
     responses={200: Reply(Signatures, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403, 503),
     errors_as=_ERRORS,
+    refusals={
+        400: _UNKNOWN_CREDENTIAL
+        + ", a SAD that is not valid for these hashes, an algorithm the key does not have"
+    },
 )
 def signatures_sign_hash(body: SignHashRequest) -> Response:
     check_maintenance()
@@ -500,6 +514,7 @@ def signatures_sign_hash(body: SignHashRequest) -> Response:
     responses={200: Reply(Timestamp, "as CSC API v1.0.4 specifies")},
     errors=(400, 401, 403, 503),
     errors_as=_ERRORS,
+    refusals={400: "a hash whose length is not that of hashAlgo"},
 )
 def signatures_timestamp(body: TimestampRequest) -> Response:
     """An RFC 3161 token from Tamga's TSA for one hash (CSC 1.0.4 §11.10)."""

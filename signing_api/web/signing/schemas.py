@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from policies.signing import SIGNING_POLICY
+from policies.tsa import MAX_NONCE_BITS
 from signing_api.web.contract import Body, Text, View
 
 __all__ = [
@@ -107,7 +108,16 @@ class TimestampRequest(CSCBody):
     hash: Base64Hash
     hashAlgo: HashOid
     size: int | None = None
-    nonce: Annotated[str, Text(pattern="^[0-9A-Fa-f]{1,64}$", says="hexadecimal")] | None = None
+    nonce: (
+        Annotated[
+            str,
+            Text(
+                pattern=f"^[0-9A-Fa-f]{{1,{MAX_NONCE_BITS // 4}}}$",
+                says=f"hexadecimal, at most {MAX_NONCE_BITS} bits",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class CSCError(View):

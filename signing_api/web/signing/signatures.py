@@ -126,6 +126,9 @@ def _token_serial(cms_der: bytes) -> str | None:
     body=SignDocumentRequest,
     responses={201: Reply(SignatureEvidence, "The signature and its evidence")},
     errors=(403, 422, 503),
+    refusals={
+        422: "an unknown credentialID, a SAD not valid for this document, no document or two"
+    },
 )
 def sign_document(body: SignDocumentRequest) -> Response:
     digest = _digest(body)
@@ -152,6 +155,7 @@ def sign_document(body: SignDocumentRequest) -> Response:
                 chain=[active_certificate(session, n) for n in ("issuing", "root")],
                 tsa=rt.tsa_signer,
                 now=moment,
+                tsa_clock=rt.now,
                 actor=who,
             )
             (evidence,) = record_signatures(

@@ -136,7 +136,11 @@ def test_first_certificate_is_paid_through_its_payment_account(
                 .order_by(AuditEntry.sequence)
             )
         )
-        assert actions == ["ca.certificate.signing", "ca.certificate.issued"]
+        assert actions == [
+            "ca.certificate.signing",
+            "ca.certificate.issued",
+            "csc.activation_code.sent",  # a cloud key: the holder's code is mailed
+        ]
     # The key is in tamga-cloud, and its public half is the certificate's.
     cloud: HSMToken = ca_api.runtime.cloud_token
     assert cloud.public_key(label) == cert.public_key()
@@ -257,27 +261,30 @@ def test_bad_requests_name_the_field(ca_api: CaApi) -> None:
     _problem(ca_api.post(url, {"holder_id": holder}, who=None), 401, "unauthorized")
 
 
-def test_activation_is_for_the_holder_once(ca_api: CaApi) -> None:
+def test_activation_is_by_the_mailed_code_once(ca_api: CaApi) -> None:
     holder = register(ca_api)
     _paid_first(ca_api, holder)
     done = ca_api.post(
         "/api/v1/certificates", {"holder_id": holder, "role": "head", "storage": "cloud"}
     )
     assert done.status_code == 201 and "otpauth_uri" not in done.json
-    path = f"/api/v1/certificates/{done.json['serial']}/activation"
-    pin = {"pin": "246813"}
-    _problem(ca_api.post(path, pin, who="portal"), 403, "forbidden")  # no acting holder
-    malformed = {"X-Tamga-Holder": "me"}
-    _problem(ca_api.post(path, pin, who="portal", headers=malformed), 400, "bad-request")
-    bad = ca_api.post(path, {"pin": "12", "colour": "red"}, who="portal", holder=holder)
-    assert _fields(_problem(bad, 422, "validation-failed")) == {"pin", "colour"}
-    activated = ca_api.post(path, pin, who="portal", holder=holder)
+    assert done.json["activation"]["sent_to"] == "h***@test.kg", done.json
+    serial = done.json["serial"]
+    code = ca_api.activation_code(serial)
+    path = f"/api/v1/certificates/{serial}/activation"
+    body = {"activation_code": code, "pin": "246813"}
+    _problem(ca_api.post(path, {"pin": "246813"}, who="portal"), 422, "validation-failed")
+    bad = ca_api.post(path, {"activation_code": "!", "pin": "12", "colour": "red"}, who="portal")
+    assert _fields(_problem(bad, 422, "validation-failed")) == {"activation_code", "pin", "colour"}
+    _problem(ca_api.post(path, body, who="portal_b"), 404, "not-found")  # out of its scope
+    lowercase = {"activation_code": code.lower().replace("-", " "), "pin": "246813"}
+    activated = ca_api.post(path, lowercase, who="portal")
     assert activated.status_code == 201, activated.json
     assert activated.json["otpauth_uri"].startswith("otpauth://totp/")
-    again = _problem(ca_api.post(path, pin, who="portal", holder=holder), 422, "validation-failed")
-    assert "activated already" in again["detail"]
+    again = _problem(ca_api.post(path, body, who="portal"), 422, "validation-failed")
+    assert "no activation code is open" in again["detail"]
     unknown = "/api/v1/certificates/not-hex/activation"
-    _problem(ca_api.post(unknown, pin, who="portal", holder=holder), 404, "not-found")
+    _problem(ca_api.post(unknown, body, who="portal"), 404, "not-found")
 
 
 class _BrokenToken:
@@ -369,3 +376,30 @@ def test_a_terminated_subscriber_gets_no_certificate(ca_api: CaApi) -> None:
         ca_api.post("/api/v1/certificates", {"holder_id": holder, "role": "head",
                                              "storage": "cloud"}), 409, "conflict")  # fmt: skip
     assert "terminated" in refused["detail"]
+
+
+def test_the_certificate_view_says_what_the_certificate_says(ca_api: CaApi) -> None:
+    """Issue #12 finding 13: after a PATCH of the holder, the JSON showed the registry's new name
+    as the certificate's holder. ``holder`` is the certificate's; ``registry_holder`` is apart."""
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    done = ca_api.post(
+        "/api/v1/certificates", {"holder_id": holder, "role": "head", "storage": "cloud"}
+    )
+    assert done.status_code == 201, done.json
+    renamed = ca_api.client.patch(
+        f"/api/v1/holders/{holder}", json={"full_name": "Проверкина Новая Фамилия"},
+        headers=ca_api.headers("officer"),
+    )  # fmt: skip
+    assert renamed.status_code == 200, renamed.json
+    serial = done.json["serial"]
+    for who in ("officer", "portal"):
+        shown = ca_api.get(f"/api/v1/certificates/{serial}", who=who).json
+        cert = x509.load_pem_x509_certificate(shown["certificate_pem"].encode())
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert shown["holder"] == cn == "Проверкина Проверка Проверковна", shown
+        assert shown["registry_holder"] == "Проверкина Новая Фамилия"
+        listed = ca_api.get("/api/v1/certificates", who=who).json["certificates"]
+        assert [(c["holder"], c["registry_holder"]) for c in listed] == [
+            (cn, "Проверкина Новая Фамилия")
+        ]

@@ -215,7 +215,8 @@ def test_renew_due_and_cancellation(ca_api: CaApi) -> None:
         "enabled"
     }
     with ca_api.runtime.transaction() as session:
-        update_holder(session, holders[2], {"email": "new@test.kg"}, now=CA_NOW, actor="test")
+        update_holder(session, holders[2], {"email": "new@test.kg"}, now=CA_NOW, actor="test",
+                      document="заявление №3")  # fmt: skip
     ca_api.pay(INN, PRICE)
     ca_api.clock.now = datetime(2027, 10, 25, 6, 0, tzinfo=UTC)  # cancellation deadline passed
     late_cancel = ca_api.post(f"/api/v1/certificates/{serials[0]}/auto-renewal",

@@ -196,3 +196,50 @@ def test_officer_revokes_and_expired_entries_leave_the_crl(ca_api: CaApi) -> Non
     ca_api.clock.now = CA_NOW + timedelta(days=366)  # the certificate has expired
     later = x509.load_der_x509_crl(ca_api.client.get("/crl/issuing.crl").data)
     assert later.get_revoked_certificate_by_serial_number(int(serial, 16)) is None
+
+
+def test_crl_freshness_is_compared_at_one_precision(ca_api: CaApi) -> None:
+    """Issue #12 finding 11: status-change times (microseconds) were compared with thisUpdate
+    (whole seconds). A change in the first part of a second made every later fetch in that
+    second reissue the CRL, and a client holding a CRL of that second got 304 for
+    ``If-Modified-Since`` although a fresher CRL, with a new suspension, existed."""
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    serial = _issue(ca_api, holder)
+
+    def number(response: Any) -> int:
+        crl = x509.load_der_x509_crl(response.data)
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+
+    ca_api.clock.now = CA_NOW.replace(hour=7, microsecond=200_000)  # 07:00:00.2
+    first = ca_api.client.get("/crl/issuing.crl")
+    assert first.status_code == 200
+    stamp = first.headers["Last-Modified"]
+    ca_api.clock.now = CA_NOW.replace(hour=7, microsecond=500_000)  # a suspension, same second
+    done = ca_api.post(f"{URL}/{serial}/suspend", {"note": "проверка"})
+    assert done.status_code == 200, done.json
+    ca_api.clock.now = CA_NOW.replace(hour=7, microsecond=900_000)
+    fresh = ca_api.client.get("/crl/issuing.crl", headers={"If-Modified-Since": stamp})
+    assert fresh.status_code == 200, "304 although a newer CRL lists a new suspension"
+    assert fresh.headers["Last-Modified"] == stamp  # the same second: HTTP cannot tell them apart
+    listed = x509.load_der_x509_crl(fresh.data)
+    assert listed.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    # No redundant CRLs: later fetches in this second and the next return the same one.
+    for moment in (CA_NOW.replace(hour=7, microsecond=950_000), CA_NOW.replace(hour=7, second=5)):
+        ca_api.clock.now = moment
+        assert number(ca_api.client.get("/crl/issuing.crl")) == number(fresh)
+    # The ETag still tells them apart, and a later second's date gets its 304.
+    etag = ca_api.client.get("/crl/issuing.crl", headers={"If-None-Match": fresh.headers["ETag"]})
+    assert etag.status_code == 304
+    later = "Mon, 23 Nov 2026 07:00:01 GMT"
+    assert (
+        ca_api.client.get("/crl/issuing.crl", headers={"If-Modified-Since": later}).status_code
+        == 304
+    )
+    with ca_api.runtime.transaction() as session:
+        crls = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "crl.issued", AuditEntry.object == "crl:issuing"
+            )
+        ).all()
+    assert len(crls) == number(fresh)  # one per number: nothing issued for nothing

@@ -196,6 +196,24 @@ def _rejected(t: Tsa, reply: bytes, failure: str) -> None:
     assert "TST info:\nNot included." in shown
 
 
+def test_nonce_bounds(tsa: Tsa) -> None:
+    """Issue #12 finding 10: a negative or 20,000-bit nonce was accepted (and echoed into the
+    signed token). 0 to 2^160 - 1 is granted; outside, badDataFormat and no token."""
+    sent = tsp.TimeStampReq.load(_query(tsa, "n.tsq", "-sha256"))
+
+    def with_nonce(nonce: int) -> bytes:
+        request = {"version": "v1", "message_imprint": sent["message_imprint"], "nonce": nonce}
+        return _post(tsa, tsp.TimeStampReq(request).dump())
+
+    for bad in (-1, 2**160, 2**20000):
+        _rejected(tsa, with_nonce(bad), "the data submitted has the wrong format")
+    for good in (0, 2**64 - 1, 2**160 - 1):
+        answer = tsp.TimeStampResp.load(with_nonce(good))
+        assert answer["status"]["status"].native == "granted", answer["status"].native
+        info = answer["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+        assert info["nonce"].native == good
+
+
 def test_rejections_name_the_reason(tsa: Tsa) -> None:
     _rejected(
         tsa,

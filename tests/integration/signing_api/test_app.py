@@ -20,6 +20,7 @@ from signing_api.clients import create_client
 from signing_api.config import Config
 from signing_api.runtime import Runtime
 from signing_api.web.auth import require_client
+from signing_api.web.limits import flush_failures
 from signing_api.web.public.health import ensure_health_key
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
@@ -155,7 +156,19 @@ def test_bearer_tokens_and_roles(app: Flask, runtime: Runtime) -> None:
         created = session.scalars(
             select(AuditEntry).where(AuditEntry.action == "client.created")
         ).all()
-    assert len(failed) == 3 and all(e.outcome == "refused" for e in failed)
+    # the first failure of an address is journalled at once; the next ones are counted
+    # (web/failures.py) and journalled as one row when the interval closes, here the app's end
+    assert [e.details_dict()["count"] for e in failed] == [1]
+    flush_failures(app)
+    with runtime.transaction() as session:
+        failed = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "login.failed")
+        ).all()
+    assert [e.details_dict()["count"] for e in failed] == [1, 2]
+    assert all(e.outcome == "refused" and e.actor == "ip:127.0.0.1" for e in failed)
+    reasons = [r for e in failed for r in e.details_dict()["reasons"]]
+    assert sum(r["count"] for r in reasons) == 3
+    assert {r["reason"] for r in reasons} >= {"no bearer token", "unknown or disabled bearer token"}
     assert len(created) == 2
     assert all(
         officer.token not in e.details and portal.token not in e.details for e in failed + created

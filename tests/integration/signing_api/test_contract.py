@@ -54,11 +54,26 @@ def test_wrong_json_types_are_refused(ca_api: CaApi, body: dict[str, Any], field
 def test_strict_integers(ca_api: CaApi) -> None:
     inn = "12345678901234"
     assert ca_api.post("/api/v1/accounts", {"inn": inn, "name": "ОсОО Тест"}).status_code == 201
-    for amount in ("100", 100.0, True):
+    for amount in ("100", 100.5, True, 1e300):
         answer = ca_api.post(
             f"/api/v1/accounts/{inn}/cash-receipts", {"number": "1", "amount": amount}
         )
         assert answer.status_code == 422 and _fields(answer) == {"amount": "a whole number"}
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer(ca_api: CaApi) -> None:
+    """JSON Schema's ``integer`` is a number with a whole value: 100.0 and 1e2 are 100, as the
+    document says (schemathesis sends them as valid integers)."""
+    inn = "12345678901234"
+    assert ca_api.post("/api/v1/accounts", {"inn": inn, "name": "ОсОО Тест"}).status_code == 201
+    for number, amount in (("1", "100.0"), ("2", "1e2"), ("3", "1.00E+2")):
+        answer = ca_api.client.post(
+            f"/api/v1/accounts/{inn}/cash-receipts",
+            data=f'{{"number": "{number}", "amount": {amount}}}',
+            headers={**ca_api.headers("officer"), "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 201, answer.json
+        assert answer.json["amount"] == 100
 
 
 def test_a_body_that_is_not_json(ca_api: CaApi) -> None:

@@ -52,13 +52,13 @@ class Holder:
     """A holder with a cloud certificate and its authenticator."""
 
     def __init__(self, api: CaApi, holder: int, role: str = "head", key_spec: str | None = None):
-        body: dict[str, Any] = {"holder_id": holder, "role": role, "storage": "cloud", "pin": PIN}
+        body: dict[str, Any] = {"holder_id": holder, "role": role, "storage": "cloud"}
         if key_spec:
             body["key_spec"] = key_spec
         done = api.post("/api/v1/certificates", body, who="portal")
         assert done.status_code == 201, done.json
         self.api, self.id, self.serial = api, holder, done.json["serial"]
-        self.uri: str = done.json["otpauth_uri"]
+        self.uri: str = api.activate(self.serial, PIN)
         self.cert = x509.load_pem_x509_certificate(done.json["certificate_pem"].encode())
         self.step = 0
 
@@ -360,7 +360,18 @@ def test_cades_signature_with_timestamp_verifies_with_openssl(ca_api: CaApi, tmp
     refused = ca_api.post("/api/v1/signatures", forged, who="portal")
     assert refused.status_code == 422 and _signatures(ca_api) == 0
     body = {"credentialID": h.serial, "SAD": sad, "document": base64.b64encode(document).decode()}
-    done = ca_api.post("/api/v1/signatures", body, who="portal")
+    start = ca_api.clock.now
+
+    class Ticking:  # the real clock moves while the HSM signs: a second per reading here
+        def __call__(self) -> datetime:
+            ca_api.clock.now += timedelta(seconds=1)
+            return ca_api.clock.now
+
+    ca_api.runtime.clock = Ticking()
+    try:
+        done = ca_api.post("/api/v1/signatures", body, who="portal")
+    finally:
+        ca_api.runtime.clock = ca_api.clock
     assert done.status_code == 201, done.json
     evidence = done.json
     assert evidence["kind"] == "cms" and evidence["tst_serial"]
@@ -406,6 +417,13 @@ def test_cades_signature_with_timestamp_verifies_with_openssl(ca_api: CaApi, tmp
     )
     token = signer["unsigned_attrs"][0]["values"][0]
     (tmp_path / "token.der").write_bytes(token.dump())
+    # Issue #12 finding 12: the time-stamp is taken after the signature, on the TSA's clock.
+    signing_time = next(
+        a["values"][0].native for a in signer["signed_attrs"] if a["type"].native == "signing_time"
+    )
+    tst_info = token["content"]["encap_content_info"]["content"].parsed
+    gen_time = tst_info["gen_time"].native
+    assert start < signing_time < gen_time <= ca_api.clock.now, (signing_time, gen_time)
     imprint = hashlib.sha256(signer["signature"].native).hexdigest()
     stamped = subprocess.run(
         [

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, MetaData, event, func, select
 import billing
 from ca.models import Certificate
 from db import AuditEntry
+from db.outbox import OutboxMail
 from policies.tariffs import Revenue
 from signing_api.cloud import CloudCredential, SignatureActivation
 from tests.ca_fixtures import CaApi, register
@@ -79,7 +80,7 @@ def _enrolments(api: CaApi) -> int:
 
 
 def _unactivated(api: CaApi) -> tuple[int, str]:
-    """A paid holder with a cloud certificate issued without a PIN: (holder id, serial)."""
+    """A paid holder with a cloud certificate, its activation code mailed: (holder id, serial)."""
     holder = register(api)
     _paid_first(api, holder)
     api.pay(INN, 100_000_00)
@@ -90,6 +91,7 @@ def _unactivated(api: CaApi) -> tuple[int, str]:
     )
     assert done.status_code == 201, done.json
     assert "otpauth_uri" not in done.json
+    assert done.json["activation"]["purpose"] == "activate", done.json
     return holder, str(done.json["serial"])
 
 
@@ -99,10 +101,17 @@ def _pin_presence(api: CaApi, serial: str) -> str:
     return str(shown.json["PIN"]["presence"])
 
 
-def _activate(api: CaApi, serial: str, pin: object, holder: int | None) -> Any:
-    return api.post(
-        f"/api/v1/certificates/{serial}/activation", {"pin": pin}, who="portal", holder=holder
-    )
+def _activate(
+    api: CaApi,
+    serial: str,
+    pin: object,
+    code: str | None = None,
+    who: str = "portal",
+    holder: int | None = None,
+) -> Any:
+    """``POST …/activation`` with ``code`` (default: the one in the holder's mailbox)."""
+    body = {"activation_code": api.activation_code(serial) if code is None else code, "pin": pin}
+    return api.post(f"/api/v1/certificates/{serial}/activation", body, who=who, holder=holder)
 
 
 def _verify(cert: x509.Certificate, signature_b64: str, digest: bytes) -> None:
@@ -120,103 +129,189 @@ BAD_PINS: list[tuple[object, str]] = [
 ]
 
 
-# ---- 1. the PIN policy --------------------------------------------------------------------------
+def _wrong(code: str) -> str:
+    """A well-formed code that is not ``code`` (its last character changed)."""
+    return code[:-1] + ("0" if code[-1] != "0" else "1")
 
 
-def test_pin_policy_at_issuance_refuses_before_anything_is_issued(ca_api: CaApi) -> None:
-    """check_pin (credentials.py:133) called before issuance (certificates_api.py:155).
+# ---- 1. nobody sets a PIN at issuance; the PIN policy at activation -----------------------------
 
-    Mutations caught: the length test removed; ``len(set(pin)) < 2`` removed; the early
-    ``check_pin(pin)`` in ``issue()`` removed (the certificate is then issued and charged
-    before enrol refuses it).
+
+def test_issuance_takes_no_pin_from_anyone(ca_api: CaApi) -> None:
+    """Issue #12 finding 2: ``POST /api/v1/certificates`` accepted ``pin`` from an officer.
+
+    The attack: the officer (or a portal) issues a cloud certificate with a PIN it chose and
+    receives the TOTP seed. Refused whatever the PIN: nothing issued, charged or enrolled.
     """
     holder = register(ca_api)
     _paid_first(ca_api, holder)
     ca_api.pay(INN, 100_000_00)
-    first = ca_api.post(
-        "/api/v1/certificates",
-        {"holder_id": holder, "role": "head", "storage": "cloud"},
-        who="portal",
-    )
-    assert first.status_code == 201, first.json  # the payment account paid this one
     certificates = _count(ca_api, Certificate)
     with ca_api.runtime.transaction() as session:
         balance = billing.balance(session, INN).posted
-    for pin, why in BAD_PINS:
-        body = {"holder_id": holder, "role": "head", "storage": "cloud", "pin": pin}
-        refused = _problem(ca_api.post("/api/v1/certificates", body, who="portal"), 422,
-                           "validation-failed")  # fmt: skip
-        assert _fields(refused) == {"pin"}, (why, refused)
-        assert "otpauth" not in json.dumps(refused), why
+    for who in ("officer", "portal"):
+        for pin in ("518273", "ab" * 32, *(p for p, _ in BAD_PINS)):
+            body = {"holder_id": holder, "role": "head", "storage": "cloud", "pin": pin}
+            refused = _problem(ca_api.post("/api/v1/certificates", body, who=who), 422,
+                               "validation-failed")  # fmt: skip
+            assert _fields(refused) == {"pin"}, (who, pin, refused)
+            assert "otpauth" not in json.dumps(refused)
     assert _count(ca_api, Certificate) == certificates  # nothing issued
     assert _enrolments(ca_api) == 0  # nothing enrolled
     with ca_api.runtime.transaction() as session:
         assert billing.balance(session, INN).posted == balance  # nothing charged
-    # The bounds themselves are accepted: 64 characters here, 6 at activation below.
-    body = {"holder_id": holder, "role": "head", "storage": "cloud", "pin": "ab" * 32}
-    done = ca_api.post("/api/v1/certificates", body, who="portal")
-    assert done.status_code == 201 and done.json["otpauth_uri"].startswith("otpauth://totp/")
 
 
 def test_pin_policy_at_activation_enrols_nothing(ca_api: CaApi) -> None:
-    """check_pin (credentials.py:133) through ``POST .../activation``.
+    """check_pin through ``POST .../activation``: a bad PIN costs no attempt of the code.
 
     Mutations caught: the length test removed; the repeated-character test removed.
     """
     holder, serial = _unactivated(ca_api)
     for pin, why in [*BAD_PINS, (123456, "a number, not a string"), (None, "missing")]:
-        refused = _problem(_activate(ca_api, serial, pin, holder), 422, "validation-failed")
+        refused = _problem(_activate(ca_api, serial, pin), 422, "validation-failed")
         assert _fields(refused) == {"pin"}, (why, refused)
         assert "otpauth" not in json.dumps(refused), why
     assert _enrolments(ca_api) == 0
     assert _pin_presence(ca_api, serial) == "false"
-    done = _activate(ca_api, serial, "a1b2c3", holder)  # six characters: the lower bound
+    done = _activate(ca_api, serial, "a1b2c3")  # six characters: the lower bound
     assert done.status_code == 201, done.json
     assert _pin_presence(ca_api, serial) == "true"
+    # The upper bound, on a second certificate of the same holder.
+    other = ca_api.post(
+        "/api/v1/certificates", {"holder_id": holder, "role": "head", "storage": "cloud"},
+        who="portal",
+    )  # fmt: skip
+    assert other.status_code == 201, other.json
+    assert _activate(ca_api, other.json["serial"], "ab" * 32).status_code == 201
 
 
-# ---- 2. only the holder activates ---------------------------------------------------------------
+# ---- 2. only the holder activates: the code it alone received -----------------------------------
 
 
-def test_only_the_holder_may_activate(ca_api: CaApi) -> None:
-    """certificates_api.py:209 ``holder is None or holder.id != row.holder_id`` → 403.
+def test_a_header_or_an_officer_cannot_activate(ca_api: CaApi) -> None:
+    """Issue #12 finding 2: "holder-only" activation was the ``X-Tamga-Holder`` header.
 
-    Mutation caught: the condition replaced by ``False`` (anyone activates).
+    The attacks: an officer, and a portal naming the holder in the header, each without the
+    code the holder received (none, a guessed one). Each refused with nothing enrolled; the
+    wrong guesses count, and after five the code is void even for the holder, who asks for a
+    new one.
     """
     holder, serial = _unactivated(ca_api)
-    colleague = register(ca_api, full_name="Коллега Другой", email="colleague@test.kg")
-    for who, acting in (("portal", colleague), ("portal", None), ("officer", None)):
-        refused = ca_api.post(
-            f"/api/v1/certificates/{serial}/activation", {"pin": "518273"}, who=who, holder=acting
-        )
-        _problem(refused, 403, "forbidden")
+    code = ca_api.activation_code(serial)
+    path = f"/api/v1/certificates/{serial}/activation"
+    for who, acting in (("officer", None), ("portal", holder)):
+        refused = ca_api.post(path, {"pin": "518273"}, who=who, holder=acting)
+        assert _fields(_problem(refused, 422, "validation-failed")) == {"activation_code"}
+    for attempt in range(5):
+        refused = _activate(ca_api, serial, "518273", _wrong(code), who="officer", holder=holder)
+        detail = _problem(refused, 422, "validation-failed")["detail"]
+        assert ("void" in detail) == (attempt == 4), detail
         assert "otpauth" not in refused.get_data(as_text=True)
     assert _enrolments(ca_api) == 0
     assert _pin_presence(ca_api, serial) == "false"
-    # The holder itself may.
-    assert _activate(ca_api, serial, "518273", holder).status_code == 201
+    assert _audits(ca_api, "csc.activation.refused") == 5  # the codeless two: refused at the edge
+    # The right code is now void too.
+    late = _problem(_activate(ca_api, serial, "518273", code), 422, "validation-failed")
+    assert "no activation code is open" in late["detail"], late
+    # A new code goes to the holder's mailbox; the holder, through the portal, activates.
+    sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    assert sent.status_code == 202 and sent.json["sent_to"] == "h***@test.kg", sent.json
+    assert ca_api.activation_code(serial) != code
+    assert _activate(ca_api, serial, "518273").status_code == 201
+    assert _enrolments(ca_api) == 2  # one credential row, one journal entry
 
 
-# ---- 3. the otpauth URI is shown once -----------------------------------------------------------
+def test_the_code_is_never_shown_to_officers_portals_or_the_database(ca_api: CaApi) -> None:
+    """The code exists in clear only in the mail; the outbox erases a delivered body."""
+    holder, serial = _unactivated(ca_api)
+    code = ca_api.activation_code(serial)
+    grouped, bare = code, code.replace("-", "")
+    for who in ("portal", "officer"):
+        for shown in (
+            ca_api.get(f"/api/v1/certificates/{serial}", who=who),
+            ca_api.get("/api/v1/certificates", who=who),
+            ca_api.get(f"/api/v1/holders/{holder}", who=who),
+            ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who=who),
+        ):
+            assert shown.status_code in (200, 202), shown.json
+            text = shown.get_data(as_text=True)
+            assert grouped not in text and bare not in text
+    # Each of those two sends voided the previous code; the last one is in the mailbox.
+    code = ca_api.activation_code(serial)
+    needles = (code, code.replace("-", ""))
+    tables, found = _rows_containing(ca_api.runtime.engine, needles)
+    assert tables > 20 and found == [], found
+    with ca_api.runtime.transaction() as session:
+        bodies = session.scalars(select(OutboxMail.body)).all()
+    assert len(bodies) == 3 and bodies == [None, None, None]  # delivered, bodies erased
+    assert _activate(ca_api, serial, "518273").status_code == 201
+
+
+def test_an_expired_code_is_refused(ca_api: CaApi) -> None:
+    """ActivationPolicy.lifetime: 72 hours."""
+    _holder, serial = _unactivated(ca_api)
+    ca_api.clock.now += timedelta(hours=72)
+    refused = _problem(_activate(ca_api, serial, "518273"), 422, "validation-failed")
+    assert "expired" in refused["detail"]
+    assert _enrolments(ca_api) == 0
+    ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    ca_api.clock.now += timedelta(hours=71, minutes=59)
+    assert _activate(ca_api, serial, "518273").status_code == 201
+
+
+def test_a_contact_change_voids_codes_and_delays_activation(ca_api: CaApi) -> None:
+    """The e-mail is where codes go: changing it is an officer action with documents, the old
+    address is told, the codes sent to it are void, and activation waits 24 hours."""
+    holder, serial = _unactivated(ca_api)
+    old_code = ca_api.activation_code(serial)
+    path = f"/api/v1/holders/{holder}"
+    no_papers = ca_api.client.patch(
+        path, json={"email": "new.head@test.kg"}, headers=ca_api.headers("officer")
+    )
+    assert _fields(_problem(no_papers, 422, "validation-failed")) == {"document"}
+    as_portal = ca_api.client.patch(
+        path, json={"email": "new.head@test.kg", "document": "ID card"},
+        headers=ca_api.headers("portal"),
+    )  # fmt: skip
+    assert as_portal.status_code == 403
+    changed = ca_api.client.patch(
+        path, json={"email": "new.head@test.kg", "document": "заявление №17, паспорт ID1234567"},
+        headers=ca_api.headers("officer"),
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.json
+    notice = ca_api.mails("head@test.kg")[-1]
+    assert "contact details" in notice and old_code not in notice
+    refused = _problem(_activate(ca_api, serial, "518273", old_code), 422, "validation-failed")
+    assert "e-mail has changed" in refused["detail"]
+    sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    assert sent.json["sent_to"] == "n***@test.kg"
+    assert ca_api.mails("new.head@test.kg")
+    early = _problem(_activate(ca_api, serial, "518273"), 422, "validation-failed")
+    assert "activation opens at 2026-11-24T06:00:00Z" in early["detail"], early
+    assert _enrolments(ca_api) == 0
+    ca_api.clock.now += timedelta(hours=24)
+    assert _activate(ca_api, serial, "518273").status_code == 201
+
+
+# ---- 3. the otpauth URI is shown once; a reset replaces PIN and seed ----------------------------
 
 
 def test_otpauth_uri_is_shown_once(ca_api: CaApi) -> None:
-    """credentials.py:158 ``activation_of(...) is not None`` → "activated already".
+    """A used code is closed: the same code again is refused, and nothing shows the URI again.
 
-    Mutation caught: that check removed (the second enrolment then reaches the HSM, which
-    refuses the existing label; the answer no longer says the credential is activated, and on
-    a renewed certificate a second seed would be made). GET never shows the URI: it is not
-    stored anywhere to be shown.
+    GET never shows the URI: it is not stored anywhere to be shown.
     """
     holder, serial = _unactivated(ca_api)
-    first = _activate(ca_api, serial, "918273", holder)
+    code = ca_api.activation_code(serial)
+    first = _activate(ca_api, serial, "918273", code)
     assert first.status_code == 201
     uri = first.json["otpauth_uri"]
     secret = dict(p.split("=", 1) for p in uri.split("?", 1)[1].split("&"))["secret"]
     for pin in ("918273", "564738"):
-        again = _activate(ca_api, serial, pin, holder)
+        again = _activate(ca_api, serial, pin, code)
         refused = _problem(again, 422, "validation-failed")
-        assert "activated already" in refused["detail"], refused
+        assert "no activation code is open" in refused["detail"], refused
         text = again.get_data(as_text=True)
         assert "otpauth" not in text and secret not in text
     assert _count(ca_api, CloudCredential) == 1
@@ -235,6 +330,35 @@ def test_otpauth_uri_is_shown_once(ca_api: CaApi) -> None:
     hashes = [_hash(b"once")]
     granted = _authorize(ca_api, h, hashes, PIN="918273")
     assert granted.status_code == 200, granted.json
+
+
+def test_a_reset_code_destroys_the_old_pin_and_seed(ca_api: CaApi) -> None:
+    """Forgotten PIN or lost authenticator: a reset code to the registered e-mail; using it
+    destroys the old seed in the token and the old PIN hash, and makes new ones."""
+    holder, serial = _unactivated(ca_api)
+    old = _holder_view(
+        ca_api, holder, serial, _activate(ca_api, serial, "918273").json["otpauth_uri"]
+    )
+    with ca_api.runtime.transaction() as session:
+        old_label = session.scalars(select(CloudCredential.totp_label)).one()
+    assert ca_api.runtime.cloud_token.has_secret(old_label)
+    sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="officer")
+    assert sent.status_code == 202 and sent.json["purpose"] == "reset", sent.json
+    assert "(прежние будут уничтожены)" in ca_api.mails("head@test.kg")[-1]
+    # Until the code is used, the old PIN and seed still sign.
+    hashes = [_hash(b"before reset")]
+    assert _authorize(ca_api, old, hashes, PIN="918273").status_code == 200
+    ca_api.clock.now += timedelta(minutes=1)
+    new_uri = _activate(ca_api, serial, "564738").json["otpauth_uri"]
+    assert new_uri != old.uri
+    assert not ca_api.runtime.cloud_token.has_secret(old_label)
+    assert _count(ca_api, CloudCredential) == 1
+    assert _audits(ca_api, "csc.credential.reset") == 1
+    ca_api.clock.now += timedelta(minutes=1)
+    _error(_authorize(ca_api, old, hashes, PIN="918273"), "invalid_pin")
+    new = _holder_view(ca_api, holder, serial, new_uri)
+    ca_api.clock.now += timedelta(minutes=1)
+    assert _authorize(ca_api, new, hashes, PIN="564738").status_code == 200
 
 
 def _holder_view(api: CaApi, holder: int, serial: str, uri: str) -> Holder:
@@ -315,7 +439,9 @@ def test_totp_seed_is_sensitive_and_never_extractable_in_the_hsm(ca_api: CaApi) 
     Mutations caught: ``SENSITIVE: False``; ``EXTRACTABLE: True``.
     """
     h = _setup(ca_api)
-    label = f"totp-{h.serial}"[:64]
+    with ca_api.runtime.transaction() as session:
+        label = session.scalars(select(CloudCredential.totp_label)).one()
+    assert label.startswith(f"totp-{h.serial}-"), label
     secrets = {s["label"]: s for s in _token_objects("secret")}
     assert label in secrets, sorted(secrets)
     seed = secrets[label]
@@ -341,18 +467,27 @@ def test_totp_seed_is_sensitive_and_never_extractable_in_the_hsm(ca_api: CaApi) 
 # ---- 6. no signing while the service is stopped -------------------------------------------------
 
 
-@pytest.mark.parametrize("stop", ["zero balance", "terminated"])
+@pytest.mark.parametrize("stop", ["zero balance", "terminated", "terminated in billing only"])
 def test_signing_refused_while_the_service_is_stopped(ca_api: CaApi, stop: str) -> None:
     """credentials.py:286 ``served.state != "active"`` → refused (checked again at signHash).
 
-    Mutation caught: that check removed.
+    Mutation caught: that check removed ("terminated in billing only": an account terminated
+    before a termination revoked the certificates). A termination through the API revokes the
+    certificate too (issue #12), which refuses the signature before the service state.
     """
     h = _setup(ca_api)
     hashes = [_hash(b"stopped")]
     sad = _authorize(ca_api, h, hashes).json["SAD"]
+    refusal = "stopped"
     if stop == "terminated":
         ended = ca_api.post(f"/api/v1/accounts/{INN}/termination", {"reason": "расторжение"})
         assert ended.status_code == 201, ended.json
+        refusal = "revoked"
+    elif stop == "terminated in billing only":
+        with ca_api.runtime.transaction() as session:
+            billing.terminate(
+                session, inn=INN, reason="расторжение", now=ca_api.clock.now, actor="test"
+            )
     else:
         with ca_api.runtime.transaction() as session:
             left = billing.balance(session, INN).available
@@ -366,8 +501,8 @@ def test_signing_refused_while_the_service_is_stopped(ca_api: CaApi, stop: str) 
                 now=ca_api.clock.now,
                 actor="test",
             )
-    assert "stopped" in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
-    assert "stopped" in _error(_authorize(ca_api, h, hashes), "invalid_request")
+    assert refusal in _error(_sign(ca_api, h, sad, hashes), "invalid_request")
+    assert refusal in _error(_authorize(ca_api, h, hashes), "invalid_request")
     assert _signatures(ca_api) == 0
     assert _audits(ca_api, "csc.signature.") == 0
     assert _count(ca_api, SignatureActivation, SignatureActivation.used_at.is_not(None)) == 0
@@ -529,9 +664,9 @@ def test_renewed_certificate_signs_with_the_same_pin_and_seed(ca_api: CaApi) -> 
     signed = _sign(ca_api, renewed, granted.json["SAD"], hashes)
     assert signed.status_code == 200, signed.json
     _verify(renewed.cert, signed.json["signatures"][0], hashlib.sha256(b"after renewal").digest())
-    # The holder cannot set a second PIN or seed for the renewed certificate either.
-    again = _problem(_activate(ca_api, new_serial, "564738", h.id), 422, "validation-failed")
-    assert "activated already" in again["detail"]
+    # Nobody sets a second PIN or seed for the renewed certificate without a code.
+    again = _problem(_activate(ca_api, new_serial, "564738", "0" * 16), 422, "validation-failed")
+    assert "no activation code is open" in again["detail"]
 
 
 # ---- 11. PINs never reach the logs or the database ----------------------------------------------
@@ -575,19 +710,19 @@ def test_pins_never_reach_the_logs_or_the_database(
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     caplog.set_level(logging.DEBUG, logger="werkzeug")
     holder, serial = _unactivated(ca_api)
-    # A refused activation (another holder), then the holder's own.
-    other = register(ca_api, full_name="Чужой Держатель", email="x@test.kg")
-    assert _activate(ca_api, serial, OTHER_PIN, other).status_code == 403
-    done = _activate(ca_api, serial, RIGHT_PIN, holder)
+    # A refused activation (a wrong code), then the holder's own.
+    code = ca_api.activation_code(serial)
+    assert _activate(ca_api, serial, OTHER_PIN, _wrong(code)).status_code == 422
+    done = _activate(ca_api, serial, RIGHT_PIN)
     assert done.status_code == 201
     h = _holder_view(ca_api, holder, serial, done.json["otpauth_uri"])
-    # A certificate with its PIN set at issuance.
+    # A PIN offered at issuance (refused).
     issued = ca_api.post(
         "/api/v1/certificates",
         {"holder_id": holder, "role": "head", "storage": "cloud", "pin": OTHER_PIN},
         who="portal",
     )
-    assert issued.status_code == 201, issued.json
+    assert issued.status_code == 422, issued.json
     hashes = [_hash(b"logs")]
     _error(_authorize(ca_api, h, hashes, PIN=WRONG_PIN), "invalid_pin")
     granted = _authorize(ca_api, h, hashes, PIN=RIGHT_PIN)

@@ -59,6 +59,7 @@ _SPOOFS = (
 def osmp(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     """The app with INN's balance open, and the default (loopback) allow-lists."""
     monkeypatch.delenv("TAMGA_OSMP_ALLOW", raising=False)
+    runtime.clock = lambda: NOW  # txn_date must be near now
     with runtime.transaction() as s:
         billing.open_account(s, inn=INN, name=SUBSCRIBER["name"], now=NOW, actor="test")
     return _app(runtime).test_client()

@@ -16,9 +16,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -30,7 +31,13 @@ from werkzeug.test import TestResponse
 import billing
 from billing.models import LedgerTransaction, Payment
 from db import AuditEntry, make_engine, make_session_factory
-from policies.providers import PROVIDERS, Provider, provider_allows
+from policies.providers import (
+    PROVIDERS,
+    TXN_DATE_FUTURE,
+    TXN_DATE_PAST,
+    Provider,
+    provider_allows,
+)
 from signing_api.app import create_app
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime
@@ -94,6 +101,7 @@ def _app(runtime: Runtime) -> Flask:
 @pytest.fixture
 def app(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Flask:
     monkeypatch.delenv("TAMGA_OSMP_ALLOW", raising=False)
+    runtime.clock = lambda: NOW  # txn_date must be near now (policies.providers)
     with runtime.transaction() as s:
         billing.open_account(s, inn=INN, name=NAME, now=NOW, actor="test")
         billing.open_account(s, inn=GONE, name="ИП Закрыт", now=NOW, actor="test")
@@ -276,6 +284,10 @@ BAD_PAYS: list[tuple[str, dict[str, str], int]] = [
     ("date missing", {"txn_date": ""}, 300),
     ("date with dashes", {"txn_date": "2026-11-02 15:00"}, 300),
     ("date month 13", {"txn_date": "20261302150000"}, 300),
+    ("date in 2999", {"txn_date": "29991231000000"}, 300),
+    ("date in 1900", {"txn_date": "19000101000000"}, 300),
+    ("date 31 days back", {"txn_date": "20261002150000"}, 300),
+    ("date 2 days ahead", {"txn_date": "20261104150000"}, 300),
     ("account short", {"account": "0123456789012"}, 4),
     ("account letters", {"account": "0123456789012a"}, 4),
     ("payment account bad check digit", {"account": "1234567890123450"}, 4),
@@ -313,6 +325,51 @@ def _payment_account(runtime: Runtime, amount_due: int = 1510_00) -> str:
             s, inn=INN, purpose=f"cert:first:{INN}", tariff="cert:head", amount_due=amount_due,
             now=NOW, actor="test",
         ).number  # fmt: skip
+
+
+def test_txn_date_window_is_policy_around_the_runtime_clock(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """30 days back and one day ahead of now (policies.providers) are the edges; beyond, 300."""
+    for txn_id, moment, paid in (
+        ("601", NOW - TXN_DATE_PAST, True),
+        ("602", NOW + TXN_DATE_FUTURE, True),
+        ("603", NOW - TXN_DATE_PAST - timedelta(seconds=1), False),
+        ("604", NOW + TXN_DATE_FUTURE + timedelta(seconds=1), False),
+    ):
+        local = moment.astimezone(ZoneInfo("Asia/Bishkek")).strftime("%Y%m%d%H%M%S")
+        answer = _parse(
+            _call(client, command="pay", txn_id=txn_id, account=INN, sum="10.00", txn_date=local)
+        )
+        assert (answer.result == 0) is paid, (txn_id, answer)
+        if not paid:
+            assert answer.result == 300 and "txn_date" in answer.comment
+    assert _posted(runtime)[0] == 2000
+
+
+def test_parameters_in_both_the_query_and_the_body_are_refused(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """The attack: POST ?sum=5 with sum=5000 in the form credited 5 (the query string won).
+    One source per request: both at once is refused with result 300, nothing credited."""
+    before = _written(runtime)
+    form = {"command": "pay", "txn_id": "700", "account": INN, "sum": "5000.00", "txn_date": DATE}
+    answer = client.post(
+        "/payments/osmp/quickpay?sum=5.00",
+        data=form,
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    parsed = _parse(answer)
+    assert parsed.result == 300 and "query string or the body" in parsed.comment
+    assert _written(runtime) == before
+    # Either source alone works: the form, or a POST carrying the query string only.
+    assert _parse(_call(client, post=True, **{**form, "sum": "50.00"})).result == 0
+    query = {**form, "txn_id": "701", "sum": "60.00"}
+    alone = client.post(
+        "/payments/osmp/quickpay", query_string=query, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+    assert _parse(alone).result == 0
+    assert _posted(runtime)[0] == 11000
 
 
 def test_eds_payment_through_a_payment_account(client: FlaskClient, runtime: Runtime) -> None:
@@ -372,12 +429,9 @@ def test_address_outside_the_allow_list_is_refused_and_audited(
     assert _posted(runtime) == (0, 0)
     [entry] = _refusals(runtime)
     assert (entry.actor, entry.outcome, entry.object) == ("ip:10.9.9.9", "refused", "osmp:megapay")
-    assert entry.details_dict() == {
-        "provider": "megapay",
-        "address": "10.9.9.9",
-        "command": "pay",
-        "txn_id": "5",
-    }
+    details = entry.details_dict()  # counted per address like failed logins (web/failures.py)
+    assert details["address"] == "10.9.9.9" and details["count"] == 1
+    assert details["reasons"] == [{"reason": "outside the allow-list", "count": 1}]
     # Loopback (the default allow-list), over IPv6 and as an IPv4-mapped address, is admitted.
     assert _check(client, INN, remote="::1").result == 0
     assert _check(client, INN, remote="::ffff:127.0.0.1").result == 0
@@ -416,7 +470,7 @@ def test_database_unavailable_is_a_temporary_error(runtime: Runtime) -> None:
     config = Config(
         **{**runtime.config.__dict__, "database_url": "postgresql+psycopg://x:pw@127.0.0.1:1/none"}
     )
-    client = _app(Runtime(config)).test_client()
+    client = _app(Runtime(config, clock=lambda: NOW)).test_client()
     check = _check(client, INN)
     assert (check.result, check.txn_id) == (1, "1")
     pay = _pay(client, "42", INN, "100.00")
@@ -478,10 +532,15 @@ def test_a_crash_before_the_commit_rolls_everything_back(
 # --- a real gunicorn ----------------------------------------------------------------------------
 
 
+# A real server reads the real clock: txn_date must be near it (one value for the whole run, so
+# that a repeated pay is the same request).
+LIVE_DATE = datetime.now(ZoneInfo("Asia/Bishkek")).strftime("%Y%m%d%H%M%S")
+
+
 def _http_pay(base: str, txn_id: str, amount: str) -> Answer:
     """Pay as a provider does: retry while the answer is 1 (temporary error)."""
     query = urllib.parse.urlencode(
-        {"command": "pay", "txn_id": txn_id, "account": INN, "sum": amount, "txn_date": DATE}
+        {"command": "pay", "txn_id": txn_id, "account": INN, "sum": amount, "txn_date": LIVE_DATE}
     )
     for _ in range(20):
         with urllib.request.urlopen(  # noqa: S310 - our own test server

@@ -185,9 +185,16 @@ def test_holders_within_scope_and_passport_for_officers_only(ca_api: CaApi) -> N
         "email": PERSON["email"],
         "phone": "+996555123456",
         "status": "active",
+        "identity_verified": False,  # registered by a portal: no officer vouched for it (§3.3)
+        "identity_verified_at": None,
     }  # no passport series for the portal
     as_officer = ca_api.get(f"{HOLDERS}/{holder_id}").json
-    assert as_officer == {**by_portal, "passport_series": "ID1234567"}
+    assert as_officer == {
+        **by_portal,
+        "passport_series": "ID1234567",
+        "identity_verified_by": None,
+        "identity_document": None,
+    }
     assert ca_api.get(f"{HOLDERS}/{holder_id}", who="portal").json == by_portal
     listed = ca_api.get(f"{SUBSCRIBERS}/{INN}/holders", who="portal").json
     assert listed == {"inn": INN, "holders": [by_portal]}
