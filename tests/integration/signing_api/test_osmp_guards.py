@@ -8,8 +8,6 @@ unproved, each through the Flask test client on SQLite and PostgreSQL:
 * the provider's minimum and maximum sums are themselves payable;
 * a replay with another sum echoes the ``txn_id`` and says why, in ``<comment>``; the first
   ``pay`` and its replay say ``payment accepted`` and ``payment already accepted``;
-* a refused caller's audit row has ``command`` and ``txn_id`` even when they were not sent,
-  truncated to 20 and 40 characters, at the service's clock;
 * billing/payments.py: each channel books its own ledger account and key (docs/billing.md), the
   same number in two channels is two receipts, external ids are 1-100 characters, a terminal
   never pays a terminated subscriber's debt, and issuing a payment account writes its audit
@@ -21,7 +19,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,8 +39,6 @@ from tests.integration.signing_api.test_osmp import (
     _parse,
     _pay,
     _posted,
-    _problem,
-    _refusals,
     _written,
     app,  # noqa: F401 - the fixtures
     client,  # noqa: F401
@@ -121,34 +116,6 @@ def test_answers_say_what_happened_in_comment(
     )
     assert b"<comment>this txn_id was paid with another sum or account</comment>" in other.raw
     assert _posted(runtime) == (500_00, 0)
-
-
-def test_a_refused_callers_audit_row_without_or_with_overlong_fields(
-    app: Flask,  # noqa: F811
-    runtime: Runtime,
-) -> None:
-    """docs/osmp.md: details provider, address, command and txn_id (truncated); the row is
-    written at the service's clock."""
-    runtime.clock = lambda: NOW - timedelta(days=3)
-    http = app.test_client()
-    _problem(_call(http, "megapay", remote="10.9.9.9", account=INN), 403)  # neither sent
-    long_command, long_txn_id = "c" * 30, "9" * 50
-    response = _call(http, "megapay", remote="10.9.9.9", command=long_command, txn_id=long_txn_id)
-    _problem(response, 403)
-    bare, long = _refusals(runtime)
-    assert bare.details_dict() == {
-        "provider": "megapay",
-        "address": "10.9.9.9",
-        "command": "",
-        "txn_id": "",
-    }
-    assert long.details_dict()["command"] == "c" * 20
-    assert long.details_dict()["txn_id"] == "9" * 40
-    with runtime.transaction() as s:
-        times = s.scalars(
-            select(AuditEntry.occurred_at).where(AuditEntry.action == "billing.osmp.refused")
-        ).all()
-    assert times == [NOW - timedelta(days=3)] * 2
 
 
 # --- billing/payments.py: what a payment books, whatever its channel ---------------------------
