@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_serve import _free_port, _get
+from tests.e2e.serving import free_port, tamga_serve
 from tests.tamga_fixtures import TAMGA, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]
@@ -58,29 +58,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
         timeout=60,
     )
     token = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     env = tamga_env(home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS=str(WORKERS))
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if _get(f"http://127.0.0.1:{port}/healthz")[0] in (200, 503):
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("tamga serve did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            yield Served(port, home, token, proc)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with tamga_serve(env, port, tmp_path / "serve.log") as proc:
+        yield Served(port, home, token, proc)
 
 
 def _request(port: int, token: str, source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_serve import _free_port, _get
+from tests.e2e.serving import free_port
+from tests.e2e.test_serve import _get
 from tests.hsm_fixtures import REPO
 from tests.tamga_fixtures import TAMGA, tamga_env
 
@@ -123,7 +124,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         capture_output=True,
         timeout=120,
     )
-    gunicorn_port, nginx_port = _free_port(), _free_port()
+    gunicorn_port, nginx_port = free_port(), free_port()
     env = tamga_env(
         home,
         database_url,

@@ -20,9 +20,10 @@ from pathlib import Path
 import pkcs11._pkcs11
 import pytest
 
-from tests.e2e.test_serve import _free_port, _get
+from tests.e2e.serving import free_port, tamga_serve
+from tests.e2e.test_serve import _get
 from tests.hsm_fixtures import PKCS11_MODULE
-from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
+from tests.tamga_fixtures import RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
 
@@ -34,32 +35,13 @@ def served(
     """(base URL, the ``tamga serve`` process, which is gunicorn's master) with two workers."""
     home = tmp_path / "home"
     run_tamga(home, "init", database_url=database_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = tamga_env(
         home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2", TAMGA_PUBLIC_URL=base
     )
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if _get(base + "/healthz")[0] in (200, 503):
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("tamga serve did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            yield base, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with tamga_serve(env, port, tmp_path / "serve.log") as proc:
+        yield base, proc
 
 
 def _maps_module(pid: int, module: Path) -> bool:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.serving import free_port, tamga_serve
 from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]
@@ -65,13 +65,6 @@ REFUSED = ["400", "401", "403", "404", "405", "406", "409", "414", "415", "422",
 REFUSED += ["413", "5xx"]
 # Schemathesis' default for positive_data_acceptance: what a valid request may get.
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _call(base: str, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -108,7 +101,7 @@ def live(run_tamga: RunTamga, tmp_path: Path) -> Iterator[tuple[str, Path, str]]
     home = tmp_path / "home"
     database_url = f"sqlite:///{home / 'tamga.db'}"
     run_tamga(home, "init", database_url=database_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = tamga_env(
         home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2",
@@ -116,31 +109,10 @@ def live(run_tamga: RunTamga, tmp_path: Path) -> Iterator[tuple[str, Path, str]]
         # Thousands of requests from one address: with the rate limits on, most would be 429
         # (documented on every operation, so not a failure, but no coverage either).
         TAMGA_RATE_LIMITS="off",
-        TAMGA_SMTP_URL=f"smtp://127.0.0.1:{_free_port()}",  # nobody listens: mail stays queued
+        TAMGA_SMTP_URL=f"smtp://127.0.0.1:{free_port()}",  # nobody listens: mail stays queued
     )  # fmt: skip
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/healthz", timeout=10):  # noqa: S310
-                        break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("tamga serve did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            yield base, home, database_url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with tamga_serve(env, port, tmp_path / "serve.log"):
+        yield base, home, database_url
 
 
 def _seed(base: str, home: Path, database_url: str, run_tamga: RunTamga) -> dict[str, Any]:

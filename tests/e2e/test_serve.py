@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,16 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signing_api.mail import MailSink
-from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
+from tests.e2e.serving import free_port, tamga_serve
+from tests.tamga_fixtures import RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -45,37 +37,15 @@ def server(
 ) -> Iterator[tuple[str, Path, str]]:
     home = tmp_path / "home"
     run_tamga(home, "init", database_url=database_url)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    sink = MailSink(home / "mail", "127.0.0.1", _free_port()).start()  # the holder's mailbox
+    sink = MailSink(home / "mail", "127.0.0.1", free_port())  # the holder's mailbox
     env = tamga_env(
         home, database_url, TAMGA_BIND=f"127.0.0.1:{port}", TAMGA_WORKERS="2",
         TAMGA_PUBLIC_URL=base, TAMGA_SMTP_URL=sink.url,
     )  # fmt: skip
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(base + "/healthz")[0] in (200, 503):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "tamga serve did not start:\n" + (tmp_path / "serve.log").read_text()
-                )
-            time.sleep(0.2)
+    with sink, tamga_serve(env, port, tmp_path / "serve.log"):
         yield base, home, database_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        sink.stop()
 
 
 def _check_selftest(check: dict[str, Any]) -> None:

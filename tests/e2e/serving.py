@@ -1,0 +1,53 @@
+"""``tamga serve`` as the e2e tests start it: a free port, the process, ready when /healthz answers.
+
+One copy of the start-up and shutdown every live-server test needs (gunicorn under
+``tamga serve``, the log kept in a file that the failure message shows).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.ca_fixtures import free_port
+from tests.tamga_fixtures import TAMGA
+
+__all__ = ["free_port", "tamga_serve"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10):  # noqa: S310 - our own test server
+            return True
+    except urllib.error.HTTPError as ex:
+        return ex.code == 503  # up, a token or the database not ready: still serving
+    except OSError:
+        return False
+
+
+@contextmanager
+def tamga_serve(
+    env: dict[str, str], port: int, log_path: Path, *, timeout: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``tamga serve`` with ``env`` (which binds ``port``) until /healthz answers; stop it
+    (TERM, then KILL after 20 s) when the block ends."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([TAMGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(f"http://127.0.0.1:{port}/healthz"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("tamga serve did not start:\n" + log_path.read_text())
+                time.sleep(0.2)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
