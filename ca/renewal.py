@@ -43,7 +43,7 @@ from ca.errors import CAError, Conflict, InvalidField, NotAllowed, NotFound, Pay
 from ca.issuance import Issued, issue_certificate, load_csr
 from ca.models import Certificate, Holder, RenewalDocument, RenewalRequest, Subscriber
 from ca.pricing import certificate_price
-from ca.registry import REQUISITES, clean_text, require_verified, requisites
+from ca.registry import REQUISITES, require_verified, requisites
 from ca.renewal_text import parse_requisites, renewal_request_text
 from ca.requests import IssueRequest
 from db import audit
@@ -408,7 +408,7 @@ def reject_renewal(
     if renewal.status != RenewalStatus.REVIEW:
         raise Conflict(f"renewal {renewal_id} is {renewal.status}")
     renewal.status, renewal.decided_at, renewal.decided_by = RenewalStatus.REJECTED, now, actor
-    renewal.decision_note = clean_text(note, "note")[:1000]
+    renewal.decision_note = " ".join(note.split())[:1000]
     _journal(session, "rejected", renewal, now, actor, note=renewal.decision_note)
     return renewal
 
