@@ -418,7 +418,7 @@ def send_code(
         row.closed_at = now
     purpose = "activate" if activation_of(session, certificate) is None else "reset"
     code = "".join(secrets.choice(_ALPHABET) for _ in range(policy.activation.code_chars))
-    expires_at = now + policy.activation.lifetime
+    expires_at = (now + policy.activation.lifetime).replace(microsecond=0)  # as people read it
     session.add(
         ActivationCode(
             certificate_id=certificate.id,
