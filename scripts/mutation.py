@@ -64,16 +64,26 @@ AREAS: dict[str, Area] = {
             "signing_api/cloud/signing.py",
             "ca/usage.py",
         ],
-        tests=[SIG + "test_csc.py", SIG + "test_csc_guards.py"],
+        # test_issuance.py: the code mailed at issuance, and the activation through it
+        tests=[
+            SIG + "test_csc.py",
+            SIG + "test_csc_guards.py",
+            SIG + "test_activation_guards.py",
+            CA + "test_issuance.py",
+        ],
     ),
     # client scopes and authorisation (docs/registry.md, docs/architecture.md)
     "scope": Area(
         modules=["signing_api/web/auth.py", "signing_api/web/common.py", "signing_api/clients.py"],
+        # the client lifecycle (disable, rotate, revoke-grant) through the `tamga clients` CLI
+        # and the app over the same database: the CLI subprocesses import the mutant too
         tests=[
-            SIG + "test_app.py",
+            SIG + "test_trust_model.py",
             SIG + "test_registry_api.py",
-            SIG + "test_billing_api.py",
-            SIG + "test_csc.py",
+            SIG + "test_app.py",
+            SIG + "test_limits.py",
+            SIG + "test_clients_guards.py",
+            "tests/e2e/test_clients_cli.py",
         ],
     ),
     # the ledger (docs/billing.md)

@@ -21,6 +21,12 @@ from signing_api.config import DEFAULT_PKCS11_MODULE
 REPO = Path(__file__).resolve().parent.parent
 TEST_PINS = {CA_TOKEN: "ca-test-pin-1234", CLOUD_TOKEN: "cloud-test-pin-5678"}
 PKCS11_MODULE = os.environ.get("TAMGA_PKCS11_MODULE", DEFAULT_PKCS11_MODULE)
+# The PKCS#11 library reads SOFTHSM2_CONF once per process, when it is first initialised. A
+# second pytest session in the same process (mutmut runs its stats session, then the clean run,
+# then forks each mutant's session from that process) must keep the first session's
+# installation: otherwise a subprocess pointed at SOFTHSM2_CONF (tests/check_token_keys.py)
+# looks at a new, empty token directory while the tests' own tokens live in the first one.
+_HOMES: list[Path] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,11 +44,15 @@ def hsm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(
             f"PKCS#11 module {PKCS11_MODULE} is missing: run `make setup` (installs softhsm2)"
         )
+    if _HOMES and _HOMES[0].is_dir():
+        os.environ["SOFTHSM2_CONF"] = str(_HOMES[0] / "softhsm2.conf")
+        return _HOMES[0]
     home = tmp_path_factory.mktemp("tamga-home")
     conf = write_config(REPO / "softhsm.conf", home)
     os.environ["SOFTHSM2_CONF"] = str(conf)
     for label, pin in TEST_PINS.items():
         init_token(conf, label, pin, "so-" + pin)
+    _HOMES.append(home)
     return home
 
 

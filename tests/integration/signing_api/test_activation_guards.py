@@ -1,0 +1,187 @@
+"""Activation and authorisation guards of docs/signing.md that mutation testing found untested.
+
+Each test names the mutants of ``signing_api/cloud/activation.py`` it kills (``scripts/mutation.py
+activation``; checked one by one with ``MUTANT_UNDER_TEST``). Real database (SQLite and
+PostgreSQL), real SoftHSM, through the Flask test client; the TOTP codes are computed from the
+``otpauth://`` URI the holder received.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from db import AuditEntry
+from signing_api.cloud import SignatureActivation
+from tests.ca_fixtures import CaApi
+from tests.integration.ca.test_issuance import _fields, _problem
+from tests.integration.signing_api.test_csc import (
+    PIN,
+    _client_data,
+    _csc,
+    _error,
+    _hash,
+    _setup,
+    _signatures,
+    totp,
+)
+from tests.integration.signing_api.test_csc_guards import (
+    _activate,
+    _audits,
+    _count,
+    _enrolments,
+    _unactivated,
+    _wrong,
+)
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
+
+def _authorize_with(api: CaApi, serial: str, otp: object, pin: object = PIN) -> Any:
+    body = {
+        "credentialID": serial,
+        "numSignatures": 1,
+        "hash": [_hash(b"malformed otp")],
+        "PIN": pin,
+        "OTP": otp,
+        "clientData": _client_data(),
+    }
+    return _csc(api, "credentials/authorize", body)
+
+
+def test_a_malformed_otp_with_the_right_pin_opens_nothing(ca_api: CaApi) -> None:
+    """The right PIN and an OTP that is not six ASCII digits: ``invalid_otp``, no SAD.
+
+    Mutants killed: ``_totp_ok`` 6 (a malformed OTP answered ``True``: any six letters, five
+    digits or none opened a SAD with the PIN alone) and 2 (non-ASCII digits reached the
+    constant-time comparison, which raises on them: a 500).
+    """
+    h = _setup(ca_api)
+    for otp in ("abcdef", "12345", "1234567", "١٢٣٤٥٦"):  # the last: Arabic-Indic digits
+        _error(_authorize_with(ca_api, h.serial, otp), "invalid_otp")
+    assert _count(ca_api, SignatureActivation) == 0
+    assert _audits(ca_api, "csc.authorize.granted") == 0
+    assert _audits(ca_api, "csc.authorize.refused") == 4
+    # Four wrong attempts: not locked; the right code opens a SAD.
+    granted = _authorize_with(ca_api, h.serial, totp(h.uri, ca_api.clock.now))
+    assert granted.status_code == 200, granted.json
+    assert _signatures(ca_api) == 0
+
+
+def test_five_wrong_attempts_lock_for_fifteen_minutes_and_the_count_restarts(
+    ca_api: CaApi,
+) -> None:
+    """ "Five wrong PIN or OTP attempts lock the credential for 15 minutes" (docs/signing.md).
+
+    Four wrong attempts do not lock; a right one, and the end of a lock, start the count again;
+    the lock ends at exactly 15 minutes. Mutants killed: ``authorize`` 28 (``locked_until >=
+    now``: still locked at the 15th minute), 91 (a lock left the count at 1: four wrong attempts
+    after it locked again), 146 (a success left the count at 1).
+    """
+    h = _setup(ca_api)
+    clock = ca_api.clock
+
+    def wrong() -> None:
+        _error(_authorize_with(ca_api, h.serial, "000000", pin="999999"), "invalid_pin")
+
+    def right() -> Any:
+        return _authorize_with(ca_api, h.serial, totp(h.uri, clock.now))
+
+    for _round in range(2):
+        for _ in range(4):
+            wrong()
+        clock.now += timedelta(seconds=30)
+        assert right().status_code == 200
+    for _ in range(5):
+        wrong()
+    locked_at = clock.now
+    clock.now = locked_at + timedelta(minutes=15, seconds=-1)
+    assert "locked" in _error(right(), "invalid_request")
+    clock.now = locked_at + timedelta(minutes=15)  # open again: four wrong ones do not lock
+    for _ in range(4):
+        wrong()
+    assert right().status_code == 200
+    assert _audits(ca_api, "csc.authorize.granted") == 3
+    assert _audits(ca_api, "csc.authorize.refused") == 4 + 4 + 5 + 1 + 4
+
+
+def _refusal(api: CaApi, serial: str, code: str | None = None) -> tuple[str, set[str]]:
+    """An activation refused: its detail and the fields it names."""
+    refused = _problem(_activate(api, serial, "518273", code), 422, "validation-failed")
+    return str(refused["detail"]), _fields(refused)
+
+
+def test_every_activation_refusal_is_journalled_with_its_reason_and_names_its_field(
+    ca_api: CaApi,
+) -> None:
+    """ "Every refusal is journalled (``csc.activation.refused`` with its reason)".
+
+    Mutants killed: ``_check_code`` 6, 7, 12, 13, 19, 20, 31, 32, 52, 53 (the reasons) and 8, 9,
+    14, 15, 21, 22, 54, 55 (the field a refusal names: the code; during the delay, the request).
+    """
+    holder, serial = _unactivated(ca_api)
+    code = ca_api.activation_code(serial)
+    detail, fields = _refusal(ca_api, serial, _wrong(code))
+    assert "4 attempts left" in detail and fields == {"activation_code"}
+    ca_api.clock.now += timedelta(hours=72)
+    detail, fields = _refusal(ca_api, serial)
+    assert "expired" in detail and fields == {"activation_code"}
+    assert ca_api.post(f"/api/v1/certificates/{serial}/activation-code").status_code == 202
+    changed = ca_api.client.patch(
+        f"/api/v1/holders/{holder}",
+        json={"email": "new.head@test.kg", "document": "заявление №18"},
+        headers=ca_api.headers("officer"),
+    )
+    assert changed.status_code == 200, changed.json
+    detail, fields = _refusal(ca_api, serial)
+    assert "e-mail has changed" in detail and fields == {"activation_code"}
+    assert ca_api.post(f"/api/v1/certificates/{serial}/activation-code").status_code == 202
+    detail, fields = _refusal(ca_api, serial)
+    assert "activation opens at" in detail and fields == {"request"}  # no one field
+    ca_api.clock.now += timedelta(hours=24)
+    used = ca_api.activation_code(serial)
+    assert _activate(ca_api, serial, "518273", used).status_code == 201
+    detail, fields = _refusal(ca_api, serial, used)
+    assert "no activation code is open" in detail and fields == {"activation_code"}
+    with ca_api.runtime.transaction() as session:
+        rows = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "csc.activation.refused")
+            .order_by(AuditEntry.sequence)
+        ).all()
+        journal = [(r.object, r.outcome, r.details_dict()) for r in rows]
+    reasons = ["wrong_code", "expired", "contact_changed", "contact_change_delay", "no_code"]
+    assert journal == [(f"certificate:{serial}", "refused", {"reason": r}) for r in reasons]
+
+
+def test_a_code_refused_for_a_changed_email_stays_void_when_the_email_changes_back(
+    ca_api: CaApi,
+) -> None:
+    """Codes sent to an e-mail that is no longer the holder's are void: one refused for that
+    reason is closed, and does not come back when an officer restores the old address.
+
+    Mutant killed: ``_check_code`` 17 (the refused code left open: after the e-mail changed back
+    and the delay passed, it activated).
+    """
+    holder, serial = _unactivated(ca_api)
+    code = ca_api.activation_code(serial)
+
+    def change(email: str) -> None:
+        done = ca_api.client.patch(
+            f"/api/v1/holders/{holder}",
+            json={"email": email, "document": "заявление №19"},
+            headers=ca_api.headers("officer"),
+        )
+        assert done.status_code == 200, done.json
+
+    change("new.head@test.kg")
+    detail, _ = _refusal(ca_api, serial, code)
+    assert "e-mail has changed" in detail
+    change("head@test.kg")
+    ca_api.clock.now += timedelta(hours=24)
+    detail, _ = _refusal(ca_api, serial, code)
+    assert "no activation code is open" in detail
+    assert _enrolments(ca_api) == 0
