@@ -426,6 +426,7 @@ def send_code(
             purpose=purpose,
             code_sha256=_digest(code),
             sent_to=holder.email,
+            contact_as_of=holder.contact_changed_at,
             created_at=now,
             expires_at=expires_at,
             attempts=0,
@@ -490,11 +491,12 @@ def _check_code(
     if row.expires_at <= now:
         row.closed_at = now
         return "expired", f"the activation code has expired: {ask}", "activation_code"
-    if row.sent_to != holder.email:
+    changed = holder.contact_changed_at
+    if row.sent_to != holder.email or row.contact_as_of != changed:
+        # A code sent before the last contact change is void, even if the address came back.
         row.closed_at = now
         message = f"the holder's e-mail has changed since the code was sent: {ask}"
         return "contact_changed", message, "activation_code"
-    changed = holder.contact_changed_at
     if changed is not None and now < changed + policy.activation.contact_change_delay:
         opens = iso_utc(changed + policy.activation.contact_change_delay)
         return (

@@ -45,6 +45,8 @@ class ActivationCode(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     code_sha256: Mapped[str] = mapped_column(String(64))
     sent_to: Mapped[str] = mapped_column(String(254))  # the holder's e-mail at the time
+    # The holder's contact_changed_at when it was sent: a later change of contact voids it.
+    contact_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

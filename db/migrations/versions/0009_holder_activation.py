@@ -61,6 +61,7 @@ def upgrade() -> None:
         _s("purpose", 16),
         _s("code_sha256", 64),
         _s("sent_to", 254),
+        _ts("contact_as_of", True),
         _ts("created_at"),
         _ts("expires_at"),
         sa.Column("attempts", sa.Integer(), nullable=False),

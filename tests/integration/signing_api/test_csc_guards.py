@@ -780,3 +780,25 @@ def test_a_code_used_before_a_renewal_is_refused_after_it(ca_api: CaApi) -> None
     assert "expired" in _error(attempt(h, code), "invalid_request")
     _error(attempt(renewed, code), "invalid_otp")  # the same code, the new certificate
     assert attempt(renewed, totp(h.uri, ca_api.clock.now)).status_code == 200  # a fresh code
+
+
+def test_a_code_sent_before_a_contact_change_stays_void_when_the_address_comes_back(
+    ca_api: CaApi,
+) -> None:
+    """Found by mutation testing (helper run of the activation area): e-mail A → B → A left a
+    code sent to A usable once the delay had passed. A code sent before the last change of
+    contact is void, whatever the address is now."""
+    holder, serial = _unactivated(ca_api)
+    old_code = ca_api.activation_code(serial)
+    for email in ("new.head@test.kg", "head@test.kg"):
+        changed = ca_api.client.patch(
+            f"/api/v1/holders/{holder}", json={"email": email, "document": "заявление №18"},
+            headers=ca_api.headers("officer"),
+        )  # fmt: skip
+        assert changed.status_code == 200, changed.json
+    ca_api.clock.now += timedelta(hours=25)
+    refused = _problem(_activate(ca_api, serial, "518273", old_code), 422, "validation-failed")
+    assert "changed since the code was sent" in refused["detail"], refused
+    assert _enrolments(ca_api) == 0
+    ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    assert _activate(ca_api, serial, "518273").status_code == 201
