@@ -6,18 +6,21 @@ One copy of the start-up and shutdown every live-server test needs (gunicorn und
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.ca_fixtures import free_port
 from tests.tamga_fixtures import TAMGA
 
-__all__ = ["free_port", "tamga_serve"]
+__all__ = ["call", "free_port", "osmp_pay", "tamga_serve"]
 
 
 def _answers(url: str) -> bool:
@@ -51,3 +54,36 @@ def tamga_serve(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def call(
+    base: str, path: str, token: str, body: Any = None, method: str = "POST"
+) -> tuple[int, Any]:
+    """A JSON API call with a bearer token: (status, parsed JSON answer)."""
+    request = urllib.request.Request(  # noqa: S310 - our own test server
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as ex:
+        return ex.code, json.loads(ex.read())
+
+
+def osmp_pay(base: str, txn_id: str, account: str, amount: str) -> None:
+    """A terminal's OSMP pay, dated now in Bishkek (UTC+6), that must be accepted."""
+    query = urllib.parse.urlencode(
+        {
+            "command": "pay",
+            "txn_id": txn_id,
+            "account": account,
+            "sum": amount,
+            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
+        }
+    )
+    with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as paid:  # noqa: S310
+        answer = paid.read()
+    assert b"<result>0</result>" in answer, answer

@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import re
-import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from signing_api.mail import read_mailbox
+from tests.e2e.serving import call, osmp_pay
 from tests.e2e.test_serve import server  # noqa: F401 - the real-gunicorn fixture
 from tests.integration.signing_api.test_csc import PIN, totp
 from tests.tamga_fixtures import RunTamga
@@ -29,34 +29,6 @@ from tests.tamga_fixtures import RunTamga
 pytestmark = [pytest.mark.slow, pytest.mark.hsm, pytest.mark.db]
 
 INN = "01234567890123"
-
-
-def _call(base: str, path: str, token: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - our own test server
-        base + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as ex:
-        return ex.code, json.loads(ex.read())
-
-
-def _pay(base: str, txn: str, account: str, amount: str) -> None:
-    query = urllib.parse.urlencode(
-        {
-            "command": "pay",
-            "txn_id": txn,
-            "account": account,
-            "sum": amount,
-            "txn_date": time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 6 * 3600)),
-        }
-    )
-    with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as r:  # noqa: S310
-        assert b"<result>0</result>" in r.read()
 
 
 def _blank_pdf() -> bytes:
@@ -91,7 +63,7 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
         return made.stdout.strip().splitlines()[-1]
 
     portal = client("portal", "portal")
-    status, _ = _call(
+    status, _ = call(
         base,
         "/api/v1/subscribers",
         portal,
@@ -104,7 +76,7 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
         },
     )
     assert status == 201
-    status, holder = _call(
+    status, holder = call(
         base,
         "/api/v1/holders",
         portal,
@@ -120,26 +92,26 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
     assert status == 201, holder
     # The portal cannot vouch for the person (§3.3); an officer checks the documents.
     assert not holder["identity_verified"]
-    status, _ = _call(base, f"/api/v1/holders/{holder['id']}/verify", portal, {"document": "x"})
+    status, _ = call(base, f"/api/v1/holders/{holder['id']}/verify", portal, {"document": "x"})
     assert status == 403
     officer = client("front office", "officer")
-    status, checked = _call(
+    status, checked = call(
         base, f"/api/v1/holders/{holder['id']}/verify", officer, {"document": "office file 1"}
     )
     assert status == 200 and checked["identity_verified"], checked
     ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
-    status, unpaid = _call(base, "/api/v1/certificates", portal, ask)
+    status, unpaid = call(base, "/api/v1/certificates", portal, ask)
     assert status == 402, unpaid
-    _pay(base, "1", unpaid["payment_account"], "1510.00")
-    _pay(base, "2", INN, "1000.00")  # a zero balance stops services (§3.9.2)
-    status, issued = _call(base, "/api/v1/certificates", portal, ask)
+    osmp_pay(base, "1", unpaid["payment_account"], "1510.00")
+    osmp_pay(base, "2", INN, "1000.00")  # a zero balance stops services (§3.9.2)
+    status, issued = call(base, "/api/v1/certificates", portal, ask)
     assert status == 201, issued
     serial = issued["serial"]
     # The holder reads the activation code from its mailbox and, through the portal, sets the PIN.
     (mail,) = read_mailbox(home / "mail", "a@alatoo.kg")
     code = re.search(r"Activation code: ([0-9A-Z-]+)", mail.get_content())
     assert code is not None and serial in mail.get_content()
-    status, activated = _call(
+    status, activated = call(
         base, f"/api/v1/certificates/{serial}/activation", portal,
         {"activation_code": code.group(1), "pin": PIN},
     )  # fmt: skip

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.serving import free_port, tamga_serve
+from tests.e2e.serving import call, free_port, osmp_pay, tamga_serve
 from tests.tamga_fixtures import TAMGA, RunTamga, tamga_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]
@@ -67,35 +67,6 @@ REFUSED += ["413", "5xx"]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 
-def _call(base: str, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - our own test server
-        base + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as ex:
-        return ex.code, json.loads(ex.read())
-
-
-def _osmp_pay(base: str, txn_id: str, account: str, amount: str) -> None:
-    query = urllib.parse.urlencode(
-        {
-            "command": "pay",
-            "txn_id": txn_id,
-            "account": account,
-            "sum": amount,
-            "txn_date": time.strftime("%Y%m%d%H%M%S", time.localtime()),
-        }
-    )
-    with urllib.request.urlopen(f"{base}/payments/osmp/megapay?{query}", timeout=60) as paid:  # noqa: S310
-        answer = paid.read()
-    assert b"<result>0</result>" in answer, answer
-
-
 @pytest.fixture
 def live(run_tamga: RunTamga, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     home = tmp_path / "home"
@@ -127,9 +98,8 @@ def _seed(base: str, home: Path, database_url: str, run_tamga: RunTamga) -> dict
 
     officer = token("schemathesis officer", "officer")
     portal = token("schemathesis portal", "portal")
-    status, body = _call(
+    status, body = call(
         base,
-        "POST",
         "/api/v1/subscribers",
         officer,
         {
@@ -141,9 +111,8 @@ def _seed(base: str, home: Path, database_url: str, run_tamga: RunTamga) -> dict
         },
     )
     assert status == 201, body
-    status, holder = _call(
+    status, holder = call(
         base,
-        "POST",
         "/api/v1/holders",
         officer,
         {
@@ -156,20 +125,19 @@ def _seed(base: str, home: Path, database_url: str, run_tamga: RunTamga) -> dict
         },
     )
     assert status == 201, holder
-    status, checked = _call(
-        base, "POST", f"/api/v1/holders/{holder['id']}/verify", officer,
+    status, checked = call(base, f"/api/v1/holders/{holder['id']}/verify", officer,
         {"document": "office file 1"},
     )  # fmt: skip
     assert status == 200, checked
     grant = ("clients", "grant", "schemathesis portal", "--inn", INN)
     run_tamga(home, *grant, database_url=database_url)
     ask = {"holder_id": holder["id"], "role": "head", "storage": "cloud"}
-    status, unpaid = _call(base, "POST", "/api/v1/certificates", officer, ask)
+    status, unpaid = call(base, "/api/v1/certificates", officer, ask)
     assert status == 402, unpaid
-    _osmp_pay(base, "1", unpaid["payment_account"], "1510.00")
-    status, issued = _call(base, "POST", "/api/v1/certificates", officer, ask)
+    osmp_pay(base, "1", unpaid["payment_account"], "1510.00")
+    status, issued = call(base, "/api/v1/certificates", officer, ask)
     assert status == 201, issued
-    _osmp_pay(base, "2", INN, "50000.00")
+    osmp_pay(base, "2", INN, "50000.00")
     return {
         "officer": officer,
         "portal": portal,
