@@ -15,7 +15,9 @@ __all__ = [
     "CertificateChange",
     "CertificateState",
     "CertificateStatus",
+    "CheckStatus",
     "CustomerAccountStatus",
+    "DeliveryStatus",
     "HoldStatus",
     "HolderStatus",
     "LineOutcome",
@@ -162,3 +164,34 @@ class LineOutcome(enum.StrEnum):
     SUSPENSE = "suspense"
     ALREADY = "already"  # imported before
     REJECTED = "rejected"  # malformed, or refused: not imported
+
+
+# --- filing (filing.models, migration 0010) ----------------------------------------------------
+
+
+class DeliveryStatus(enum.StrEnum):
+    """``reports.delivery_status``, the operator's words (Статус отправки).
+
+    awaiting_signatures → awaiting_head | awaiting_accountant → (the second signature)
+    awaiting_payment or queued; awaiting_payment → queued (a top-up released it); queued → sent
+    (the dispatch confirmation is issued as it leaves) → delivered (the agency's signed receipt
+    is recorded). Before it leaves (up to queued) a signer may stop it: stopped (final).
+    """
+
+    AWAITING_SIGNATURES = "awaiting_signatures"
+    AWAITING_HEAD = "awaiting_head"
+    AWAITING_ACCOUNTANT = "awaiting_accountant"
+    AWAITING_PAYMENT = "awaiting_payment"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    STOPPED = "stopped"
+
+
+class CheckStatus(enum.StrEnum):
+    """``reports.check_status`` (Статус проверки): the agency's verdict, signed by the agency."""
+
+    NONE = "none"
+    AWAITING_CHECK = "awaiting_check"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
