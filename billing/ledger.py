@@ -222,6 +222,21 @@ def lock_customer(session: Session, inn: str) -> CustomerAccount:
     return row
 
 
+def lock_account(session: Session, inn: str) -> Balance:
+    """Lock the subscriber's account until the end of the transaction; its balance then.
+
+    A domain that must decide on the balance and then charge (filing's awaiting-payment queue)
+    takes this lock first, so that no other charge or top-up of the subscriber runs between.
+    """
+    return Balance.of(lock_customer(session, inn))
+
+
+def posting_for(session: Session, key: str) -> Posting | None:
+    """The transaction made under idempotency ``key``, if any (``replayed`` set)."""
+    txn = session.scalars(select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key)).first()
+    return None if txn is None else Posting.of(txn, replayed=True)
+
+
 # Ledger account ids by (database URL, code). Accounts are never deleted or renumbered (entries
 # reference them), so an id read back from the database stays right for the life of the process;
 # ids of accounts this session created are not cached until they are seen committed.

@@ -40,9 +40,14 @@ def may_sign(
     now: datetime,
     abroad: bool = False,
     end_user_ip: str | None = None,
+    check_service: bool = True,
 ) -> None:
     """Return if ``certificate`` may sign for company ``inn`` as ``role`` at ``now``; else raise
-    :class:`UsageRefused` saying why (``from_abroad`` when only the §3.6 rule refused)."""
+    :class:`UsageRefused` saying why (``from_abroad`` when only the §3.6 rule refused).
+
+    ``check_service=False`` leaves out the §3.9.2 stop at zero balance: filing takes a report's
+    second signature whatever the balance and lets the report wait for payment instead.
+    """
     state = certificate_state(certificate, now)
     if state != CertificateState.VALID:
         raise UsageRefused(f"the certificate is {state}")
@@ -78,6 +83,8 @@ def may_sign(
             " (§3.6)",
             from_abroad=True,
         )
+    if not check_service:
+        return
     served = billing.service_state(session, certificate.subscriber_inn, now=now)
     if served.state != ServiceStatus.ACTIVE:
         raise UsageRefused(f"service for {billed} is stopped: {served.reason}")
