@@ -233,7 +233,9 @@ def lock_account(session: Session, inn: str) -> Balance:
 
 def posting_for(session: Session, key: str) -> Posting | None:
     """The transaction made under idempotency ``key``, if any (``replayed`` set)."""
-    txn = session.scalars(select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key)).first()
+    txn = session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key)
+    ).first()
     return None if txn is None else Posting.of(txn, replayed=True)
 
 

@@ -8,8 +8,8 @@ Registering or changing an agency is an officer's act, journalled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from hashlib import sha256
 from datetime import datetime
+from hashlib import sha256
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -44,7 +44,9 @@ def _certificate(data: bytes) -> x509.Certificate:
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
     except ValueError:
-        raise InvalidReport({"receipt_certificate": "is not an X.509 certificate (PEM or DER)"})
+        raise InvalidReport(
+            {"receipt_certificate": "is not an X.509 certificate (PEM or DER)"}
+        ) from None
 
 
 def _endpoint(value: str) -> str:

@@ -101,7 +101,7 @@ def dispatch_statement(report: Report, sent_at: datetime) -> dict[str, str]:
         "inn": report.inn,
         "kind": report.kind,
         "period": report.period,
-        "sent_at": iso_utc(sent_at),
+        "sent_at": iso_utc(sent_at) or "",
     }
 
 
@@ -140,14 +140,10 @@ def prepare_dispatch(
         "period": report.period,
         "document": base64.b64encode(report.document).decode(),
         "document_sha256": report.document_sha256,
-        "signatures": [
-            base64.b64encode(s.cms).decode() for s in signatures_of(session, report.id)
-        ],
+        "signatures": [base64.b64encode(s.cms).decode() for s in signatures_of(session, report.id)],
         "dispatch_confirmation": base64.b64encode(report.dispatch_confirmation or b"").decode(),
     }
-    return Outgoing(
-        report.id, f"{agency.endpoint}/reports/{report.id}", json.dumps(body).encode()
-    )
+    return Outgoing(report.id, f"{agency.endpoint}/reports/{report.id}", json.dumps(body).encode())
 
 
 def _verified(agency: Agency, der: bytes, expected_type: str) -> dict[str, Any]:
@@ -263,7 +259,7 @@ def _unverified_report_id(der: bytes) -> str:
         content = info["content"]["encap_content_info"]["content"].native
         statement = json.loads(content)
         report_id = statement["report_id"]
-    except Exception:  # noqa: BLE001 - any malformed input is one answer
+    except Exception:  # any malformed input is one answer
         raise AgencyAnswerInvalid("the body is not a signed check result (CMS with JSON)") from None
     if not isinstance(report_id, str):
         raise AgencyAnswerInvalid("the check result names no report")

@@ -50,7 +50,9 @@ from policies.filing import (
     FILING_POLICY,
     REPORT_KINDS,
     FilingPolicy,
+    Period,
     PeriodType,
+    ReportKind,
     parse_period,
     report_tariff,
 )
@@ -133,6 +135,132 @@ def _fingerprint(**fields: str) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Fields:
+    inn: str
+    kind: ReportKind
+    period: Period
+    agency: Agency
+    office: str
+    file_name: str
+
+
+def _check_company(session: Session, inn: object, errors: dict[str, str]) -> str | None:
+    if not isinstance(inn, str) or not is_inn(inn):
+        errors["inn"] = "is the subscriber's 14-digit INN"
+        return None
+    if session.get(Subscriber, inn) is None:
+        errors["inn"] = f"no subscriber with INN {inn}"
+        return None
+    return inn
+
+
+def _check_form(kind: object, period: object, errors: dict[str, str]) -> tuple[Any, Any]:
+    report_kind = REPORT_KINDS.get(kind) if isinstance(kind, str) else None
+    if report_kind is None:
+        errors["kind"] = f"is one of the report forms {', '.join(sorted(REPORT_KINDS))}"
+    parsed = parse_period(period)
+    if parsed is None:
+        errors["period"] = "is a month (2026-11), a quarter (2026-Q3) or a year (2026)"
+    elif report_kind is not None and parsed.type not in report_kind.periods:
+        allowed = ", ".join(sorted(p.value for p in report_kind.periods))
+        errors["period"] = f"form {report_kind.code} is filed {allowed}, not {parsed.type.value}"
+        parsed = None
+    return report_kind, parsed
+
+
+def _check_destination(
+    session: Session,
+    report_kind: ReportKind | None,
+    agency: object,
+    office: object,
+    errors: dict[str, str],
+) -> tuple[Agency | None, str | None]:
+    row = session.get(Agency, agency) if isinstance(agency, str) else None
+    if row is None or not row.active:
+        errors["agency"] = "is a registered agency's code"
+        row = None
+    elif report_kind is not None and report_kind.agency != row.code:
+        errors["agency"] = f"form {report_kind.code} goes to {report_kind.agency}"
+        row = None
+    if not isinstance(office, str) or not office:
+        errors["office"] = "is the code of one of the agency's offices"
+        return row, None
+    if row is None:
+        return row, None
+    found = session.scalars(
+        select(AgencyOffice).where(
+            AgencyOffice.agency_code == row.code,
+            AgencyOffice.code == office,
+            AgencyOffice.active.is_(True),
+        )
+    ).one_or_none()
+    if found is None:
+        errors["office"] = f"{row.code} has no office {office!r}"
+        return row, None
+    return row, office
+
+
+def _check_file(
+    file_name: object, document: bytes, policy: FilingPolicy, errors: dict[str, str]
+) -> str | None:
+    if not document:
+        errors["document"] = "the report file is empty"
+    elif len(document) > policy.max_document_bytes:
+        errors["document"] = f"is larger than {policy.max_document_bytes} bytes"
+    if not isinstance(file_name, str):
+        errors["file_name"] = "is the report file's name"
+        return None
+    try:
+        name = clean_text(file_name, "file_name")
+    except InvalidField as ex:
+        errors["file_name"] = ex.message
+        return None
+    if not name or len(name) > 200 or "/" in name or "\\" in name or name in (".", ".."):
+        errors["file_name"] = "is 1 to 200 characters, without / or \\"
+        return None
+    return name
+
+
+def _checked_fields(
+    session: Session,
+    *,
+    inn: object,
+    kind: object,
+    period: object,
+    agency: object,
+    office: object,
+    file_name: object,
+    document: bytes,
+    now: datetime,
+    policy: FilingPolicy,
+    tariffs: TariffSchedule,
+) -> _Fields:
+    """Every field checked, every bad one named at once (:class:`InvalidReport`)."""
+    errors: dict[str, str] = {}
+    company = _check_company(session, inn, errors)
+    report_kind, parsed = _check_form(kind, period, errors)
+    agency_row, office_code = _check_destination(session, report_kind, agency, office, errors)
+    name = _check_file(file_name, document, policy, errors)
+    if parsed is not None and agency_row is not None:
+        tariff = report_tariff(agency_row.code, parsed.type)
+        try:
+            tariffs.price(tariff, now.astimezone(_BISHKEK).date())
+        except UnknownTariff:
+            errors["period"] = f"no tariff {tariff} is in force: the operator has no price for it"
+    if (
+        errors
+        or company is None
+        or report_kind is None
+        or parsed is None
+        or agency_row is None
+        or office_code is None
+        or name is None
+    ):
+        raise InvalidReport(errors or {"report": "is incomplete"})
+    return _Fields(company, report_kind, parsed, agency_row, office_code, name)
+
+
 def file_report(
     session: Session,
     *,
@@ -153,71 +281,26 @@ def file_report(
     """File a report (awaiting signatures). Every bad field is named at once; nothing is written
     then. A replay of ``request_key`` with the same content returns the first report."""
     digest = hashlib.sha256(document).hexdigest()
-    errors: dict[str, str] = {}
-    if not isinstance(inn, str) or not is_inn(inn):
-        errors["inn"] = "is the subscriber's 14-digit INN"
-    elif session.get(Subscriber, inn) is None:
-        errors["inn"] = f"no subscriber with INN {inn}"
-    report_kind = REPORT_KINDS.get(kind) if isinstance(kind, str) else None
-    if report_kind is None:
-        errors["kind"] = f"is one of the report forms {', '.join(sorted(REPORT_KINDS))}"
-    parsed = parse_period(period)
-    if parsed is None:
-        errors["period"] = "is a month (2026-11), a quarter (2026-Q3) or a year (2026)"
-    elif report_kind is not None and parsed.type not in report_kind.periods:
-        allowed = ", ".join(sorted(p.value for p in report_kind.periods))
-        errors["period"] = f"form {report_kind.code} is filed {allowed}, not {parsed.type.value}"
-    agency_row = session.get(Agency, agency) if isinstance(agency, str) else None
-    if agency_row is None or not agency_row.active:
-        errors["agency"] = "is a registered agency's code"
-    elif report_kind is not None and report_kind.agency != agency_row.code:
-        errors["agency"] = f"form {report_kind.code} goes to {report_kind.agency}"
-    if not isinstance(office, str) or not office:
-        errors["office"] = "is the code of one of the agency's offices"
-    elif agency_row is not None and (
-        session.scalars(
-            select(AgencyOffice).where(
-                AgencyOffice.agency_code == agency_row.code,
-                AgencyOffice.code == office,
-                AgencyOffice.active.is_(True),
-            )
-        ).one_or_none()
-        is None
-    ):
-        errors["office"] = f"{agency_row.code} has no office {office!r}"
-    name = ""
-    if not isinstance(file_name, str):
-        errors["file_name"] = "is the report file's name"
-    else:
-        try:
-            name = clean_text(file_name, "file_name")
-        except InvalidField as ex:
-            errors["file_name"] = ex.message
-        else:
-            if not name or len(name) > 200 or "/" in name or "\\" in name:
-                errors["file_name"] = "is 1 to 200 characters, without / or \\"
-    if not document:
-        errors["document"] = "the report file is empty"
-    elif len(document) > policy.max_document_bytes:
-        errors["document"] = f"is larger than {policy.max_document_bytes} bytes"
-    tariff = None
-    if parsed is not None and agency_row is not None and "agency" not in errors:
-        tariff = report_tariff(agency_row.code, parsed.type)
-        try:
-            tariffs.price(tariff, now.astimezone(_BISHKEK).date())
-        except UnknownTariff:
-            errors["period"] = f"no tariff {tariff} is in force: the operator has no price for it"
-    if errors:
-        raise InvalidReport(errors)
-    assert isinstance(inn, str) and isinstance(kind, str) and parsed is not None
-    assert agency_row is not None and isinstance(office, str)
-    print_ = _fingerprint(
+    fields = _checked_fields(
+        session,
         inn=inn,
         kind=kind,
-        period=parsed.text,
-        agency=agency_row.code,
+        period=period,
+        agency=agency,
         office=office,
-        file_name=name,
+        file_name=file_name,
+        document=document,
+        now=now,
+        policy=policy,
+        tariffs=tariffs,
+    )
+    print_ = _fingerprint(
+        inn=fields.inn,
+        kind=fields.kind.code,
+        period=fields.period.text,
+        agency=fields.agency.code,
+        office=fields.office,
+        file_name=fields.file_name,
         sha256=digest,
     )
     if request_key is not None:
@@ -231,14 +314,14 @@ def file_report(
             return Filed(earlier, replayed=True)
     report = Report(
         id=str(uuid.uuid4()),
-        inn=inn,
+        inn=fields.inn,
         client_id=client_id,
-        kind=kind,
-        period=parsed.text,
-        period_type=parsed.type.value,
-        agency_code=agency_row.code,
-        office_code=office,
-        file_name=name,
+        kind=fields.kind.code,
+        period=fields.period.text,
+        period_type=fields.period.type.value,
+        agency_code=fields.agency.code,
+        office_code=fields.office,
+        file_name=fields.file_name,
         document=document,
         document_sha256=digest,
         size=len(document),
@@ -313,16 +396,19 @@ def _slot_for(
         )
     slot = free[0]
     other = [s for s in filled.values() if s.slot != slot]
-    if other and other[0].certificate_id == certificate.id:
-        if not (
+    if (
+        other
+        and other[0].certificate_id == certificate.id
+        and not (
             policy.one_certificate_both_slots_without_accountant
             and CertRole(certificate.role) is CertRole.HEAD_AS_ACCOUNTANT
             and not _has_accountant_certificate(session, report.inn, now)
-        ):
-            raise SignatureRefused(
-                "one certificate fills one slot: the company has a separate accountant's"
-                " certificate, so the accountant signs"
-            )
+        )
+    ):
+        raise SignatureRefused(
+            "one certificate fills one slot: only a head acting as accountant, in a company"
+            " with no valid accountant's certificate, signs in both"
+        )
     return slot
 
 
@@ -440,7 +526,7 @@ def _complete(
 
 def _earlier_waiting(session: Session, report: Report) -> bool:
     """Whether another report of the subscriber waits for payment ahead of this one."""
-    assert report.completed_at is not None
+    completed = report.completed_at
     return bool(
         session.scalar(
             select(
@@ -449,8 +535,8 @@ def _earlier_waiting(session: Session, report: Report) -> bool:
                     Report.id != report.id,
                     Report.delivery_status == DeliveryStatus.AWAITING_PAYMENT,
                     or_(
-                        Report.completed_at < report.completed_at,
-                        and_(Report.completed_at == report.completed_at, Report.id < report.id),
+                        Report.completed_at < completed,
+                        and_(Report.completed_at == completed, Report.id < report.id),
                     ),
                 )
             )
@@ -472,7 +558,8 @@ def _try_charge(
     Under the subscriber's account lock: if a report waits ahead of it (``queue_first``) or the
     available balance does not cover everything due, nothing moves and False is returned.
     """
-    assert report.price is not None and report.tariff is not None
+    if report.price is None or report.tariff is None:
+        raise FilingConflict(f"report {report.id} is not complete: it has no price yet")
     balance = billing.lock_account(session, report.inn)
     if queue_first and _earlier_waiting(session, report):
         return False

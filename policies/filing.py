@@ -116,7 +116,7 @@ class FilingPolicy:
 
     def retry_after(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failed attempt (1-based), doubling, capped."""
-        wait = self.first_retry * (2 ** max(0, min(attempts - 1, 16)))
+        wait: timedelta = self.first_retry * (2 ** max(0, min(attempts - 1, 16)))
         return min(wait, self.max_retry)
 
 

@@ -68,6 +68,7 @@ DEFAULT_BODY_LIMIT = 1 * MIB
 BODY_LIMITS: dict[str, int] = {
     "signatures.sign_document": 28 * MIB,  # a 20 MiB document, base64 in JSON
     "renewals.upload": 11 * MIB,  # a 10 MiB supporting document, multipart
+    "reports.file_report": 14 * MIB,  # a 10 MiB report, base64 in JSON
 }
 _OSMP_BLUEPRINT = "osmp"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import billing
+import filing
 from ca.cms import CMSInvalid
 from ca.errors import (
     CAError,
@@ -118,12 +119,13 @@ class Problem(Exception):
         return json.dumps(doc, ensure_ascii=False)
 
 
-DomainError = CAError | billing.BillingError | CRLError | SigningRefused
+DomainError = CAError | billing.BillingError | CRLError | SigningRefused | filing.FilingError
 DOMAIN_ROOTS: tuple[type[Exception], ...] = (
     CAError,
     billing.BillingError,
     CRLError,
     SigningRefused,
+    filing.FilingError,
 )
 
 # Domain errors → problem slugs, looked up along the MRO: a subclass without its own row takes
@@ -155,6 +157,14 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
     CRLError: "conflict",
     UnknownIssuer: "not-found",
     ForeignIssuer: "not-found",
+    # filing
+    filing.FilingError: "conflict",
+    filing.NotFound: "not-found",
+    filing.InvalidReport: "validation-failed",
+    filing.SignatureRefused: "validation-failed",
+    filing.FilingConflict: "conflict",
+    filing.IdempotencyConflict: "idempotency-conflict",
+    filing.AgencyAnswerInvalid: "validation-failed",
 }
 
 
@@ -193,6 +203,11 @@ def problem_of(ex: DomainError) -> Problem:
         errors = {ex.field or "request": ex.message}
     elif isinstance(ex, KeyRefused):
         errors = {ex.field: str(ex)}
+    elif isinstance(ex, filing.SignatureRefused):
+        errors = dict(ex.errors)
+        extra = {"problems": list(ex.problems)}
+    elif isinstance(ex, filing.FilingError):
+        errors = dict(ex.errors)
     elif isinstance(ex, CMSInvalid):
         errors = {"signature": str(ex)}
     elif isinstance(ex, LintFailed):

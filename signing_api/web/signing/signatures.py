@@ -19,6 +19,8 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -32,6 +34,7 @@ from policies.dates import iso_utc
 from policies.roles import ClientRole
 from signing_api.cloud import (
     CloudSignature,
+    SignatureActivation,
     SigningRefused,
     record_signatures,
     use_sad,
@@ -44,7 +47,7 @@ from signing_api.web.problems import Problem, problem_of
 from signing_api.web.signing.csc import CSCError, check_maintenance, credential_for
 from signing_api.web.signing.schemas import SignatureEvidence, SignDocumentRequest
 
-__all__ = ["blueprint", "signature_json"]
+__all__ = ["blueprint", "cloud_cms", "signature_json"]
 
 blueprint = Blueprint("signatures", __name__)
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -133,42 +136,11 @@ def _token_serial(cms_der: bytes) -> str | None:
 def sign_document(body: SignDocumentRequest) -> Response:
     digest = _digest(body)
     moment, who = now(), actor()
-    rt = runtime()
     try:
         check_maintenance()
-        with rt.transaction() as session:
-            row = credential_for(session, body.credentialID)
-            activation, signer = use_sad(
-                session,
-                rt.cloud_token,
-                sad=body.SAD,
-                certificate=row,
-                client_id=g.client_id,
-                hashes=[base64.b64encode(digest).decode()],
-                now=moment,
-            )
-            der = cades_b_t(
-                session,
-                signer,
-                row,
-                digest,
-                chain=[active_certificate(session, n) for n in ("issuing", "root")],
-                tsa=rt.tsa_signer,
-                now=moment,
-                tsa_clock=rt.now,
-                actor=who,
-            )
-            (evidence,) = record_signatures(
-                session,
-                kind="cms",
-                certificate=row,
-                activation=activation,
-                hash_algorithm="sha256",
-                document_hashes=[digest],
-                now=moment,
-                actor=who,
-                tst_serial=_token_serial(der),
-                signature=der,
+        with runtime().transaction() as session:
+            _, evidence = cloud_cms(
+                session, body.credentialID, body.SAD, digest, moment=moment, who=who
             )
             view = signature_json(evidence)
     except SigningRefused as ex:
@@ -178,6 +150,60 @@ def sign_document(body: SignDocumentRequest) -> Response:
     except (HSMError, TSAUnavailable) as ex:
         raise Problem("unavailable", f"cannot sign now: {ex}") from None
     return reply(view, 201, location=f"/api/v1/signatures/{view['id']}")
+
+
+def cloud_cms(
+    session: Session,
+    credential_id: object,
+    sad: object,
+    digest: bytes,
+    *,
+    moment: datetime,
+    who: str,
+    before_signing: Callable[[SignatureActivation], None] | None = None,
+) -> tuple[bytes, CloudSignature]:
+    """A CAdES-B-T signature over ``digest`` with the credential's key, the SAD consumed, its
+    evidence recorded: the one path of ``/api/v1/signatures`` and of a report's cloud signature.
+    ``before_signing`` sees what the SAD allowed (company, role) and may refuse before the key
+    is used. Raises ``SigningRefused``, ``CSCError``, ``HSMError``, ``TSAUnavailable``.
+    """
+    rt = runtime()
+    row = credential_for(session, credential_id)
+    activation, signer = use_sad(
+        session,
+        rt.cloud_token,
+        sad=sad,
+        certificate=row,
+        client_id=g.client_id,
+        hashes=[base64.b64encode(digest).decode()],
+        now=moment,
+    )
+    if before_signing is not None:
+        before_signing(activation)
+    der = cades_b_t(
+        session,
+        signer,
+        row,
+        digest,
+        chain=[active_certificate(session, n) for n in ("issuing", "root")],
+        tsa=rt.tsa_signer,
+        now=moment,
+        tsa_clock=rt.now,
+        actor=who,
+    )
+    (evidence,) = record_signatures(
+        session,
+        kind="cms",
+        certificate=row,
+        activation=activation,
+        hash_algorithm="sha256",
+        document_hashes=[digest],
+        now=moment,
+        actor=who,
+        tst_serial=_token_serial(der),
+        signature=der,
+    )
+    return der, evidence
 
 
 def _visible(session: Session, signature_id: int) -> CloudSignature:
