@@ -11,6 +11,7 @@ from signing_api.cli import (  # noqa: F401 - importing a module registers its c
     ca,
     certificates,
     crl,
+    filing,
     mail,
     payments,
     registry,

@@ -22,6 +22,7 @@ from ca import CAError
 from ca.errors import InvalidField, InvalidFields, PaymentRequired
 from crl import CRLError
 from db import DBError, check_connection
+from filing import FilingError
 from hsm import HSMError
 from policies.money import som
 from signing_api.clients import ClientError
@@ -43,6 +44,7 @@ __all__ = [
 
 _EXPECTED = (
     HSMError, DBError, CAError, BillingError, CRLError, ConfigError, ClientError, SigningRefused,
+    FilingError,
 )  # fmt: skip
 
 

@@ -1,0 +1,217 @@
+"""``tamga worker``: releases reports a top-up paid for, delivers queued reports, sends mail.
+
+Any number of workers may run, on any machines sharing the database: each loop releases
+waiting reports (``filing.release_waiting``, under each subscriber's account lock), takes due
+reports with ``filing.claim_due`` (row locks that skip locked rows on PostgreSQL, plus a lease),
+signs the dispatch confirmation as a report first leaves, sends it to the agency's gateway
+outside any transaction, and records the signed receipt or the failure (retried with backoff).
+A worker killed mid-delivery leaves a lease that expires; another worker then resends, and the
+agency, idempotent by report id, still sees one report.
+
+PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
+``tamga-ca``), never inherited across a fork.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ca.dispatch import confirm_dispatch
+
+import filing
+from ca.tsa import TSAUnavailable
+from hsm import HSMError
+from policies.filing import FILING_POLICY, FilingPolicy
+from signing_api.runtime import Runtime
+
+__all__ = ["Tally", "Worker", "worker_name"]
+
+log = logging.getLogger("tamga.worker")
+
+
+def worker_name() -> str:
+    return f"worker:{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+@dataclass
+class Tally:
+    released: int = 0
+    delivered: int = 0
+    failed: int = 0
+    mailed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.released or self.delivered or self.failed or self.mailed)
+
+
+class _AgencyError(Exception):
+    pass
+
+
+def _receipt_of(body: bytes, content_type: str) -> bytes:
+    """The receipt in an agency's 200 answer: raw DER CMS, or JSON ``{"receipt": base64}``."""
+    if content_type.split(";", maxsplit=1)[0].strip() == "application/json":
+        try:
+            value = json.loads(body)["receipt"]
+            return base64.b64decode(value, validate=True)
+        except (ValueError, KeyError, TypeError) as ex:
+            raise _AgencyError(f"the agency's JSON answer holds no receipt: {ex}") from None
+    return body
+
+
+class Worker:
+    """One worker process's loop; ``run_once`` is one pass (tests and ``--once`` call it)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        owner: str | None = None,
+        batch: int = 10,
+        mail: bool = True,
+        policy: FilingPolicy = FILING_POLICY,
+    ) -> None:
+        self.rt = runtime
+        self.owner = owner or worker_name()
+        self.batch = batch
+        self.mail = mail
+        self.policy = policy
+
+    @property
+    def actor(self) -> str:
+        return self.owner
+
+    def run(self, stop: threading.Event, *, idle: float = 1.0) -> None:
+        log.info("worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                tally = self.run_once()
+            except Exception:  # a pass that failed (database restarting...): log and go on
+                log.exception("worker pass failed")
+                tally = Tally()
+            if not tally.busy:
+                stop.wait(idle)
+        log.info("worker %s stopped", self.owner)
+
+    def run_once(self) -> Tally:
+        tally = Tally()
+        with self.rt.transaction() as session:
+            tally.released = len(
+                filing.release_waiting(session, now=self.rt.now(), actor=self.actor)
+            )
+        with self.rt.transaction() as session:
+            due = filing.claim_due(
+                session, now=self.rt.now(), owner=self.owner, limit=self.batch, policy=self.policy
+            )
+        for report_id in due:
+            if self.deliver(report_id):
+                tally.delivered += 1
+            else:
+                tally.failed += 1
+        if self.mail:
+            tally.mailed = self._send_mail()
+        return tally
+
+    def _send_mail(self) -> int:
+        from signing_api.mail import deliver
+
+        try:
+            done = deliver(
+                self.rt.transaction,
+                smtp_url=self.rt.config.smtp_url,
+                sender=self.rt.config.mail_from,
+                now=self.rt.now(),
+                limit=50,
+            )
+        except OSError as ex:  # no SMTP server: the mail waits in the outbox
+            log.warning("mail not sent: %s", ex)
+            return 0
+        return done.sent
+
+    def _confirmer(self, session: object, now: datetime) -> filing.delivery.Confirmer:
+        def confirm(statement: Mapping[str, str]) -> bytes:
+            return confirm_dispatch(
+                session,  # type: ignore[arg-type]
+                self.rt.dispatch_signer,
+                statement=statement,
+                tsa=self.rt.tsa_signer,
+                tsa_clock=self.rt.now,
+                now=now,
+                actor=self.actor,
+            )
+
+        return confirm
+
+    def deliver(self, report_id: str) -> bool:
+        """One delivery attempt of a report this worker holds; True if the receipt is recorded."""
+        try:
+            with self.rt.transaction() as session:
+                moment = self.rt.now()
+                outgoing = filing.prepare_dispatch(
+                    session,
+                    report_id,
+                    owner=self.owner,
+                    confirm=self._confirmer(session, moment),
+                    now=moment,
+                    actor=self.actor,
+                )
+        except (HSMError, TSAUnavailable) as ex:
+            return self._failed(report_id, f"dispatch confirmation not signed: {ex}")
+        except filing.FilingConflict as ex:  # taken over or stopped meanwhile
+            log.info("report %s: %s", report_id, ex)
+            return False
+        try:
+            receipt = self._send(outgoing)
+        except _AgencyError as ex:
+            return self._failed(report_id, str(ex))
+        try:
+            with self.rt.transaction() as session:
+                filing.record_receipt(
+                    session, report_id, receipt, now=self.rt.now(), actor=self.actor
+                )
+        except filing.FilingError as ex:
+            return self._failed(report_id, f"receipt refused: {ex}")
+        return True
+
+    def _send(self, outgoing: filing.Outgoing) -> bytes:
+        req = urllib.request.Request(  # noqa: S310 - the agency's registered http(s) endpoint
+            outgoing.url,
+            data=outgoing.body,
+            method="PUT",
+            headers={"Content-Type": "application/json", "Accept": "application/pkcs7-mime"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.policy.agency_timeout_s) as answer:  # noqa: S310
+                body = answer.read(1024 * 1024)
+                return _receipt_of(body, answer.headers.get("Content-Type", ""))
+        except urllib.error.HTTPError as ex:
+            raise _AgencyError(f"the agency answered HTTP {ex.code}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as ex:
+            reason = getattr(ex, "reason", ex)
+            raise _AgencyError(f"the agency is unreachable: {reason}") from None
+
+    def _failed(self, report_id: str, error: str) -> bool:
+        log.warning("report %s not delivered: %s", report_id, error)
+        with self.rt.transaction() as session:
+            filing.record_failure(
+                session,
+                report_id,
+                error,
+                owner=self.owner,
+                now=self.rt.now(),
+                actor=self.actor,
+                policy=self.policy,
+            )
+        return False
