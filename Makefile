@@ -54,15 +54,9 @@ $(STAMP): pyproject.toml | system-packages
 	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
-run: setup ## tamga init (idempotent), the dev mail sink (./var/mail/*.eml), then tamga serve
+run: setup ## tamga init (idempotent), then the mail sink, the agency stub, the worker and tamga serve
 	$(BIN)/tamga init
-	@if [[ -z "$${TAMGA_SMTP_URL:-}" ]]; then \
-	    $(BIN)/tamga mail sink & sink=$$!; \
-	    trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
-	    $(BIN)/tamga serve; \
-	else \
-	    exec $(BIN)/tamga serve; \
-	fi
+	BIN=$(BIN) scripts/run-dev.sh
 
 test: setup ## PostgreSQL up (installed if needed), lint, then the whole suite (SQLite + PostgreSQL)
 	scripts/ensure-postgres.sh

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.hsm_fixtures",
     "tests.tamga_fixtures",
     "tests.ca_fixtures",
+    "tests.filing_fixtures",
 ]

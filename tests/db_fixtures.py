@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import DatabaseUnavailable, check_connection, make_engine, make_session_factory, upgrade
 
-__all__ = ["database_url", "engine", "pg_admin_url", "session_factory"]
+__all__ = ["database_url", "engine", "pg_admin_url", "pg_database_url", "session_factory"]
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
 DB_FIXTURES = frozenset({"database_url", "engine", "session_factory"})
@@ -95,6 +95,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield _database_url(admin_url, name)
     finally:
         _drop_database(admin, name)
+
+
+@pytest.fixture
+def pg_database_url(pg_admin_url: str, _pg_admin: Engine, _pg_template: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database migrated to head (a test that runs on it only)."""
+    name = _unique_name("tamga_t")
+    _create_database(_pg_admin, name, template=_pg_template)
+    try:
+        yield _database_url(pg_admin_url, name)
+    finally:
+        _drop_database(_pg_admin, name)
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ from typing import Any
 from tests.ca_fixtures import free_port
 from tests.tamga_fixtures import TAMGA
 
-__all__ = ["call", "free_port", "osmp_pay", "tamga_serve"]
+__all__ = ["REPO", "call", "free_port", "osmp_pay", "run_dev", "tamga_serve"]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _answers(url: str) -> bool:
@@ -54,6 +56,36 @@ def tamga_serve(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@contextmanager
+def run_dev(
+    env: dict[str, str], port: int, log_path: Path, *, timeout: float = 90
+) -> Iterator[subprocess.Popen[bytes]]:
+    """What ``make run`` starts after ``tamga init`` (``scripts/run-dev.sh``: the agency stub,
+    the worker, gunicorn) until /healthz answers; the whole process group is stopped after."""
+    import os
+    import signal
+
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(REPO / "scripts" / "run-dev.sh")], env=env, cwd=REPO, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(f"http://127.0.0.1:{port}/healthz"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("run-dev.sh did not start:\n" + log_path.read_text())
+                time.sleep(0.3)
+            yield proc
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def call(

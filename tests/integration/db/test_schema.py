@@ -11,8 +11,8 @@ import billing.bank  # registers bank_statement_lines
 import billing.models  # noqa: F401 - registers the billing tables
 import ca.models  # noqa: F401 - registers the CA tables on Base.metadata
 import crl.models  # noqa: F401 - registers crl_issues
-import filing.models  # noqa: F401 - registers the filing tables
 import db.outbox  # noqa: F401 - registers mail_outbox
+import filing.models  # noqa: F401 - registers the filing tables
 import signing_api.clients
 import signing_api.cloud.models  # noqa: F401 - registers the cloud signing tables
 from db import Base, current_revision, head_revision
