@@ -353,7 +353,8 @@ def test_receipt_result_and_package_verify_with_openssl(
     for slot in ("head", "accountant"):
         _openssl(
             "cms", "-verify", "-binary", "-inform", "DER",
-            "-in", out / "signatures" / f"{slot}.p7s", "-content", document, "-CAfile", out / "ca.pem", "-purpose", "any", "-out", "/dev/null",
+            "-in", out / "signatures" / f"{slot}.p7s", "-content", document,
+            "-CAfile", out / "ca.pem", "-purpose", "any", "-out", "/dev/null",
         )  # fmt: skip
     statement = _openssl(
         "cms", "-verify", "-inform", "DER", "-in", out / "dispatch-confirmation.p7m",
