@@ -134,10 +134,16 @@ class Signer:
     cert_pem: str
     key: ec.EllipticCurvePrivateKey
 
-    def cms(self, document: bytes, tmp: Path) -> bytes:
-        """``openssl cms -sign`` on the holder's machine: detached, SHA-256, cert included."""
+    def cms(self, document: bytes, tmp: Path, *, fresh: bool = False) -> bytes:
+        """``openssl cms -sign`` on the holder's machine: detached, SHA-256, cert included.
+
+        The same document gives the same bytes again (a retried upload) unless ``fresh``: a
+        new signature, with its own signing-time and ECDSA nonce.
+        """
         tag = hashlib.sha256(document + self.serial.encode()).hexdigest()[:16]
         doc, cert, key, out = (tmp / f"{tag}.{ext}" for ext in ("doc", "crt", "key", "p7s"))
+        if out.exists() and not fresh:
+            return out.read_bytes()
         doc.write_bytes(document)
         cert.write_text(self.cert_pem)
         key.write_bytes(

@@ -171,7 +171,7 @@ def test_signature_refusals_change_nothing(ca_api: CaApi, company: Company, tmp_
     assert accountant.status_code == 201
     # The same CMS again is a replay; another accountant signature is a conflict.
     replay = sign_cms(ca_api, rid, signer.cms(DOC, tmp_path))
-    assert replay.status_code in (200, 409)
+    assert replay.status_code == 200, replay.json
     after_one = counts(ca_api)
     second = rutoken_certificate(ca_api, company.accountant, "accountant")
     _problem(sign_cms(ca_api, rid, second.cms(DOC, tmp_path)), 409, "conflict")
@@ -409,3 +409,85 @@ def test_delivery_failures_back_off_and_a_dead_workers_lease_runs_out(
         report = session.get_one(filing.Report, done["id"])
         assert report.next_attempt_at is not None and report.next_attempt_at > later
         assert filing.claim_due(session, now=later, owner="third") == []
+
+
+def test_cloud_signature_replay_and_a_sad_for_another_role(
+    ca_api: CaApi, company: Company, tmp_path: Path
+) -> None:
+    report = _filed(ca_api)
+    sad = company.authorize(DOC)
+    url = f"/api/v1/reports/{report['id']}/signatures"
+    before = counts(ca_api)
+    # The SAD signs as head: asking for the accountant's slot with it signs nothing.
+    wrong = ca_api.post(
+        url, {"credentialID": company.head_serial, "SAD": sad, "role": "accountant"}
+    )
+    _problem(wrong, 422, "validation-failed")
+    assert counts(ca_api) == before
+    body = {"credentialID": company.head_serial, "SAD": sad}
+    first = ca_api.post(url, body)
+    assert first.status_code == 201, first.json
+    again = ca_api.post(url, body)  # a retried request: the same answer, nothing signed again
+    assert again.status_code == 200 and again.json["signatures"] == first.json["signatures"]
+    # Another SAD of the head for the same report: the slot is taken, the key is not used.
+    signed = counts(ca_api)
+    second = company.sign_cloud(report, DOC)
+    _problem(second, 409, "conflict")
+    assert counts(ca_api) == signed
+
+
+def test_after_it_left_a_report_cannot_be_stopped(
+    ca_api: CaApi, company: Company, agency: AgencyKey, tmp_path: Path
+) -> None:
+    report = _complete(company, tmp_path)
+    _deliver(ca_api, agency, report)
+    money, before = balance(ca_api), counts(ca_api)
+    refused = ca_api.post(f"/api/v1/reports/{report['id']}/stop", {"reason": "too late"})
+    _problem(refused, 409, "conflict")
+    assert balance(ca_api) == money and counts(ca_api) == before
+    # A receipt signed by another key, or for other bytes, is refused too.
+    impostor = AgencyKey.make("Impostor")
+    with pytest.raises(filing.AgencyAnswerInvalid), ca_api.runtime.transaction() as session:
+        filing.record_receipt(
+            session, report["id"], impostor.receipt(report), now=ca_api.clock.now, actor="w"
+        )
+    with pytest.raises(filing.AgencyAnswerInvalid), ca_api.runtime.transaction() as session:
+        filing.record_receipt(
+            session,
+            report["id"],
+            agency.receipt(report, document_sha256="0" * 64),
+            now=ca_api.clock.now,
+            actor="w",
+        )
+
+
+def test_one_certificate_fills_both_slots_only_without_an_accountant(
+    ca_api: CaApi, company: Company, tmp_path: Path
+) -> None:
+    """The documented slot policy: a head acting as accountant signs in both slots only when
+    the company has no valid accountant's certificate."""
+    lone = register(ca_api, inn=OTHER_INN, email="solo@other.kg", grant_to="portal")
+    from tests.filing_fixtures import cloud_certificate
+
+    cloud_certificate(ca_api, lone, "head_as_accountant")
+    ca_api.pay(OTHER_INN, 5_000_00)
+    solo = rutoken_certificate(ca_api, lone, "head_as_accountant")
+    report = _filed(ca_api, inn=OTHER_INN)
+    head = sign_cms(ca_api, report["id"], solo.cms(DOC, tmp_path))
+    assert head.status_code == 201 and head.json["delivery_status"] == "awaiting_accountant"
+    # The same CMS again is only a replay, not the second slot.
+    assert sign_cms(ca_api, report["id"], solo.cms(DOC, tmp_path)).status_code == 200
+    # A new signature by the same certificate fills the accountant's slot: no accountant here.
+    both = sign_cms(ca_api, report["id"], solo.cms(DOC, tmp_path, fresh=True))
+    assert both.status_code == 201, both.json
+    assert both.json["delivery_status"] == "queued"
+    # With the company's own accountant's certificate, the head no longer fills both.
+    report2 = _filed(ca_api, DOC + b"2", inn=OTHER_INN)
+    assert sign_cms(ca_api, report2["id"], solo.cms(DOC + b"2", tmp_path)).status_code == 201
+    accountant = register(ca_api, inn=OTHER_INN, email="acc@other.kg", position="Бухгалтер")
+    rutoken_certificate(ca_api, accountant, "accountant")
+    before = counts(ca_api)
+    again = solo.cms(DOC + b"2", tmp_path, fresh=True)
+    refused = sign_cms(ca_api, report2["id"], again, role="accountant")
+    assert "one slot" in _problem(refused, 422, "validation-failed")["detail"]
+    assert counts(ca_api) == before
