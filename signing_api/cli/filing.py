@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.orm import Session
 
+from policies.filing import FILING_POLICY
 from signing_api.cli import root
 
 if TYPE_CHECKING:
@@ -30,12 +33,20 @@ __all__: list[str] = []
 @click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--idle", default=1.0, show_default=True, type=click.FloatRange(0.05, 60))
 @click.option("--no-mail", is_flag=True, help="leave the mail outbox to `tamga mail send`")
-def worker(once: bool, batch: int, idle: float, no_mail: bool) -> None:
+@click.option(
+    "--lease",
+    default=FILING_POLICY.delivery_lease.total_seconds(),
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="seconds a report stays this worker's; after that another worker takes it over",
+)
+def worker(once: bool, batch: int, idle: float, no_mail: bool, lease: float) -> None:
     """Release paid reports, deliver queued ones to agencies, send mail (until SIGTERM)."""
     from signing_api.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runner = Worker(root.open_runtime(), batch=batch, mail=not no_mail)
+    policy = replace(FILING_POLICY, delivery_lease=timedelta(seconds=lease))
+    runner = Worker(root.open_runtime(), batch=batch, mail=not no_mail, policy=policy)
     if once:
         tally = runner.run_once()
         click.echo(
