@@ -94,8 +94,9 @@ class Stack:
         for role in ("head", "accountant"):
             cert, key = self.signers[role]
             out = self.tmp / f"r{n}.{role}.p7s"
+            doc = self.tmp / f"r{n}.xml"
             subprocess.run(
-                ["openssl", "cms", "-sign", "-binary", "-md", "sha256", "-in", self.tmp / f"r{n}.xml",
+                ["openssl", "cms", "-sign", "-binary", "-md", "sha256", "-in", doc,
                  "-signer", cert, "-inkey", key, "-outform", "DER", "-out", out],
                 check=True, capture_output=True,
             )  # fmt: skip
