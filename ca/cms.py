@@ -1,4 +1,4 @@
-"""Detached CMS SignedData (RFC 5652): sign a document with any key, verify a holder's signature.
+"""CMS SignedData (RFC 5652): sign a document with any key, verify a holder's signature.
 
 A renewal request is signed by the holder with the current key, and the signature must be
 checkable by tools nobody here wrote (``openssl cms -verify``). The structure is built with
@@ -11,6 +11,11 @@ What we produce: ContentInfo/SignedData, eContentType id-data with the eContent 
 one SignerInfo identified by issuerAndSerialNumber, SHA-256 (SHA-384 for P-384 keys), signed
 attributes content-type, message-digest, signing-time and signing-certificate-v2 (RFC 5035), and
 the signer's certificate plus its chain.
+
+:func:`sign_encapsulated` makes the same structure with the content inside (eContent present:
+Tamga's dispatch confirmations), and :func:`verify_encapsulated` checks such a CMS against one
+pinned certificate, including ones made by other software (an agency's receipts, signed with
+pyca's ``PKCS7SignatureBuilder``: no signing-certificate-v2, perhaps SMIMECapabilities).
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ __all__ = [
     "Timestamper",
     "sign_detached",
     "sign_detached_digest",
+    "sign_encapsulated",
     "signer_hash",
     "verify_detached",
+    "verify_encapsulated",
 ]
 
 SignerKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -117,13 +124,70 @@ def sign_detached_digest(
     signature value is time-stamped and the token added as the signature-time-stamp unsigned
     attribute (ETSI EN 319 122-1 §5.3, CAdES-B-T).
     """
+    _check_signer_key(certificate, private_key, signing_time)
+    hash_name = _hash_for_key(private_key)
+    if len(digest) != hashlib.new(hash_name).digest_size:
+        raise ValueError(f"a {hash_name} digest is {hashlib.new(hash_name).digest_size} bytes")
+    return _signed_data(
+        digest,
+        None,
+        certificate,
+        private_key,
+        chain,
+        signing_time=signing_time,
+        timestamper=timestamper,
+    )
+
+
+def sign_encapsulated(
+    content: bytes,
+    certificate: x509.Certificate,
+    private_key: SignerKey,
+    chain: Sequence[x509.Certificate] = (),
+    *,
+    signing_time: datetime,
+    timestamper: Timestamper | None = None,
+) -> bytes:
+    """DER of an attached CMS SignedData: ``content`` is carried inside, as the eContent.
+
+    The same SignerInfo as :func:`sign_detached` (signed attributes content-type, message-digest,
+    signing-time, signing-certificate-v2; with ``timestamper`` the signature-time-stamp unsigned
+    attribute), over eContentType id-data with the eContent present.
+    """
+    _check_signer_key(certificate, private_key, signing_time)
+    hash_name = _hash_for_key(private_key)
+    return _signed_data(
+        hashlib.new(hash_name, content).digest(),
+        content,
+        certificate,
+        private_key,
+        chain,
+        signing_time=signing_time,
+        timestamper=timestamper,
+    )
+
+
+def _check_signer_key(
+    certificate: x509.Certificate, private_key: SignerKey, signing_time: datetime
+) -> None:
     if signing_time.tzinfo is None:
         raise ValueError("signing_time must be timezone-aware")
     if _public_der(private_key.public_key()) != _public_der(certificate.public_key()):
         raise ValueError("the private key does not match the signer certificate")
+
+
+def _signed_data(
+    digest: bytes,
+    content: bytes | None,
+    certificate: x509.Certificate,
+    private_key: SignerKey,
+    chain: Sequence[x509.Certificate],
+    *,
+    signing_time: datetime,
+    timestamper: Timestamper | None,
+) -> bytes:
+    """ContentInfo/SignedData DER; ``content`` None leaves the eContent out (detached)."""
     hash_name = _hash_for_key(private_key)
-    if len(digest) != hashlib.new(hash_name).digest_size:
-        raise ValueError(f"a {hash_name} digest is {hashlib.new(hash_name).digest_size} bytes")
     signed_attrs = cms.CMSAttributes(
         [
             {"type": "content_type", "values": ["data"]},
@@ -153,11 +217,14 @@ def sign_detached_digest(
     signer_info = cms.SignerInfo(signer)
     # CertificateSet is a SET OF: DER sorts it, so the signer is not necessarily first.
     certificates = [certificate, *(c for c in chain if c != certificate)]
+    encap_content_info: dict[str, Any] = {"content_type": "data"}
+    if content is not None:
+        encap_content_info["content"] = content
     signed_data = cms.SignedData(
         {
             "version": "v1",
             "digest_algorithms": [_digest_algorithm(hash_name)],
-            "encap_content_info": {"content_type": "data"},
+            "encap_content_info": encap_content_info,
             "certificates": [
                 cms.CertificateChoices({"certificate": _asn1_certificate(c)}) for c in certificates
             ],
@@ -252,8 +319,31 @@ def verify_detached(content: bytes, signature: bytes, certificate: x509.Certific
         raise CMSInvalid(f"malformed CMS signature: {ex}") from ex
 
 
+def verify_encapsulated(signature: bytes, certificate: x509.Certificate) -> tuple[bytes, datetime]:
+    """Check an attached CMS signature by ``certificate``; return (its content, signing-time).
+
+    For a CMS whose eContent (id-data) is present, made by us (:func:`sign_encapsulated`) or by
+    other software: one signer, identified by issuerAndSerialNumber or subjectKeyIdentifier,
+    the signed attributes content-type (id-data), message-digest and signing-time, and
+    signing-certificate-v2 checked only when present. ``certificate`` is pinned: a signature by
+    any other certificate is refused, and whether it was valid and trusted at that time is the
+    caller's business. Accepts DER or PEM. Any failure raises :class:`CMSInvalid`.
+    """
+    try:
+        signed_data = _load_signed_data(signature, detached=False)
+        content: bytes = signed_data["encap_content_info"]["content"].native
+        return content, _verify_signer(signed_data, content, certificate)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as ex:
+        raise CMSInvalid(f"malformed CMS signature: {ex}") from ex
+
+
 def _verify(content: bytes, signature: bytes, certificate: x509.Certificate) -> datetime:
-    signer = _single_signer(_load_signed_data(signature))
+    return _verify_signer(_load_signed_data(signature, detached=True), content, certificate)
+
+
+def _verify_signer(signed_data: Any, content: bytes, certificate: x509.Certificate) -> datetime:
+    """The one signer of ``signed_data`` signed ``content`` with ``certificate``: signing-time."""
+    signer = _single_signer(signed_data)
     _check_signer_identifies(signer, certificate)
     hash_name = _digest_name(signer)
     attributes = _signed_attributes(signer)
@@ -270,7 +360,7 @@ def _verify(content: bytes, signature: bytes, certificate: x509.Certificate) -> 
     return moment.astimezone(UTC)
 
 
-def _load_signed_data(signature: bytes) -> Any:
+def _load_signed_data(signature: bytes, *, detached: bool) -> Any:
     der = signature
     if pem.detect(signature):
         kind, _headers, der = pem.unarmor(signature)
@@ -283,8 +373,10 @@ def _load_signed_data(signature: bytes) -> Any:
     encap = signed_data["encap_content_info"]
     if encap["content_type"].native != "data":
         raise CMSInvalid("the encapsulated content type is not id-data")
-    if encap["content"].native is not None:
+    if detached and encap["content"].native is not None:
         raise CMSInvalid("the signature is not detached: it carries its own content")
+    if not detached and encap["content"].native is None:
+        raise CMSInvalid("the signature is detached: it does not carry its content")
     return signed_data
 
 

@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from ca import active_certificate, ensure_hierarchy, load_certificate
+from ca.dispatch import ensure_dispatch
 from ca.errors import HierarchyNotReady
 from ca.tsa import ensure_tsa
 from db import audit, check_connection, migrate
 from hsm.softhsm import init_token, is_softhsm, token_labels, write_config
-from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
+from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN, DISPATCH
 from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime, point_softhsm_at_home
@@ -82,7 +83,7 @@ def _ensure_softhsm_tokens(config: Config, created: list[str]) -> None:
 
 def publish_ca_files(session: Session, public_dir: Path) -> None:
     """Write the CA certificates (DER ``.crt`` and ``.pem``) for a web server or CDN."""
-    for name in ("root", "issuing", TSA.name):
+    for name in ("root", "issuing", TSA.name, DISPATCH.name):
         try:
             cert = active_certificate(session, name)
         except HierarchyNotReady:
@@ -115,6 +116,27 @@ def _ensure_tsa(
     )
 
 
+def _ensure_dispatch(
+    session: Session, runtime: Runtime, public_url: str, now: datetime, created: list[str]
+) -> None:
+    """The dispatch-confirmation key and certificate, once the issuing CA has its certificate.
+
+    A home made before dispatch confirmations existed gets both on its next ``tamga init``.
+    """
+    had_key = runtime.ca_token.has_key(DISPATCH.key_label)
+    try:
+        active_certificate(session, DISPATCH.name)
+        had_certificate = True
+    except HierarchyNotReady:
+        had_certificate = False
+    ensure_dispatch(session, runtime.ca_token, public_url=public_url, now=now, actor="tamga-init")
+    created.extend(
+        what
+        for what, had in (("dispatch key", had_key), ("dispatch certificate", had_certificate))
+        if not had
+    )
+
+
 def _restrict_sqlite_file(runtime: Runtime) -> None:
     """The embedded database holds the audit journal and token hashes: owner-only (0600)."""
     database = runtime.engine.url.database
@@ -123,7 +145,8 @@ def _restrict_sqlite_file(runtime: Runtime) -> None:
 
 
 def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
-    """Idempotent set-up of ``config.home``: secrets, tokens, schema, keys, CA hierarchy."""
+    """Idempotent set-up of ``config.home``: secrets, tokens, schema, keys, CA hierarchy, and the
+    TSA and dispatch-confirmation signers."""
     now = now or datetime.now(UTC)
     created: list[str] = []
     _prepare_home(config)
@@ -167,6 +190,7 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
         created.extend(status.created)
         if status.issuing is not None:  # production: the TSA waits for the imported issuing CA
             _ensure_tsa(session, runtime, config.public_url, now, created)
+            _ensure_dispatch(session, runtime, config.public_url, now, created)
         publish_ca_files(session, config.public_dir)
     runtime.engine.dispose()
     return InitReport(created=tuple(created), awaiting_issuer_import=status.issuing is None)

@@ -1,4 +1,4 @@
-"""Per-process wiring: the database engine and the two HSM tokens, created lazily.
+"""Per-process wiring: the database engine, the two HSM tokens and their signers, created lazily.
 
 Nothing here touches PKCS#11 until a token is first used, so the gunicorn master never
 initialises the library; each worker does, after fork.
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import make_engine, make_session_factory
 from hsm import HSMToken, Signer
 from hsm.softhsm import is_softhsm
-from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN
+from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN, DISPATCH
 from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
 
@@ -88,6 +88,11 @@ class Runtime:
     def tsa_signer(self) -> Signer:
         """The TSA's key alone: what the signing routes may use of the CA token."""
         return self.ca_token.signer(TSA.key_label)
+
+    @cached_property
+    def dispatch_signer(self) -> Signer:
+        """The dispatch-confirmation key alone (``ca.dispatch.confirm_dispatch``)."""
+        return self.ca_token.signer(DISPATCH.key_label)
 
     @cached_property
     def cloud_token(self) -> HSMToken:
