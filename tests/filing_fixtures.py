@@ -299,10 +299,6 @@ def agency() -> AgencyKey:
 def company(ca_api: CaApi, agency: AgencyKey) -> Company:
     """A company (in the portal's scope) with a cloud head and a RuToken accountant, money on
     its balance, and the tax service registered with two offices."""
-    from ca.dispatch import ensure_dispatch
-
-    with ca_api.runtime.transaction() as session:
-        ensure_dispatch(session, ca_api.runtime.ca_token, now=ca_api.clock.now, actor="test")
     head = register(ca_api)
     accountant = register(
         ca_api, full_name="Бухгалтерова Анна", email="acc@test.kg", position="Главный бухгалтер"

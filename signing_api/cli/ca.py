@@ -49,6 +49,7 @@ def ca_issuer_csr() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ca_issuer_import(file: Path) -> None:
     """Install the issuing CA certificate signed by the root (PEM or DER)."""
+    from ca.dispatch import ensure_dispatch
     from ca.tsa import ensure_tsa
     from signing_api.bootstrap import publish_ca_files
 
@@ -61,13 +62,15 @@ def ca_issuer_import(file: Path) -> None:
             now=now(),
             actor=f"cli:{operator()}",
         )
-        # The TSA's certificate comes from the issuing CA: make it now rather than at next init.
-        ensure_tsa(
-            session,
-            runtime.ca_token,
-            public_url=runtime.config.public_url,
-            now=now(),
-            actor=f"cli:{operator()}",
-        )
+        # The TSA's and the dispatch certificates come from the issuing CA: make them now
+        # rather than at the next init.
+        for ensure in (ensure_tsa, ensure_dispatch):
+            ensure(
+                session,
+                runtime.ca_token,
+                public_url=runtime.config.public_url,
+                now=now(),
+                actor=f"cli:{operator()}",
+            )
         publish_ca_files(session, runtime.config.public_dir)
     click.echo(f"installed issuing CA certificate serial {cert.serial_number:x}")

@@ -66,9 +66,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         _fk("agency_offices", "agency_code", "agencies.code"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agency_offices")),
-        sa.UniqueConstraint(
-            "agency_code", "code", name=op.f("uq_agency_offices_agency_code")
-        ),
+        sa.UniqueConstraint("agency_code", "code", name=op.f("uq_agency_offices_agency_code")),
     )
     op.create_index(op.f("ix_agency_offices_agency_code"), "agency_offices", ["agency_code"])
     op.create_table(
@@ -148,7 +146,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "slot IN ('head', 'accountant')", name=op.f("ck_report_signatures_slot_known")
         ),
-        sa.CheckConstraint("form IN ('cms', 'cloud')", name=op.f("ck_report_signatures_form_known")),
+        sa.CheckConstraint(
+            "form IN ('cms', 'cloud')", name=op.f("ck_report_signatures_form_known")
+        ),
         _fk("report_signatures", "report_id", "reports.id"),
         _fk("report_signatures", "certificate_id", "certificates.id"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_signatures")),
