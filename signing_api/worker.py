@@ -26,9 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ca.dispatch import confirm_dispatch
-
 import filing
+from ca.dispatch import confirm_dispatch
 from ca.tsa import TSAUnavailable
 from hsm import HSMError
 from policies.filing import FILING_POLICY, FilingPolicy
