@@ -21,11 +21,16 @@ from agency_stub.protocol import canonical_json, utc_now_iso
 from agency_stub.service import Stub
 from agency_stub.store import DueResult
 
-__all__ = ["ResultPoster"]
+__all__ = ["ResultPoster", "backoff"]
 
 log = logging.getLogger("agency_stub.results")
 
 MAX_BACKOFF = 60.0
+
+
+def backoff(retry_base: float, attempts: int) -> float:
+    """The wait after the ``attempts``-th failed attempt: ``retry_base`` doubling, at most 60 s."""
+    return float(min(MAX_BACKOFF, retry_base * 2 ** max(0, attempts - 1)))
 
 
 class ResultPoster(threading.Thread):
@@ -60,9 +65,6 @@ class ResultPoster(threading.Thread):
                     self._attempt(due)
             except Exception:  # the poster must outlive any one bad result
                 log.exception("posting check results failed")
-
-    def _backoff(self, attempts: int) -> float:
-        return float(min(MAX_BACKOFF, self.retry_base * 2 ** max(0, attempts - 1)))
 
     def _signed(self, due: DueResult) -> bytes:
         if due.cms is not None:
@@ -135,7 +137,7 @@ class ResultPoster(threading.Thread):
                 posted=False,
                 refused=True,
                 status="gave-up" if give_up else "pending",
-                next_attempt_at=None if give_up else now + self._backoff(attempts),
+                next_attempt_at=None if give_up else now + backoff(self.retry_base, attempts),
             )
         else:
             log.warning(
@@ -150,5 +152,5 @@ class ResultPoster(threading.Thread):
                 posted=False,
                 refused=False,
                 status="pending",
-                next_attempt_at=now + self._backoff(attempts),
+                next_attempt_at=now + backoff(self.retry_base, attempts),
             )

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
+from agency_stub.results import backoff
 from agency_stub.testing import RunningStub, command, running_stub
 from tests.e2e.serving import free_port
 
@@ -57,6 +59,7 @@ class Receiver:
 
     statuses: list[int] = field(default_factory=list)
     posts: list[tuple[str, str, bytes]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def results(self) -> list[bytes]:
@@ -80,6 +83,7 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with state.lock:
                 state.posts.append((self.path, self.headers["Content-Type"], body))
+                state.times.append(time.monotonic())
                 status = state.statuses.pop(0) if state.statuses else 200
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -267,6 +271,8 @@ def test_receipt_is_encapsulated_cms_that_openssl_verifies_and_a_replay_is_the_s
         [*command(), "ca-cert", "--home", str(stub.home)], capture_output=True, check=True
     ).stdout
     assert root == stub.root_pem_path.read_bytes()
+    with urllib.request.urlopen(stub.url + "/ca-certificate", timeout=30) as answer:  # noqa: S310
+        assert answer.read() == root
     certificate = x509.load_pem_x509_certificate(published)
     assert certificate.subject.rfc4514_string().startswith("CN=State Tax Service receipts")
     usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -350,6 +356,8 @@ def test_down_error_and_slow(stub: RunningStub, filer: Filer, tmp_path: Path) ->
     assert stub.control(mode="down")["mode"] == "down"
     status, content_type, _ = put(stub, report_id, body)
     assert (status, content_type) == (503, "application/problem+json")
+    with urllib.request.urlopen(stub.url + "/healthz", timeout=30) as health:  # noqa: S310
+        assert json.loads(health.read()) == {"status": "ok", "agency": "tax", "mode": "down"}
     stub.control(mode="error")
     assert put(stub, report_id, body)[0] == 500
     assert stub.reports() == []  # neither registered anything
@@ -472,6 +480,9 @@ def test_a_5xx_is_retried_until_a_2xx_and_a_422_is_given_up_after_a_few_attempts
     row = wait_status(stub, first, "posted")
     assert (row["result_attempts"], row["result_posts"]) == (3, 1)
     assert len(set(receiver[0].results())) == 1  # every retry sends the same signed bytes
+    first_post, second_post, third_post = receiver[0].times
+    assert second_post - first_post >= 0.2  # running_stub's retry_base
+    assert third_post - second_post >= 0.4  # doubled
 
     receiver[0].statuses.extend([422] * 10)
     second = str(uuid.uuid4())
@@ -517,3 +528,42 @@ def test_state_survives_a_restart(
         third = str(uuid.uuid4())
         assert put(second, third, delivery(filer, third))[0] == 200
         assert reported(second, third)["registration_number"].endswith("-000003")
+
+
+def test_backoff_doubles_up_to_a_minute() -> None:
+    assert [backoff(1.0, n) for n in (1, 2, 3, 4, 6, 7, 20)] == [1, 2, 4, 8, 32, 60, 60]
+
+
+def test_another_agency_has_its_own_names_and_a_home_serves_one_agency(
+    tmp_path: Path, receiver: tuple[Receiver, str], filer: Filer
+) -> None:
+    home = tmp_path / "social-fund"
+    with running_stub(
+        home, free_port(), receiver[1], tmp_path / "sf.log", agency="social-fund"
+    ) as stub:
+        report_id = str(uuid.uuid4())
+        body = {**delivery(filer, report_id), "agency": "social-fund"}
+        status, _, receipt = put(stub, report_id, body)
+        assert status == 200
+        content = openssl_verified(receipt, stub.root_pem_path, tmp_path)
+        assert content["agency"] == "social-fund"
+        assert re.fullmatch(r"SF-\d{4}-000001", content["registration_number"])
+        certificate = x509.load_pem_x509_certificate(stub.receipt_certificate_pem())
+        assert certificate.subject.rfc4514_string().startswith("CN=Social Fund receipts")
+        result = openssl_verified(receiver[0].wait_for(1)[0], stub.root_pem_path, tmp_path)
+        assert result["agency"] == "social-fund"
+
+    refused = subprocess.run(
+        [*command(), "cert", "--home", str(home), "--agency", "tax"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "holds the keys of agency 'social-fund', not 'tax'" in refused.stderr
+    same = subprocess.run(
+        [sys.executable, "-m", "agency_stub", "cert", "--home", str(home)],
+        capture_output=True,
+        check=True,
+    )
+    assert same.stdout == (home / "receipt.pem").read_bytes()
