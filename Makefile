@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOFTHSM_LIB := /usr/lib/softhsm/libsofthsm2.so
-TYPED_PACKAGES := policies hsm db ca crl billing filing signing_api
+TYPED_PACKAGES := policies hsm db ca crl billing filing signing_api agency_stub
 
 TAMGA_TEST_DATABASE_URL ?= postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres
 export TAMGA_TEST_DATABASE_URL
