@@ -2,7 +2,8 @@
 
 ``issue_crl`` signs a full CRL for the root or the issuing CA from the revoked entries it is
 given; ``refresh_crl`` reissues when the schedule (:mod:`policies.crl`) says so;
-``write_crl_files`` publishes one for static serving.
+``write_crl_files`` publishes one for static serving. ``check_signature`` checks a subscriber's
+detached CMS signature the §8 way (filing's intake and the dispute procedure share it).
 """
 
 from crl.builder import (
@@ -18,6 +19,7 @@ from crl.builder import (
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
 from crl.models import CRLIssue
 from crl.publish import write_crl_files
+from crl.signatures import SignatureCheck, Step, check_signature
 from crl.status import CertificateStatus, Status, status_at
 
 __all__ = [
@@ -27,8 +29,11 @@ __all__ = [
     "ForeignIssuer",
     "IssuedCRL",
     "RevokedEntry",
+    "SignatureCheck",
     "Status",
+    "Step",
     "UnknownIssuer",
+    "check_signature",
     "crl_due",
     "current_crl",
     "issue_crl",
