@@ -298,7 +298,12 @@ def agency() -> AgencyKey:
 @pytest.fixture
 def company(ca_api: CaApi, agency: AgencyKey) -> Company:
     """A company (in the portal's scope) with a cloud head and a RuToken accountant, money on
-    its balance, and the tax service registered with two offices."""
+    its balance, and the tax service registered with two offices.
+
+    The clock starts at the real time: RuToken signatures are made by openssl, whose
+    signing-time is the real one, and a signature claimed after the intake is refused.
+    """
+    ca_api.clock.now = datetime.now(UTC).replace(microsecond=0)
     head = register(ca_api)
     accountant = register(
         ca_api, full_name="Бухгалтерова Анна", email="acc@test.kg", position="Главный бухгалтер"

@@ -79,17 +79,18 @@ def _complete(company: Company, tmp_path: Path, document: bytes = DOC) -> dict[s
 
 def test_filing_names_every_bad_field_and_writes_nothing(ca_api: CaApi, company: Company) -> None:
     before = counts(ca_api)
+    malformed = _problem(file(ca_api, DOC, period="2026-13"), 422, "validation-failed")
+    assert {e["field"] for e in malformed["errors"]} == {"period"}
     bad = file(
         ca_api,
         b"",
-        kind="STI-100",  # a yearly form
-        period="2026-13",
+        kind="STI-100",  # a yearly form, filed for a month
         office="999",
         file_name="../etc/passwd",
     )
     body = _problem(bad, 422, "validation-failed")
     fields = {e["field"] for e in body["errors"]}
-    assert {"period", "office", "document", "file_name"} <= fields, body
+    assert fields == {"period", "office", "document", "file_name"}, body
     wrong_period = _problem(file(ca_api, DOC, kind="STI-100"), 422, "validation-failed")
     assert "yearly" in json.dumps(wrong_period, ensure_ascii=False)
     wrong_agency = _problem(file(ca_api, DOC, kind="SF-01"), 422, "validation-failed")
@@ -150,20 +151,22 @@ def test_signature_refusals_change_nothing(ca_api: CaApi, company: Company, tmp_
     report = _filed(ca_api)
     rid = report["id"]
     signer = company.accountant_signer
+    stranger = register(ca_api, inn=OTHER_INN, email="x@other.kg", position="Бухгалтер")
+    ca_api.pay(OTHER_INN, 5_000_00)
+    foreign_signer = _foreign_rutoken(ca_api, stranger)
     before, money = counts(ca_api), balance(ca_api)
     # A signature over other bytes.
     other = sign_cms(ca_api, rid, signer.cms(b"another report", tmp_path))
     assert "8.2.2" in json.dumps(_problem(other, 422, "validation-failed"))
     # Garbage, and neither or both forms.
     _problem(sign_cms(ca_api, rid, b"not a cms"), 422, "validation-failed")
-    _problem(ca_api.post(f"/api/v1/reports/{rid}/signatures", {}), 422, "validation-failed")
+    _problem(
+        ca_api.post(f"/api/v1/reports/{rid}/signatures", {}, who="portal"), 422, "validation-failed"
+    )
     # The accountant's certificate does not sign as head.
     as_head = sign_cms(ca_api, rid, signer.cms(DOC, tmp_path), role="head")
     _problem(as_head, 422, "validation-failed")
     # Another company's accountant.
-    stranger = register(ca_api, inn=OTHER_INN, email="x@other.kg", position="Бухгалтер")
-    ca_api.pay(OTHER_INN, 5_000_00)
-    foreign_signer = _foreign_rutoken(ca_api, stranger)
     foreign = sign_cms(ca_api, rid, foreign_signer.cms(DOC, tmp_path))
     assert "own company" in _problem(foreign, 422, "validation-failed")["detail"]
     assert counts(ca_api) == before and balance(ca_api) == money
@@ -202,6 +205,7 @@ def test_a_third_signature_and_a_sad_for_another_report(
     wrong = ca_api.post(
         f"/api/v1/reports/{fresh['id']}/signatures",
         {"credentialID": company.head_serial, "SAD": sad},
+        who="portal",
     )
     _problem(wrong, 422, "validation-failed")
     after = counts(ca_api)
@@ -260,7 +264,7 @@ def test_awaiting_payment_then_a_top_up_releases_in_order(
     assert third["delivery_status"] == "awaiting_payment"
     ca_api.pay(INN, 2 * REPORT)
     assert worker.run_once().released == 2
-    assert balance(ca_api) == 0
+    assert balance(ca_api) == REPORT  # half + half + two reports' worth - two reports
 
 
 # --- stop ------------------------------------------------------------------------------------
@@ -419,20 +423,20 @@ def test_cloud_signature_replay_and_a_sad_for_another_role(
     url = f"/api/v1/reports/{report['id']}/signatures"
     before = counts(ca_api)
     # The SAD signs as head: asking for the accountant's slot with it signs nothing.
-    wrong = ca_api.post(
-        url, {"credentialID": company.head_serial, "SAD": sad, "role": "accountant"}
-    )
+    as_accountant = {"credentialID": company.head_serial, "SAD": sad, "role": "accountant"}
+    wrong = ca_api.post(url, as_accountant, who="portal")
     _problem(wrong, 422, "validation-failed")
     assert counts(ca_api) == before
     body = {"credentialID": company.head_serial, "SAD": sad}
-    first = ca_api.post(url, body)
+    first = ca_api.post(url, body, who="portal")
     assert first.status_code == 201, first.json
-    again = ca_api.post(url, body)  # a retried request: the same answer, nothing signed again
+    # A retried request: the same answer, nothing signed again.
+    again = ca_api.post(url, body, who="portal")
     assert again.status_code == 200 and again.json["signatures"] == first.json["signatures"]
     # Another SAD of the head for the same report: the slot is taken, the key is not used.
+    another = {"credentialID": company.head_serial, "SAD": company.authorize(DOC)}
     signed = counts(ca_api)
-    second = company.sign_cloud(report, DOC)
-    _problem(second, 409, "conflict")
+    _problem(ca_api.post(url, another, who="portal"), 409, "conflict")
     assert counts(ca_api) == signed
 
 
