@@ -76,9 +76,10 @@ def test_the_filing_walkthrough_ends_accepted_with_a_verified_package(
         )  # fmt: skip
         log = (tmp_path / "run-dev.log").read_text()
     assert done.returncode == 0, done.stdout + done.stderr + log
-    assert "accepted" in done.stdout.splitlines()[-1] or '"accepted"' in done.stdout, done.stdout
-    assert done.stderr.count("CMS Verification successful") >= 5, done.stderr
-    verdict = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.stderr.count("CMS Verification successful") == 5, done.stderr  # 1 + 4
+    *_, sent, verdict = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    assert sent["type"] == "dispatch-confirmation" and sent["office"] == "003"
     assert verdict["type"] == "check-result" and verdict["result"] == "accepted"
+    assert verdict["report_id"] == sent["report_id"]
     run_tamga(home, "audit", "verify", database_url=pg_database_url)
     run_tamga(home, "billing", "check", database_url=pg_database_url)
