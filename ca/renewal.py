@@ -261,6 +261,15 @@ def _signature_bytes(value: object) -> bytes:
         raise InvalidField("signature", "not base64 (send DER as base64, or PEM)") from None
 
 
+def _storage_fee(session: Session, inn: str, *, now: datetime, actor: str) -> None:
+    """The month's cloud-storage fee at a signed renewal request, if the first this month
+    (FAQ). What the balance does not cover after the renewal's own price is left for the
+    month's first report (filing charges it then): the request is not refused for it."""
+    with contextlib.suppress(billing.InsufficientFunds):
+        with session.begin_nested():
+            billing.charge_storage_fee(session, inn=inn, now=now, actor=actor)
+
+
 def submit_renewal(
     transaction: Transaction,
     issuers: Issuers,
@@ -317,6 +326,8 @@ def submit_renewal(
             session.flush()
             if not changed:
                 _hold_price(session, renewal, old, terms.price, terms.tariff, now=now, actor=actor)
+            if old.storage == Storage.CLOUD.value:
+                _storage_fee(session, old.subscriber_inn, now=now, actor=actor)
             _journal(session, "submitted", renewal, now, actor, changed=changed, late=terms.late,
                      sha256=hashlib.sha256(document.encode()).hexdigest())  # fmt: skip
             renewal_id = renewal.id

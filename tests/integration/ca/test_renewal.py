@@ -311,3 +311,37 @@ def _csr(key: Any) -> str:
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_signed_cloud_renewal_request_pays_the_months_storage_fee_once(ca_api: CaApi) -> None:
+    """FAQ: the cloud-storage fee is debited at the month's first report or signed renewal
+    request; what the balance cannot cover after the renewal's price waits for the first
+    report (the request is not refused for it)."""
+    from policies.tariffs import TARIFFS
+
+    storage = TARIFFS.price("storage:monthly", EXPIRY.date()).price
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    serial = _issue(ca_api, holder)["serial"]
+    second = _issue_paid(ca_api, holder)
+    ca_api.clock.now = datetime(2027, 11, 1, 6, 0, tzinfo=UTC)
+    key = f"storage:{INN}:2027-11"
+    ca_api.pay(INN, PRICE)  # the renewal's price only: no storage fee yet
+    body = _signed(ca_api, serial, holder)
+    done = ca_api.post("/api/v1/renewals", body, who="portal", holder=holder)
+    assert done.status_code == 201, done.json
+    with ca_api.runtime.transaction() as session:
+        assert billing.posting_for(session, key) is None
+    ca_api.pay(INN, PRICE + storage)
+    body = _signed(ca_api, second, holder)
+    done = ca_api.post("/api/v1/renewals", body, who="portal", holder=holder)
+    assert done.status_code == 201, done.json
+    with ca_api.runtime.transaction() as session:
+        fee = billing.posting_for(session, key)
+        assert fee is not None and fee.amount == storage
+        assert billing.balance(session, INN).available == 0
+
+
+def _issue_paid(api: CaApi, holder: int) -> str:
+    api.pay(INN, PRICE)
+    return str(_issue(api, holder)["serial"])
