@@ -265,9 +265,8 @@ def _storage_fee(session: Session, inn: str, *, now: datetime, actor: str) -> No
     """The month's cloud-storage fee at a signed renewal request, if the first this month
     (FAQ). What the balance does not cover after the renewal's own price is left for the
     month's first report (filing charges it then): the request is not refused for it."""
-    with contextlib.suppress(billing.InsufficientFunds):
-        with session.begin_nested():
-            billing.charge_storage_fee(session, inn=inn, now=now, actor=actor)
+    with contextlib.suppress(billing.InsufficientFunds), session.begin_nested():
+        billing.charge_storage_fee(session, inn=inn, now=now, actor=actor)
 
 
 def submit_renewal(
