@@ -287,3 +287,40 @@ def test_two_workers_share_the_queue(stack: Stack) -> None:
     for report_id in ids:
         assert received[report_id]["times_received"] == 1
         assert _events(stack, report_id).count("sent") == 1
+
+
+def test_the_officers_command_line(stack: Stack, run_tamga: RunTamga) -> None:
+    url = stack.env["TAMGA_DATABASE_URL"]
+
+    def tamga(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_tamga(stack.home, *args, database_url=url, check=check)
+
+    first, second = stack.file_and_sign(30), stack.file_and_sign(31)  # no worker: queued
+    listed = tamga("filing", "list", "--inn", INN, "--status", "queued").stdout
+    assert first in listed and second in listed
+    shown = json.loads(tamga("filing", "show", first).stdout)
+    assert shown["delivery_status"] == "queued" and shown["events"][-1]["event"] == "charged"
+    assert "due for delivery" in tamga("filing", "retry", first).stdout
+    stopped = tamga("filing", "stop", second, "--reason", "ошибка в отчете").stdout
+    assert "stopped; charge reversed by transaction" in stopped
+    assert stack.report(second)["delivery_status"] == "stopped"
+    assert tamga("filing", "release").stdout.startswith("released 0")
+    package = stack.tmp / "first.zip"
+    tamga("filing", "package", first, "-o", str(package))
+    import zipfile
+
+    names = zipfile.ZipFile(package).namelist()
+    assert "document/r30.xml" in names and "signatures/accountant.p7s" in names
+    # Refusals: one line, a non-zero exit, nothing changed.
+    missing = tamga("filing", "show", "no-such-report", check=False)
+    assert missing.returncode == 1 and "no report no-such-report" in missing.stderr
+    again = tamga("filing", "retry", second, check=False)
+    assert again.returncode == 1 and "stopped" in again.stderr
+    bad = stack.tmp / "bad.pem"
+    bad.write_text("not a certificate")
+    refused = tamga(
+        "filing", "agency", "add", "--code", "tax", "--name", "X", "--endpoint",
+        "http://127.0.0.1:1", "--certificate", str(bad), check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "receipt_certificate" in refused.stderr
+    assert "http://127.0.0.1:1" not in tamga("filing", "agency", "list").stdout
