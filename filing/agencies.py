@@ -50,8 +50,21 @@ def _certificate(data: bytes) -> x509.Certificate:
 
 
 def _endpoint(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise InvalidReport({"endpoint": "is not a URL"}) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not value.isascii()
+        or not value.isprintable()
+        or len(value) > 500
+        or (port is not None and not 0 < port < 65536)
+        or parts.query
+        or parts.fragment
+    ):
         raise InvalidReport({"endpoint": "is an http(s) base URL without query or fragment"})
     return value.rstrip("/")
 

@@ -52,7 +52,7 @@ def list_agencies() -> Response:
     roles=(ClientRole.OFFICER,),
     body=AgencyRegistration,
     responses={200: Reply(AgencyView, "The agency as registered")},
-    refusals={422: "a certificate that does not parse"},
+    refusals={422: "a certificate that does not parse, or an endpoint port out of range"},
 )
 def register_agency(body: AgencyRegistration) -> Response:
     with filing_transaction() as session:

@@ -150,7 +150,14 @@ class ReportList(View):
 class AgencyRegistration(Body):
     code: AgencyCode
     name: Annotated[str, Text(limit=200)]
-    endpoint: Annotated[str, Text(pattern=r"^https?://[^\s?#]+$", says="an http(s) base URL")]
+    endpoint: Annotated[
+        str,
+        Text(
+            pattern=r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$",
+            says="an http(s) base URL (ASCII host, optional port and path)",
+        ),
+        Field(max_length=500),
+    ]
     receipt_certificate: Annotated[str, Text(pattern=r"^-----BEGIN CERTIFICATE-----", says="PEM")]
 
 

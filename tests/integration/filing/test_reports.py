@@ -495,3 +495,29 @@ def test_one_certificate_fills_both_slots_only_without_an_accountant(
     refused = sign_cms(ca_api, report2["id"], again, role="accountant")
     assert "one slot" in _problem(refused, 422, "validation-failed")["detail"]
     assert counts(ca_api) == before
+
+
+def test_agency_registration_refuses_bad_endpoints_and_certificates(
+    ca_api: CaApi, agency: AgencyKey
+) -> None:
+    good = {
+        "code": "social-fund",
+        "name": "Социальный фонд",
+        "endpoint": "https://gateway.sf.kg/reports",
+        "receipt_certificate": agency.pem().decode(),
+    }
+    before = counts(ca_api)
+    for field, value in (
+        ("endpoint", "http://[::1/"),  # found by schemathesis: a 500 before
+        ("endpoint", "http://gateway.kg:0"),
+        ("endpoint", "http://gateway.kg:99999"),
+        ("endpoint", "ftp://gateway.kg"),
+        ("receipt_certificate", "-----BEGIN CERTIFICATE-----\nnot one"),
+    ):
+        refused = ca_api.post("/api/v1/agencies", {**good, field: value})
+        body = _problem(refused, 422, "validation-failed")
+        assert {e["field"] for e in body["errors"]} == {field}, (value, body)
+    _problem(ca_api.post("/api/v1/agencies", good, who="portal"), 403, "forbidden")
+    assert counts(ca_api) == before
+    done = ca_api.post("/api/v1/agencies", good)
+    assert done.status_code == 200 and done.json["endpoint"] == good["endpoint"]
