@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+from collections.abc import Callable
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -414,3 +415,94 @@ def test_malformed_der_is_a_failed_check_with_a_message(
             check_signature(session, stranger, digest=digest[:31], now=now)
         with pytest.raises(ValueError, match="timezone"):
             check_signature(session, stranger, content=DOCUMENT, now=now.replace(tzinfo=None))
+
+
+# --- altered signatures ------------------------------------------------------------------------
+
+
+def _resigned(
+    der: bytes, key: ec.EllipticCurvePrivateKey, change: Callable[[list[Any]], Any]
+) -> bytes:
+    """``der`` with its signed attributes changed by ``change`` and signed again by ``key``."""
+    info = asn1_cms.ContentInfo.load(der)
+    signer = info["content"]["signer_infos"][0]
+    attributes = [a for a in signer["signed_attrs"]]
+    attributes = change(attributes) or attributes
+    signed_attrs = asn1_cms.CMSAttributes(attributes)
+    signer["signed_attrs"] = signed_attrs
+    signer["signature"] = key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
+    resigned: bytes = info.dump(force=True)
+    return resigned
+
+
+def _replace(name: str, *values: Any) -> Callable[[list[Any]], list[Any]]:
+    def change(attributes: list[Any]) -> list[Any]:
+        kept = [a for a in attributes if a["type"].native != name]
+        return [*kept, asn1_cms.CMSAttribute({"type": name, "values": list(values)})]
+
+    return change
+
+
+@pytest.mark.hsm
+@pytest.mark.db
+def test_altered_signatures_fail_the_signature_step(ca_api: CaApi) -> None:
+    made, key = _rutoken(ca_api)
+    cert = x509.load_pem_x509_certificate(made["certificate_pem"].encode())
+    der = sign_detached(DOCUMENT, cert, key, signing_time=ca_api.clock.now)
+    assert _check(ca_api, der).ok  # as made; each alteration below is signed again
+    other = hashlib.sha256(b"another document").digest()
+    digest = hashlib.sha256(DOCUMENT).digest()
+    cases = {
+        "the content-type attribute is not id-data": _replace("content_type", "tst_info"),
+        "message digest mismatch": _replace("message_digest", other),
+        "message-digest must have exactly one value": _replace("message_digest", digest, other),
+        "the signed attribute content-type is missing": lambda attributes: [
+            a for a in attributes if a["type"].native != "content_type"
+        ],
+    }
+    for message, change in cases.items():
+        check = _check(ca_api, _resigned(der, key, change))
+        assert _failed(check) == {"8.2.2"} and message in check.step("8.2.2").detail, check
+
+    # The signature value itself altered, nothing signed again.
+    info = asn1_cms.ContentInfo.load(der)
+    signer = info["content"]["signer_infos"][0]
+    value = bytearray(signer["signature"].native)
+    value[-1] ^= 0x01
+    signer["signature"] = bytes(value)
+    check = _check(ca_api, info.dump(force=True))
+    assert _failed(check) == {"8.2.2"} and "bad signature" in check.step("8.2.2").detail
+
+    # A content carried inside: a detached signature is expected.
+    attached = asn1_cms.ContentInfo.load(der)
+    attached["content"]["encap_content_info"]["content"] = DOCUMENT
+    check = _check(ca_api, attached.dump(force=True))
+    assert "carries its own content" in check.step("8.2.2").detail
+
+
+@pytest.mark.hsm
+@pytest.mark.db
+def test_a_time_stamp_of_another_signature_fails_the_signing_time_step(ca_api: CaApi) -> None:
+    made, key = _rutoken(ca_api)
+    cert = x509.load_pem_x509_certificate(made["certificate_pem"].encode())
+    rt = ca_api.runtime
+    with rt.transaction() as session:
+
+        def stamp(imprint: bytes, hash_name: str) -> bytes:
+            return timestamp_token(
+                session, rt.tsa_signer, imprint, hash_name, now=ca_api.clock.now, actor="test"
+            )
+
+        first = sign_detached(DOCUMENT, cert, key, signing_time=ca_api.clock.now, timestamper=stamp)
+        second = sign_detached(
+            DOCUMENT, cert, key, signing_time=ca_api.clock.now, timestamper=stamp
+        )
+    assert _check(ca_api, first).time_source == "signature-time-stamp"
+    swapped = asn1_cms.ContentInfo.load(first)
+    swapped["content"]["signer_infos"][0]["unsigned_attrs"] = asn1_cms.ContentInfo.load(second)[
+        "content"
+    ]["signer_infos"][0]["unsigned_attrs"]
+    check = _check(ca_api, swapped.dump(force=True))
+    assert not check.ok and _failed(check) == {"8.2.3", "8.2.6", "8.2.7"}
+    assert "not over this signature's value" in check.step("8.2.3").detail
+    assert check.step("8.2.6").detail.startswith("not checked")
