@@ -185,3 +185,27 @@ def test_a_code_refused_for_a_changed_email_stays_void_when_the_email_changes_ba
     detail, _ = _refusal(ca_api, serial, code)
     assert "no activation code is open" in detail
     assert _enrolments(ca_api) == 0
+
+
+def test_a_text_that_is_no_activation_code_is_named_and_costs_no_attempt(ca_api: CaApi) -> None:
+    """docs/signing.md: the code is 16 characters of Crockford base32, dashes, spaces and case
+    forgiven. A text the body admits (16–64 letters, digits, dashes, spaces) that is no code —
+    a letter outside the alphabet, 17 characters — is 422 naming ``activation_code`` and saying
+    what a code is, and costs no attempt: after more than five of them the mailed code, in
+    lower case with dashes, still activates.
+
+    Mutants killed: ``activate`` 12 (no refusal kind: a 500), 13 (no message), 14 (no field:
+    the refusal named the whole request).
+    """
+    _holder, serial = _unactivated(ca_api)
+    code = ca_api.activation_code(serial).replace("-", "")  # mailed in groups of four
+    assert len(code) == 16
+    for typed in ("U" + code[1:], code + "0", "UUUU-UUUU-UUUU-UUUU", "I" * 15 + "U") * 2:
+        detail, fields = _refusal(ca_api, serial, typed)
+        assert fields == {"activation_code"}, (typed, detail)
+        assert "16 letters and digits" in detail, detail
+    assert _enrolments(ca_api) == 0
+    forgiven = " ".join(code[i : i + 4] for i in range(0, 16, 4)).lower()
+    done = _activate(ca_api, serial, "518273", forgiven)
+    assert done.status_code == 201, done.json
+    assert done.json["otpauth_uri"].startswith("otpauth://totp/")
