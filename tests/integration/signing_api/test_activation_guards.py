@@ -8,15 +8,16 @@ PostgreSQL), real SoftHSM, through the Flask test client; the TOTP codes are com
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from ca.renewal import Issuers, renew_due
 from db import AuditEntry
 from signing_api.cloud import SignatureActivation
-from tests.ca_fixtures import CaApi
+from tests.ca_fixtures import CA_URL, CaApi
 from tests.integration.ca.test_issuance import _fields, _problem
 from tests.integration.signing_api.test_csc import (
     PIN,
@@ -209,3 +210,75 @@ def test_a_text_that_is_no_activation_code_is_named_and_costs_no_attempt(ca_api:
     done = _activate(ca_api, serial, "518273", forgiven)
     assert done.status_code == 201, done.json
     assert done.json["otpauth_uri"].startswith("otpauth://totp/")
+
+
+def test_a_refused_activation_is_journalled_with_its_caller_and_the_services_time(
+    ca_api: CaApi,
+) -> None:
+    """docs/signing.md: every activation refusal is journalled; the journal row names the
+    client that relayed it and carries the service's time of the attempt (the clock every other
+    row of the request uses), not the host's.
+
+    Mutants killed: ``activate`` 52 (``now=None``: the host's clock), 53 (``actor=None``).
+    """
+    _holder, serial = _unactivated(ca_api)
+    ca_api.clock.now += timedelta(minutes=7)
+    code = ca_api.activation_code(serial)
+    _refusal(ca_api, serial, _wrong(code))
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "csc.activation.refused")
+        ).one()
+        assert (row.actor, row.occurred_at) == (
+            f"client:{ca_api.client_ids['portal']}",
+            ca_api.clock.now,
+        )
+
+
+def test_an_activate_code_cannot_replace_the_pin_of_a_credential_activated_meanwhile(
+    ca_api: CaApi,
+) -> None:
+    """docs/signing.md: a renewal keeps the PIN and seed, and only a *reset* code replaces them.
+    A cloud certificate renewed by the daily job before its holder activated it: the holder asks
+    a code for each; activating the old one gives the renewal its credential too, so the
+    renewal's ``activate`` code must now be refused ("activated already", journalled with its
+    reason, caller and time) and the holder's PIN and authenticator keep working.
+
+    Mutants killed: ``activate`` 70 (``purpose == "reset"``: the stale code enrolled a new PIN
+    and seed, destroying the activated ones), 73–89 (the refusal's journal row and words).
+    """
+    _holder, old = _unactivated(ca_api)
+    ca_api.clock.now = datetime(2027, 10, 25, 6, 0, tzinfo=UTC)  # the cancellation deadline
+    rt = ca_api.runtime
+    done = renew_due(rt.transaction, Issuers(rt.ca_token, rt.cloud_token, CA_URL),
+                     now=ca_api.clock.now, actor="job")  # fmt: skip
+    [new] = [o.new_serial for o in done if o.serial == old]
+    assert new is not None
+    for serial in (new, old):  # the first code mailed at issuance has expired long ago
+        sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+        assert sent.status_code == 202 and sent.json["purpose"] == "activate", sent.json
+    activated = _activate(ca_api, old, PIN)
+    assert activated.status_code == 201, activated.json
+    uri = activated.json["otpauth_uri"]
+
+    ca_api.clock.now += timedelta(minutes=1)
+    refused = _activate(ca_api, new, "135792")
+    detail, fields = str(refused.json.get("detail")), _fields(refused.json)
+    assert refused.status_code == 422 and "activated already" in detail, refused.json
+    assert fields == {"request"}, refused.json
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "csc.activation.refused")
+            .order_by(AuditEntry.sequence.desc())
+        ).first()
+        assert row is not None
+        assert (row.object, row.actor, row.occurred_at, row.details_dict()) == (
+            f"certificate:{new}",
+            f"client:{ca_api.client_ids['portal']}",
+            ca_api.clock.now,
+            {"reason": "activated"},
+        )
+    # The PIN and the authenticator the holder chose still open the old certificate.
+    granted = _authorize_with(ca_api, old, totp(uri, ca_api.clock.now))
+    assert granted.status_code == 200, granted.json
