@@ -282,3 +282,21 @@ def test_an_activate_code_cannot_replace_the_pin_of_a_credential_activated_meanw
     # The PIN and the authenticator the holder chose still open the old certificate.
     granted = _authorize_with(ca_api, old, totp(uri, ca_api.clock.now))
     assert granted.status_code == 200, granted.json
+
+
+def test_the_totp_window_is_one_step_each_way(ca_api: CaApi) -> None:
+    """RFC 6238 codes of 30 s with ``skew_steps = 1`` (policies/signing.py: the previous and
+    the next code are accepted for clock drift): a code two steps behind or ahead opens
+    nothing, on a credential that has accepted no code yet too; one step ahead does.
+
+    Mutant killed: ``_totp_ok`` 27 (the window one step wider ahead: a code a minute ahead
+    was accepted).
+    """
+    h = _setup(ca_api)
+    ca_api.clock.now = ca_api.clock.now.replace(second=10)  # well inside step N
+    for offset in (-2, +2, -3, +3):
+        otp = totp(h.uri, ca_api.clock.now, offset)
+        _error(_authorize_with(ca_api, h.serial, otp), "invalid_otp")
+    assert _count(ca_api, SignatureActivation) == 0
+    granted = _authorize_with(ca_api, h.serial, totp(h.uri, ca_api.clock.now, +1))
+    assert granted.status_code == 200, granted.json
