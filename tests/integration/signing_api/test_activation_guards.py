@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from ca.renewal import Issuers, renew_due
 from db import AuditEntry
 from signing_api.cloud import SignatureActivation
+from signing_api.cloud.models import ActivationCode
 from tests.ca_fixtures import CA_URL, CaApi
-from tests.integration.ca.test_issuance import _fields, _problem
+from tests.integration.ca.test_issuance import _csr, _fields, _problem
 from tests.integration.signing_api.test_csc import (
     PIN,
     _client_data,
@@ -300,3 +302,44 @@ def test_the_totp_window_is_one_step_each_way(ca_api: CaApi) -> None:
     assert _count(ca_api, SignatureActivation) == 0
     granted = _authorize_with(ca_api, h.serial, totp(h.uri, ca_api.clock.now, +1))
     assert granted.status_code == 200, granted.json
+
+
+def test_a_code_is_sent_only_for_a_live_cloud_certificate(ca_api: CaApi) -> None:
+    """docs/signing.md: activation codes are for cloud certificates (a RuToken key has no PIN
+    or seed in Tamga) that are valid or suspended; a revoked one gets none. Each refusal is
+    422 saying why, and nothing is sent, stored or journalled.
+
+    Mutants killed: ``send_code`` 2–16 (the storage and status checks, their refusal kind and
+    words).
+    """
+    holder, serial = _unactivated(ca_api)
+    made = ca_api.post(
+        "/api/v1/certificates",
+        {"holder_id": holder, "role": "head", "storage": "rutoken",
+         "csr_pem": _csr(ec.generate_private_key(ec.SECP256R1()))},
+    )  # fmt: skip
+    assert made.status_code == 201, made.json
+    rutoken = made.json["serial"]
+    assert "activation" not in made.json
+
+    def refused(serial: str, words: str) -> None:
+        mails, codes = len(ca_api.mails()), _count(ca_api, ActivationCode)
+        sent = _audits(ca_api, "csc.activation_code.sent")
+        answer = _problem(
+            ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal"),
+            422,
+            "validation-failed",
+        )
+        assert words in answer["detail"], answer
+        assert len(ca_api.mails()) == mails and _count(ca_api, ActivationCode) == codes
+        assert _audits(ca_api, "csc.activation_code.sent") == sent
+
+    refused(rutoken, "only cloud certificates are activated")
+    for action in ("suspend", "resume"):
+        done = ca_api.post(f"/api/v1/certificates/{serial}/{action}", {})
+        assert done.status_code == 200, done.json
+        again = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+        assert again.status_code == 202, again.json  # suspended or active: a code
+    done = ca_api.post(f"/api/v1/certificates/{serial}/revoke", {"reason": "superseded"})
+    assert done.status_code == 200, done.json
+    refused(serial, "revoked: nothing to activate")
