@@ -343,3 +343,26 @@ def test_a_code_is_sent_only_for_a_live_cloud_certificate(ca_api: CaApi) -> None
     done = ca_api.post(f"/api/v1/certificates/{serial}/revoke", {"reason": "superseded"})
     assert done.status_code == 200, done.json
     refused(serial, "revoked: nothing to activate")
+
+
+def test_a_new_code_voids_the_open_one_for_good(ca_api: CaApi) -> None:
+    """docs/signing.md: a new code "voids the open one". The first code stays void after the
+    second one is used up (five wrong attempts): it is no second chance of five attempts.
+
+    Mutant killed: ``send_code`` 33 (the open code left open: once the new one was void, the old
+    one activated).
+    """
+    _holder, serial = _unactivated(ca_api)
+    first = ca_api.activation_code(serial)
+    sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    assert sent.status_code == 202, sent.json
+    second = ca_api.activation_code(serial)
+    assert second != first
+    detail, _ = _refusal(ca_api, serial, first)  # the first one is no longer the code
+    assert "4 attempts left" in detail, detail
+    for _ in range(4):
+        detail, _ = _refusal(ca_api, serial, _wrong(second))
+    assert "now void" in detail, detail
+    detail, fields = _refusal(ca_api, serial, first)
+    assert "no activation code is open" in detail and fields == {"activation_code"}
+    assert _enrolments(ca_api) == 0
