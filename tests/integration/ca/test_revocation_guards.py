@@ -27,6 +27,7 @@ from ca.models import Certificate, CertificateEvent
 from ca.renewal import Issuers, renew_due
 from ca.revocation import Actor, suspend
 from crl import Status, crl_due, status_at
+from db import AuditEntry
 from tests.ca_fixtures import CA_NOW, CA_URL, SUBSCRIBER, CaApi, register
 from tests.integration.ca.test_issuance import _paid_first, _problem
 from tests.integration.ca.test_revocation import URL, _issue
@@ -225,3 +226,62 @@ def test_at_its_not_after_a_certificate_has_expired(ca_api: CaApi) -> None:
     serial = _issue(ca_api, head)
     ca_api.clock.now = _not_after(ca_api, serial)
     _problem(ca_api.post(f"{URL}/{serial}/suspend", {}), 409, "conflict")
+
+
+def test_every_status_change_is_journalled_with_who_why_and_when(ca_api: CaApi) -> None:
+    """docs/architecture.md: every state change is journalled. A head's suspension through the
+    portal and an officer's revocation each leave one ``ca.certificate.<change>`` row and one
+    history event, with the calling client, the service's time and the facts of the change:
+    serial, company, reason, invalidity date, the note (its first 500 characters) and the
+    acting holder when a holder acted.
+
+    Mutants killed: ``_record``'s audit details, actor and time, and the event's actor and time.
+    """
+    head, _head_serial, _accountant, serial = _company(ca_api)
+    portal, officer = (f"client:{ca_api.client_ids[w]}" for w in ("portal", "officer"))
+    inn = SUBSCRIBER["inn"]
+    ca_api.clock.now += timedelta(hours=1)
+    suspended_at = ca_api.clock.now
+    note = "в отпуске " * 70  # 700 characters
+    done = ca_api.post(f"{URL}/{serial}/suspend", {"note": note}, who="portal", holder=head)
+    assert done.status_code == 200, done.json
+    kept = " ".join(note.split())
+    ca_api.clock.now += timedelta(hours=1)
+    revoked_at = ca_api.clock.now
+    invalid = suspended_at - timedelta(minutes=30)
+    body = {"reason": "keyCompromise", "invalidity_date": _iso(invalid), "note": "утерян"}
+    done = ca_api.post(f"{URL}/{serial}/revoke", body)
+    assert done.status_code == 200, done.json
+    with ca_api.runtime.transaction() as session:
+        journal = [
+            (e.action, e.actor, e.object, e.occurred_at, e.details_dict())
+            for e in session.scalars(
+                select(AuditEntry)
+                .where(
+                    AuditEntry.action.in_(["ca.certificate.suspended", "ca.certificate.revoked"])
+                )
+                .order_by(AuditEntry.sequence)
+            )
+        ]
+        row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()
+        events = [
+            (e.action, e.actor, e.at, e.invalidity_date)
+            for e in session.scalars(
+                select(CertificateEvent)
+                .where(CertificateEvent.certificate_id == row.id)
+                .order_by(CertificateEvent.id)
+            )
+        ][1:]  # after "issued"
+    target = f"certificate:{serial}"
+    assert journal == [
+        ("ca.certificate.suspended", portal, target, suspended_at,
+         {"serial": serial, "inn": inn, "reason": "certificate_hold", "note": kept[:500],
+          "acting_holder": head}),
+        ("ca.certificate.revoked", officer, target, revoked_at,
+         {"serial": serial, "inn": inn, "reason": "key_compromise",
+          "invalidity_date": invalid.isoformat(), "note": "утерян"}),
+    ]  # fmt: skip
+    assert events == [
+        ("suspended", portal, suspended_at, None),
+        ("revoked", officer, revoked_at, invalid),
+    ]
