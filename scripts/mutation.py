@@ -15,6 +15,8 @@ code as well, with the mutant chosen through the inherited MUTANT_UNDER_TEST.
     scripts/mutation.py ledger --only 'billing.ledger.x_post*'   # some functions (fnmatch)
     scripts/mutation.py ledger --show        # and print the diff of every survivor
     scripts/mutation.py --list               # the mapping
+    scripts/mutation.py issuance --check ca.issuance.x_load_csr__mutmut_13 -- tests/...py -k x
+                                             # one mutant by hand: exit 0 when a test kills it
 
 Results stay in build/mutation/<area>/ (mutmut's cache: a second run only re-tests what changed);
 ``cd build/mutation/<area> && ../../../.venv/bin/mutmut show NAME`` shows one mutant.
@@ -204,8 +206,38 @@ def changed_lines(mutated: Path, name: str) -> list[str]:
     return [d for d in diff if d[:1] in "+-" and not d.startswith(("+++", "---"))]
 
 
-def run_area(name: str, area: Area, *, children: int, only: list[str], show: bool) -> dict:
+# One mutant by hand: the scratch copy's unmutated packages sit in the test root, which pytest
+# puts first on sys.path, so a plain `MUTANT_UNDER_TEST=... pytest` there tests the original
+# code. Import the packages from mutants/ before pytest starts (as mutmut's own runner does).
+_CHECK = """
+import importlib, os, sys
+mutants = os.path.join(os.getcwd(), "mutants")
+sys.path.insert(0, mutants)
+for package in {packages!r}:
+    importlib.import_module(package)
+module = importlib.import_module({module!r})
+assert module.__file__.startswith(mutants), module.__file__
+import pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+def check_one(name: str, area: Area, mutant: str, pytest_args: list[str]) -> int:
+    """Run ``pytest_args`` (default: the area's tests) with one mutant active; 0 = it survives."""
     work = prepare(name, area)
+    env = _env(work)
+    env["MUTANT_UNDER_TEST"] = mutant
+    module = mutant.rpartition(".")[0]
+    code = _CHECK.format(packages=PACKAGES, module=module)
+    tests = pytest_args or [t for t in area.tests if (ROOT / t).exists()]
+    args = ["-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist", "-k", area.select, *tests]
+    print(f"== {name}: {mutant}", flush=True)
+    run = subprocess.run([sys.executable, "-c", code, *args], cwd=work, env=env, check=False)
+    print(f"   {mutant}: {'survived' if run.returncode == 0 else 'killed'} ({run.returncode})")
+    return run.returncode
+
+
+def _env(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     # A `tamga` subprocess must import the mutated tree too, not the editable install.
     env["PYTHONPATH"] = str(work / "mutants")
@@ -218,6 +250,12 @@ def run_area(name: str, area: Area, *, children: int, only: list[str], show: boo
     # a 404 CRL in the clean run). Each area gets its own temp root.
     (work / "tmp").mkdir(exist_ok=True)
     env["PYTEST_DEBUG_TEMPROOT"] = str(work / "tmp")
+    return env
+
+
+def run_area(name: str, area: Area, *, children: int, only: list[str], show: bool) -> dict:
+    work = prepare(name, area)
+    env = _env(work)
     started = time.monotonic()
     cmd = [str(MUTMUT), "run", "--max-children", str(children), *(only or area.only)]
     print(f"== {name}: {' '.join(area.modules)}", flush=True)
@@ -272,7 +310,14 @@ def main() -> int:
     parser.add_argument(
         "--children", type=int, default=int(os.environ.get("MUTATION_CHILDREN", "2"))
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--check",
+        metavar="MUTANT",
+        help="run one mutant against the area's tests, or the pytest arguments after --",
+    )
+    argv = sys.argv[1:]
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     unknown = [a for a in args.areas if a not in AREAS]
     if unknown:
         parser.error(f"unknown area(s) {unknown}; known: {', '.join(AREAS)}")
@@ -280,6 +325,11 @@ def main() -> int:
         for name, area in AREAS.items():
             print(f"{name}: {' '.join(area.modules)}\n    tests: {' '.join(area.tests)}")
         return 0
+    if args.check:
+        if len(args.areas) != 1:
+            parser.error("--check takes exactly one area")
+        area = args.areas[0]
+        return 1 if check_one(area, AREAS[area], args.check, pytest_args) == 0 else 0
     results = [
         run_area(n, AREAS[n], children=args.children, only=args.only, show=args.show)
         for n in (args.areas or AREAS)

@@ -1,18 +1,35 @@
 """Issuance guarantees (docs/certificates.md) that mutation testing (``make mutation``, area
 ``issuance``) found unproved, through the API on SQLite and PostgreSQL with SoftHSM: a public
 key belongs to one holder, who may have it certified again, but a key revoked as compromised is
-refused for good, for its own holder too; storage and key fields that do not fit are named
-together."""
+refused for good, for its own holder too; a failed issuance certified no key; storage and key
+fields that do not fit are named together; a CSR is read as the office pastes it."""
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
 
-from tests.ca_fixtures import CaApi, register
-from tests.integration.ca.test_issuance import INN, RUTOKEN, _csr, _issue, _paid_first, _problem
+from ca.cms import sign_detached
+from ca.issuance import issue_certificate
+from ca.models import Certificate, RenewalRequest
+from ca.requests import IssueRequest
+from hsm import HSMError
+from tests.ca_fixtures import CA_URL, CaApi, register
+from tests.integration.ca.test_issuance import (
+    INN,
+    RUTOKEN,
+    _BrokenToken,
+    _csr,
+    _issue,
+    _paid_first,
+    _problem,
+)
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
@@ -56,3 +73,85 @@ def test_storage_and_key_fields_that_do_not_fit_are_named_together(ca_api: CaApi
         body = {"holder_id": holder, "role": "head", **fields}
         refused = _problem(ca_api.post(URL, body), 422, "validation-failed")
         assert {e["field"] for e in refused["errors"]} == named, (fields, refused)
+
+
+def _count(api: CaApi, model: Any) -> int:
+    with api.runtime.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_failed_issuance_certified_no_key_so_another_holder_may_have_it(ca_api: CaApi) -> None:
+    """docs/certificates.md: a key "already certified for another holder" is refused, and a
+    failure after the reservation (HSM error) marks the row ``failed``: a failed row certified
+    nothing, so the key it named is not anybody's (with the ``failed`` filter of
+    ``_check_not_certified_elsewhere`` dropped, the second holder was refused 422). The HSM dies
+    between reserve and sign as in test_issuance.py (in-process: no interface breaks the HSM)."""
+    first = register(ca_api, position="Главный бухгалтер")
+    _paid_first(ca_api, first, role="accountant")
+    _issue(ca_api, first, role="accountant")  # the subscriber's first certificate is paid
+    ca_api.pay(INN, 10 * RUTOKEN)
+    csr = _csr(ec.generate_private_key(ec.SECP256R1()))
+    request = IssueRequest.parse(holder_id=first, role="accountant", storage="rutoken", csr=csr)
+    rt = ca_api.runtime
+    with pytest.raises(HSMError):
+        issue_certificate(
+            rt.transaction, ca_token=_BrokenToken(rt.ca_token), cloud_token=rt.cloud_token,
+            request=request, public_url=CA_URL, now=ca_api.clock.now, actor="test",
+        )  # fmt: skip
+    with rt.transaction() as session:
+        statuses = session.scalars(select(Certificate.status).order_by(Certificate.id)).all()
+    assert [str(s) for s in statuses][-1].endswith("failed"), statuses
+
+    other = register(ca_api, position="Бухгалтер")
+    body = {"holder_id": other, "role": "accountant", "storage": "rutoken", "csr_pem": csr}
+    done = ca_api.post(URL, body)
+    assert done.status_code == 201, done.json
+    # and from now on it is the other holder's key: the first one is refused
+    body = {**body, "holder_id": first}
+    refused = _problem(ca_api.post(URL, body), 422, "certificate-refused")
+    assert "another holder" in refused["detail"]
+
+
+def test_a_csr_is_read_as_the_office_pastes_it(ca_api: CaApi) -> None:
+    """docs/certificates.md: ``csr_pem`` is PEM text. Blank lines and spaces before the PEM (as
+    pasted from a file) are accepted, at issuance and at the RuToken renewal (``load_csr``'s
+    ``lstrip``: with ``rstrip`` both were refused as "not a PKCS#10 request"); a text with a
+    character outside ASCII (a Cyrillic letter typed into it) is not a CSR: 422
+    ``certificate-refused`` naming ``csr_pem`` and no renewal written, not a 500 (the renewal
+    reads the text as sent: with the ``replace`` error handler changed or dropped, encoding it
+    raised before the parse)."""
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    _issue(ca_api, holder)  # the first (cloud) certificate used the payment account
+    ca_api.pay(INN, 10 * RUTOKEN)
+    old_key = ec.generate_private_key(ec.SECP256R1())
+    body = {"holder_id": holder, "role": "head", "storage": "rutoken"}
+    made = ca_api.post(URL, {**body, "csr_pem": "\n \n  " + _csr(old_key)})
+    assert made.status_code == 201, made.json
+    old = x509.load_pem_x509_certificate(made.json["certificate_pem"].encode())
+    assert old.public_key() == old_key.public_key()
+
+    ca_api.clock.now = datetime(2027, 11, 2, 6, 0, tzinfo=UTC)  # in the renewal window
+    serial = made.json["serial"]
+    text = ca_api.get(f"/api/v1/certificates/{serial}/renewal-request").data
+    signature = sign_detached(text, old, old_key, signing_time=ca_api.clock.now)
+    request = {
+        "serial": serial,
+        "document": text.decode(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+    new_key = ec.generate_private_key(ec.SECP384R1())
+    pem = _csr(new_key)
+    for typed in ("ё" + pem, pem.replace("REQUEST-----\n", "REQUEST-----\nЖ", 1)):
+        refused = _problem(
+            ca_api.post("/api/v1/renewals", {**request, "csr_pem": typed}),
+            422,
+            "certificate-refused",
+        )
+        assert {e["field"] for e in refused["errors"]} == {"csr_pem"}, refused
+        assert _count(ca_api, RenewalRequest) == 0
+    done = ca_api.post("/api/v1/renewals", {**request, "csr_pem": "\n\n   " + pem})
+    assert done.status_code == 201, done.json
+    new = ca_api.get(f"/api/v1/certificates/{done.json['new_serial']}").json
+    cert = x509.load_pem_x509_certificate(new["certificate_pem"].encode())
+    assert cert.public_key() == new_key.public_key()

@@ -4,7 +4,8 @@ PostgreSQL:
 
 * a company's head acts on the company's other certificates only while its head certificate is
   valid: from its notBefore (inclusive), not suspended, not past its notAfter (exclusive) — a
-  head whose certificate ended is refused (403) before the target's own state is looked at;
+  head whose certificate ended is refused (403) before the target's own state is looked at,
+  and so is a head whose only head certificate is a renewal waiting for its notBefore;
 * a refused ``reason`` names the field ``reason``;
 * the note and the reason of a suspension or resumption are kept in the status history, and
   a suspended cloud certificate keeps its key;
@@ -23,9 +24,11 @@ import pytest
 from sqlalchemy import select
 
 from ca.models import Certificate, CertificateEvent
+from ca.renewal import Issuers, renew_due
 from ca.revocation import Actor, suspend
 from crl import Status, crl_due, status_at
-from tests.ca_fixtures import CA_NOW, SUBSCRIBER, CaApi, register
+from db import AuditEntry
+from tests.ca_fixtures import CA_NOW, CA_URL, SUBSCRIBER, CaApi, register
 from tests.integration.ca.test_issuance import _paid_first, _problem
 from tests.integration.ca.test_revocation import URL, _issue
 
@@ -72,6 +75,36 @@ def test_a_heads_right_lasts_while_its_head_certificate_is_valid(ca_api: CaApi) 
     for moment in (end, end + timedelta(minutes=1)):
         ca_api.clock.now = moment
         _problem(_as_head(ca_api, head, serial, "suspend"), 403, "forbidden")
+
+
+def test_a_head_whose_only_head_certificate_is_not_yet_valid_is_no_head(ca_api: CaApi) -> None:
+    """docs/certificates.md: a head acts on the company's other certificates while its head
+    certificate is *valid*. The daily job renews the head's certificate (the new one starts at
+    the old one's notAfter), then an officer revokes the old one: until the renewal's notBefore
+    the head is no head (403; with ``head_holders``' ``not_before <= now`` dropped, the waiting
+    renewal gave the right at once), from it on the head acts again."""
+    head, head_serial, _accountant, serial = _company(ca_api)
+    ca_api.clock.now = datetime(2027, 10, 25, 6, 0, tzinfo=UTC)  # the cancellation deadline passed
+    rt = ca_api.runtime
+    issuers = Issuers(rt.ca_token, rt.cloud_token, CA_URL)
+    outcomes = renew_due(rt.transaction, issuers, now=ca_api.clock.now, actor="job")
+    renewed = {o.serial: o.new_serial for o in outcomes}
+    assert renewed.keys() == {head_serial, serial}, renewed
+    new_head, new_serial = renewed[head_serial], renewed[serial]
+    assert new_head is not None and new_serial is not None
+    starts = _not_after(ca_api, head_serial)
+    assert ca_api.get(f"{URL}/{new_head}").json["state"] == "not_yet_valid"
+
+    assert _as_head(ca_api, head, serial, "suspend").status_code == 200  # the old one is valid
+    assert _as_head(ca_api, head, serial, "resume").status_code == 200
+    revoked = ca_api.post(f"{URL}/{head_serial}/revoke", {"reason": "superseded"})
+    assert revoked.status_code == 200, revoked.json
+    ca_api.clock.now += timedelta(minutes=1)
+    _problem(_as_head(ca_api, head, serial, "suspend"), 403, "forbidden")
+    ca_api.clock.now = starts - timedelta(seconds=1)
+    _problem(_as_head(ca_api, head, serial, "suspend"), 403, "forbidden")
+    ca_api.clock.now = starts  # the renewal's notBefore: a head again
+    assert _as_head(ca_api, head, new_serial, "suspend").status_code == 200
 
 
 @pytest.mark.parametrize("reason", ["certificateHold", "certificate_hold", "whim", 7])
@@ -193,3 +226,62 @@ def test_at_its_not_after_a_certificate_has_expired(ca_api: CaApi) -> None:
     serial = _issue(ca_api, head)
     ca_api.clock.now = _not_after(ca_api, serial)
     _problem(ca_api.post(f"{URL}/{serial}/suspend", {}), 409, "conflict")
+
+
+def test_every_status_change_is_journalled_with_who_why_and_when(ca_api: CaApi) -> None:
+    """docs/architecture.md: every state change is journalled. A head's suspension through the
+    portal and an officer's revocation each leave one ``ca.certificate.<change>`` row and one
+    history event, with the calling client, the service's time and the facts of the change:
+    serial, company, reason, invalidity date, the note (its first 500 characters) and the
+    acting holder when a holder acted.
+
+    Mutants killed: ``_record``'s audit details, actor and time, and the event's actor and time.
+    """
+    head, _head_serial, _accountant, serial = _company(ca_api)
+    portal, officer = (f"client:{ca_api.client_ids[w]}" for w in ("portal", "officer"))
+    inn = SUBSCRIBER["inn"]
+    ca_api.clock.now += timedelta(hours=1)
+    suspended_at = ca_api.clock.now
+    note = "в отпуске " * 70  # 700 characters
+    done = ca_api.post(f"{URL}/{serial}/suspend", {"note": note}, who="portal", holder=head)
+    assert done.status_code == 200, done.json
+    kept = " ".join(note.split())
+    ca_api.clock.now += timedelta(hours=1)
+    revoked_at = ca_api.clock.now
+    invalid = suspended_at - timedelta(minutes=30)
+    body = {"reason": "keyCompromise", "invalidity_date": _iso(invalid), "note": "утерян"}
+    done = ca_api.post(f"{URL}/{serial}/revoke", body)
+    assert done.status_code == 200, done.json
+    with ca_api.runtime.transaction() as session:
+        journal = [
+            (e.action, e.actor, e.object, e.occurred_at, e.details_dict())
+            for e in session.scalars(
+                select(AuditEntry)
+                .where(
+                    AuditEntry.action.in_(["ca.certificate.suspended", "ca.certificate.revoked"])
+                )
+                .order_by(AuditEntry.sequence)
+            )
+        ]
+        row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()
+        events = [
+            (e.action, e.actor, e.at, e.invalidity_date)
+            for e in session.scalars(
+                select(CertificateEvent)
+                .where(CertificateEvent.certificate_id == row.id)
+                .order_by(CertificateEvent.id)
+            )
+        ][1:]  # after "issued"
+    target = f"certificate:{serial}"
+    assert journal == [
+        ("ca.certificate.suspended", portal, target, suspended_at,
+         {"serial": serial, "inn": inn, "reason": "certificate_hold", "note": kept[:500],
+          "acting_holder": head}),
+        ("ca.certificate.revoked", officer, target, revoked_at,
+         {"serial": serial, "inn": inn, "reason": "key_compromise",
+          "invalidity_date": invalid.isoformat(), "note": "утерян"}),
+    ]  # fmt: skip
+    assert events == [
+        ("suspended", portal, suspended_at, None),
+        ("revoked", officer, revoked_at, invalid),
+    ]

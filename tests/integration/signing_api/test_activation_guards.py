@@ -8,16 +8,19 @@ PostgreSQL), real SoftHSM, through the Flask test client; the TOTP codes are com
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from ca.renewal import Issuers, renew_due
 from db import AuditEntry
 from signing_api.cloud import SignatureActivation
-from tests.ca_fixtures import CaApi
-from tests.integration.ca.test_issuance import _fields, _problem
+from signing_api.cloud.models import ActivationCode
+from tests.ca_fixtures import CA_URL, CaApi
+from tests.integration.ca.test_issuance import _csr, _fields, _problem
 from tests.integration.signing_api.test_csc import (
     PIN,
     _client_data,
@@ -184,4 +187,182 @@ def test_a_code_refused_for_a_changed_email_stays_void_when_the_email_changes_ba
     ca_api.clock.now += timedelta(hours=24)
     detail, _ = _refusal(ca_api, serial, code)
     assert "no activation code is open" in detail
+    assert _enrolments(ca_api) == 0
+
+
+def test_a_text_that_is_no_activation_code_is_named_and_costs_no_attempt(ca_api: CaApi) -> None:
+    """docs/signing.md: the code is 16 characters of Crockford base32, dashes, spaces and case
+    forgiven. A text the body admits (16–64 letters, digits, dashes, spaces) that is no code —
+    a letter outside the alphabet, 17 characters — is 422 naming ``activation_code`` and saying
+    what a code is, and costs no attempt: after more than five of them the mailed code, in
+    lower case with dashes, still activates.
+
+    Mutants killed: ``activate`` 12 (no refusal kind: a 500), 13 (no message), 14 (no field:
+    the refusal named the whole request).
+    """
+    _holder, serial = _unactivated(ca_api)
+    code = ca_api.activation_code(serial).replace("-", "")  # mailed in groups of four
+    assert len(code) == 16
+    for typed in ("U" + code[1:], code + "0", "UUUU-UUUU-UUUU-UUUU", "I" * 15 + "U") * 2:
+        detail, fields = _refusal(ca_api, serial, typed)
+        assert fields == {"activation_code"}, (typed, detail)
+        assert "16 letters and digits" in detail, detail
+    assert _enrolments(ca_api) == 0
+    forgiven = " ".join(code[i : i + 4] for i in range(0, 16, 4)).lower()
+    done = _activate(ca_api, serial, "518273", forgiven)
+    assert done.status_code == 201, done.json
+    assert done.json["otpauth_uri"].startswith("otpauth://totp/")
+
+
+def test_a_refused_activation_is_journalled_with_its_caller_and_the_services_time(
+    ca_api: CaApi,
+) -> None:
+    """docs/signing.md: every activation refusal is journalled; the journal row names the
+    client that relayed it and carries the service's time of the attempt (the clock every other
+    row of the request uses), not the host's.
+
+    Mutants killed: ``activate`` 52 (``now=None``: the host's clock), 53 (``actor=None``).
+    """
+    _holder, serial = _unactivated(ca_api)
+    ca_api.clock.now += timedelta(minutes=7)
+    code = ca_api.activation_code(serial)
+    _refusal(ca_api, serial, _wrong(code))
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "csc.activation.refused")
+        ).one()
+        assert (row.actor, row.occurred_at) == (
+            f"client:{ca_api.client_ids['portal']}",
+            ca_api.clock.now,
+        )
+
+
+def test_an_activate_code_cannot_replace_the_pin_of_a_credential_activated_meanwhile(
+    ca_api: CaApi,
+) -> None:
+    """docs/signing.md: a renewal keeps the PIN and seed, and only a *reset* code replaces them.
+    A cloud certificate renewed by the daily job before its holder activated it: the holder asks
+    a code for each; activating the old one gives the renewal its credential too, so the
+    renewal's ``activate`` code must now be refused ("activated already", journalled with its
+    reason, caller and time) and the holder's PIN and authenticator keep working.
+
+    Mutants killed: ``activate`` 70 (``purpose == "reset"``: the stale code enrolled a new PIN
+    and seed, destroying the activated ones), 73–89 (the refusal's journal row and words).
+    """
+    _holder, old = _unactivated(ca_api)
+    ca_api.clock.now = datetime(2027, 10, 25, 6, 0, tzinfo=UTC)  # the cancellation deadline
+    rt = ca_api.runtime
+    done = renew_due(rt.transaction, Issuers(rt.ca_token, rt.cloud_token, CA_URL),
+                     now=ca_api.clock.now, actor="job")  # fmt: skip
+    [new] = [o.new_serial for o in done if o.serial == old]
+    assert new is not None
+    for serial in (new, old):  # the first code mailed at issuance has expired long ago
+        sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+        assert sent.status_code == 202 and sent.json["purpose"] == "activate", sent.json
+    activated = _activate(ca_api, old, PIN)
+    assert activated.status_code == 201, activated.json
+    uri = activated.json["otpauth_uri"]
+
+    ca_api.clock.now += timedelta(minutes=1)
+    refused = _activate(ca_api, new, "135792")
+    detail, fields = str(refused.json.get("detail")), _fields(refused.json)
+    assert refused.status_code == 422 and "activated already" in detail, refused.json
+    assert fields == {"request"}, refused.json
+    with ca_api.runtime.transaction() as session:
+        row = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "csc.activation.refused")
+            .order_by(AuditEntry.sequence.desc())
+        ).first()
+        assert row is not None
+        assert (row.object, row.actor, row.occurred_at, row.details_dict()) == (
+            f"certificate:{new}",
+            f"client:{ca_api.client_ids['portal']}",
+            ca_api.clock.now,
+            {"reason": "activated"},
+        )
+    # The PIN and the authenticator the holder chose still open the old certificate.
+    granted = _authorize_with(ca_api, old, totp(uri, ca_api.clock.now))
+    assert granted.status_code == 200, granted.json
+
+
+def test_the_totp_window_is_one_step_each_way(ca_api: CaApi) -> None:
+    """RFC 6238 codes of 30 s with ``skew_steps = 1`` (policies/signing.py: the previous and
+    the next code are accepted for clock drift): a code two steps behind or ahead opens
+    nothing, on a credential that has accepted no code yet too; one step ahead does.
+
+    Mutant killed: ``_totp_ok`` 27 (the window one step wider ahead: a code a minute ahead
+    was accepted).
+    """
+    h = _setup(ca_api)
+    ca_api.clock.now = ca_api.clock.now.replace(second=10)  # well inside step N
+    for offset in (-2, +2, -3, +3):
+        otp = totp(h.uri, ca_api.clock.now, offset)
+        _error(_authorize_with(ca_api, h.serial, otp), "invalid_otp")
+    assert _count(ca_api, SignatureActivation) == 0
+    granted = _authorize_with(ca_api, h.serial, totp(h.uri, ca_api.clock.now, +1))
+    assert granted.status_code == 200, granted.json
+
+
+def test_a_code_is_sent_only_for_a_live_cloud_certificate(ca_api: CaApi) -> None:
+    """docs/signing.md: activation codes are for cloud certificates (a RuToken key has no PIN
+    or seed in Tamga) that are valid or suspended; a revoked one gets none. Each refusal is
+    422 saying why, and nothing is sent, stored or journalled.
+
+    Mutants killed: ``send_code`` 2–16 (the storage and status checks, their refusal kind and
+    words).
+    """
+    holder, serial = _unactivated(ca_api)
+    made = ca_api.post(
+        "/api/v1/certificates",
+        {"holder_id": holder, "role": "head", "storage": "rutoken",
+         "csr_pem": _csr(ec.generate_private_key(ec.SECP256R1()))},
+    )  # fmt: skip
+    assert made.status_code == 201, made.json
+    rutoken = made.json["serial"]
+    assert "activation" not in made.json
+
+    def refused(serial: str, words: str) -> None:
+        mails, codes = len(ca_api.mails()), _count(ca_api, ActivationCode)
+        sent = _audits(ca_api, "csc.activation_code.sent")
+        answer = _problem(
+            ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal"),
+            422,
+            "validation-failed",
+        )
+        assert words in answer["detail"], answer
+        assert len(ca_api.mails()) == mails and _count(ca_api, ActivationCode) == codes
+        assert _audits(ca_api, "csc.activation_code.sent") == sent
+
+    refused(rutoken, "only cloud certificates are activated")
+    for action in ("suspend", "resume"):
+        done = ca_api.post(f"/api/v1/certificates/{serial}/{action}", {})
+        assert done.status_code == 200, done.json
+        again = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+        assert again.status_code == 202, again.json  # suspended or active: a code
+    done = ca_api.post(f"/api/v1/certificates/{serial}/revoke", {"reason": "superseded"})
+    assert done.status_code == 200, done.json
+    refused(serial, "revoked: nothing to activate")
+
+
+def test_a_new_code_voids_the_open_one_for_good(ca_api: CaApi) -> None:
+    """docs/signing.md: a new code "voids the open one". The first code stays void after the
+    second one is used up (five wrong attempts): it is no second chance of five attempts.
+
+    Mutant killed: ``send_code`` 33 (the open code left open: once the new one was void, the old
+    one activated).
+    """
+    _holder, serial = _unactivated(ca_api)
+    first = ca_api.activation_code(serial)
+    sent = ca_api.post(f"/api/v1/certificates/{serial}/activation-code", who="portal")
+    assert sent.status_code == 202, sent.json
+    second = ca_api.activation_code(serial)
+    assert second != first
+    detail, _ = _refusal(ca_api, serial, first)  # the first one is no longer the code
+    assert "4 attempts left" in detail, detail
+    for _ in range(4):
+        detail, _ = _refusal(ca_api, serial, _wrong(second))
+    assert "now void" in detail, detail
+    detail, fields = _refusal(ca_api, serial, first)
+    assert "no activation code is open" in detail and fields == {"activation_code"}
     assert _enrolments(ca_api) == 0
