@@ -22,7 +22,6 @@ from flask.testing import FlaskClient
 
 import billing
 from ca import ensure_hierarchy
-from ca.dispatch import ensure_dispatch
 from ca.tsa import ensure_tsa
 from signing_api.app import create_app
 from signing_api.clients import create_client
@@ -147,7 +146,6 @@ def ca_api(runtime: Runtime, mail_sink: MailSink) -> CaApi:
     with runtime.transaction() as session:
         ensure_hierarchy(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW)
         ensure_tsa(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW, actor="test")
-        ensure_dispatch(session, runtime.ca_token, public_url=CA_URL, now=CA_NOW, actor="test")
         for name in CLIENTS:
             role = "officer" if name == "officer" else "portal"
             made = create_client(session, name=name, role=role, now=CA_NOW, actor="test")

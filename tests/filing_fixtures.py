@@ -303,7 +303,14 @@ def company(ca_api: CaApi, agency: AgencyKey) -> Company:
     The clock starts at the real time: RuToken signatures are made by openssl, whose
     signing-time is the real one, and a signature claimed after the intake is refused.
     """
+    from ca.dispatch import ensure_dispatch
+    from tests.ca_fixtures import CA_URL
+
     ca_api.clock.now = datetime.now(UTC).replace(microsecond=0)
+    with ca_api.runtime.transaction() as session:
+        ensure_dispatch(
+            session, ca_api.runtime.ca_token, public_url=CA_URL, now=ca_api.clock.now, actor="test"
+        )
     head = register(ca_api)
     accountant = register(
         ca_api, full_name="Бухгалтерова Анна", email="acc@test.kg", position="Главный бухгалтер"

@@ -521,3 +521,14 @@ def test_agency_registration_refuses_bad_endpoints_and_certificates(
     assert counts(ca_api) == before
     done = ca_api.post("/api/v1/agencies", good)
     assert done.status_code == 200 and done.json["endpoint"] == good["endpoint"]
+
+
+def test_the_dispatch_certificate_is_published(ca_api: CaApi, company: Company) -> None:
+    from cryptography import x509
+
+    from ca.dispatch import dispatch_certificate
+
+    served = ca_api.client.get("/ca/dispatch.crt")
+    assert served.status_code == 200 and served.mimetype == "application/pkix-cert"
+    with ca_api.runtime.transaction() as session:
+        assert x509.load_der_x509_certificate(served.data) == dispatch_certificate(session)
