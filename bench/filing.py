@@ -149,8 +149,8 @@ def _company(officer: Api, portal: Api, base: str) -> dict[str, tuple[Any, Any]]
         },
     )  # fmt: skip
     approved = officer(f"/api/v1/registrations/{request['id']}/approve", {"note": "bench"})
-    _osmp(base, "b1", approved["payment_account"], "1510.00")
-    _osmp(base, "b2", INN, "99999.00")
+    _osmp(base, "9001", approved["payment_account"], "1510.00")
+    _osmp(base, "9002", INN, "99999.00")
     head = approved["holder_id"]
     portal("/api/v1/certificates", {"holder_id": head, "role": "head", "storage": "cloud"})
     accountant = portal(
