@@ -26,9 +26,18 @@ from filing.errors import (
 )
 from filing.models import Agency, AgencyOffice, Report, ReportEvent, ReportSignature
 from filing.package import events_of, package, report_json
-from filing.reports import Filed, add_signature, file_report, release_waiting, stop_report
+from filing.reports import (
+    SIGNING_STATUSES,
+    Filed,
+    add_signature,
+    file_report,
+    release_waiting,
+    signatures_of,
+    stop_report,
+)
 
 __all__ = [
+    "SIGNING_STATUSES",
     "Agency",
     "AgencyAnswerInvalid",
     "AgencyInfo",
@@ -60,5 +69,6 @@ __all__ = [
     "release_waiting",
     "report_json",
     "retry_now",
+    "signatures_of",
     "stop_report",
 ]

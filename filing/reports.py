@@ -68,6 +68,7 @@ __all__ = [
     "file_report",
     "record_event",
     "release_waiting",
+    "signatures_of",
     "stop_report",
 ]
 

@@ -29,6 +29,7 @@ from datetime import datetime
 import filing
 from ca.dispatch import confirm_dispatch
 from ca.tsa import TSAUnavailable
+from filing.delivery import Confirmer
 from hsm import HSMError
 from policies.filing import FILING_POLICY, FilingPolicy
 from signing_api.runtime import Runtime
@@ -139,7 +140,7 @@ class Worker:
             return 0
         return done.sent
 
-    def _confirmer(self, session: object, now: datetime) -> filing.delivery.Confirmer:
+    def _confirmer(self, session: object, now: datetime) -> Confirmer:
         def confirm(statement: Mapping[str, str]) -> bytes:
             return confirm_dispatch(
                 session,  # type: ignore[arg-type]

@@ -183,7 +183,7 @@ def _replayed_cloud(session: Session, report: Report, sad: str) -> bool:
     made = session.scalars(
         select(CloudSignature.signature).where(CloudSignature.activation_id == activation.id)
     ).all()
-    return any(s.cms in made for s in filing.reports.signatures_of(session, report.id))
+    return any(s.cms in made for s in filing.signatures_of(session, report.id))
 
 
 @blueprint.post("/api/v1/reports/<report_id>/signatures")
@@ -228,7 +228,7 @@ def sign_report(report_id: str, body: ReportSignatureRequest) -> Response:
             report = _visible_report(session, report_id)
             if body.cms is not None:
                 cms = _decode(body.cms, "cms", FILING_POLICY.max_signature_bytes)
-                if any(s.cms == cms for s in filing.reports.signatures_of(session, report.id)):
+                if any(s.cms == cms for s in filing.signatures_of(session, report.id)):
                     status = 200
                 else:
                     filing.add_signature(
@@ -260,8 +260,8 @@ def sign_report(report_id: str, body: ReportSignatureRequest) -> Response:
                             errors={"role": f"the SAD signs as {activation.role}"},
                         )
                     role = activation.role  # type: ignore[assignment]  # head|accountant
-                    taken = {s.slot for s in filing.reports.signatures_of(session, report.id)}
-                    if report.delivery_status not in filing.reports.SIGNING_STATUSES:
+                    taken = {s.slot for s in filing.signatures_of(session, report.id)}
+                    if report.delivery_status not in filing.SIGNING_STATUSES:
                         raise Problem("conflict", f"the report is {report.delivery_status}")
                     if role in taken:
                         raise Problem("conflict", f"the {role}'s signature is already there")
