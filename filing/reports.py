@@ -243,8 +243,8 @@ def _checked_fields(
     report_kind, parsed = _check_form(kind, period, errors)
     agency_row, office_code = _check_destination(session, report_kind, agency, office, errors)
     name = _check_file(file_name, document, policy, errors)
-    if parsed is not None and agency_row is not None:
-        tariff = report_tariff(agency_row.code, parsed.type)
+    if parsed is not None and agency_row is not None and report_kind is not None:
+        tariff = tariff_code(tariffs, agency_row.code, parsed.type, report_kind.code, now)
         try:
             tariffs.price(tariff, now.astimezone(_BISHKEK).date())
         except UnknownTariff:
@@ -513,13 +513,28 @@ def _storage_key(inn: str, now: datetime) -> str:
     return f"storage:{inn}:{now.astimezone(_BISHKEK).strftime('%Y-%m')}"
 
 
+def tariff_code(
+    tariffs: TariffSchedule, agency: str, period: PeriodType, kind: str, now: datetime
+) -> str:
+    """The report's tariff: a price for this very form (``report:<agency>:<period>:<form>``)
+    if the table has one in force, else the agency's price for the period type."""
+    specific = f"{report_tariff(agency, period)}:{kind}"
+    try:
+        tariffs.price(specific, now.astimezone(_BISHKEK).date())
+    except UnknownTariff:
+        return report_tariff(agency, period)
+    return specific
+
+
 def _complete(
     session: Session, report: Report, *, now: datetime, actor: str, tariffs: TariffSchedule
 ) -> None:
     report.completed_at = now
-    tariff_code = report_tariff(report.agency_code, PeriodType(report.period_type))
-    report.tariff = tariff_code
-    report.price = tariffs.price(tariff_code, now.astimezone(_BISHKEK).date()).price
+    code = tariff_code(
+        tariffs, report.agency_code, PeriodType(report.period_type), report.kind, now
+    )
+    report.tariff = code
+    report.price = tariffs.price(code, now.astimezone(_BISHKEK).date()).price
     if not _try_charge(session, report, now=now, actor=actor, tariffs=tariffs, queue_first=True):
         report.delivery_status = DeliveryStatus.AWAITING_PAYMENT
         record_event(session, report, "awaiting_payment", now=now, actor=actor, due=report.price)

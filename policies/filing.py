@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import timedelta
 
 __all__ = [
     "AGENCY_KINDS",
@@ -98,9 +98,6 @@ class FilingPolicy:
     # Largest report file accepted (bytes, as received) and its file-name length.
     max_document_bytes: int = 10 * 1024 * 1024
     max_signature_bytes: int = 64 * 1024
-    # The last moment of a day a report can still leave "on that day" (Asia/Bishkek); the
-    # dispatch confirmation states the time, the deadline is the agency's rule.
-    last_dispatch: time = time(23, 50)
     # A worker that took a report owns it for this long; if it dies, another takes it over.
     delivery_lease: timedelta = timedelta(seconds=60)
     # Waits between failed delivery attempts: 5 s, 10 s, 20 s ... capped at 10 min.

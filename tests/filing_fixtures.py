@@ -234,6 +234,23 @@ def sign_cms(api: CaApi, report_id: str, cms: bytes, who: str = "portal", **over
     return api.post(f"/api/v1/reports/{report_id}/signatures", body, who=who)
 
 
+def osmp_top_up(api: CaApi, amount: int, inn: str = INN) -> None:
+    """A terminal pays ``amount`` tyiyn to the subscriber's balance (OSMP ``pay``, SOChI)."""
+    local = api.clock.now + timedelta(hours=6)  # txn_date is Bishkek time
+    answer = api.client.get(
+        "/payments/osmp/quickpay",
+        query_string={
+            "command": "pay",
+            "txn_id": str(next(_NUMBERS) + 7_000_000),
+            "account": inn,
+            "sum": f"{amount // 100}.{amount % 100:02d}",
+            "txn_date": local.strftime("%Y%m%d%H%M%S"),
+        },
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert b"<result>0</result>" in answer.data, answer.data
+
+
 def balance(api: CaApi, inn: str = INN) -> int:
     with api.runtime.transaction() as session:
         return billing.balance(session, inn).available

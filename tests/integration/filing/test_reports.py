@@ -31,6 +31,7 @@ from tests.filing_fixtures import (
     balance,
     counts,
     file,
+    osmp_top_up,
     rutoken_certificate,
     sign_cms,
 )
@@ -246,23 +247,21 @@ def test_awaiting_payment_then_a_top_up_releases_in_order(
     assert first["delivery_status"] == second["delivery_status"] == "awaiting_payment"
     assert first["charges"]["transaction"] is None
     assert balance(ca_api) == REPORT // 2  # no money moved
-    # A top-up for one report: the oldest goes first, the other keeps waiting.
-    ca_api.pay(INN, REPORT)
+    # A terminal top-up (OSMP) for one report: the oldest goes first, the other keeps waiting.
+    osmp_top_up(ca_api, REPORT)
     worker = Worker(ca_api.runtime, mail=False)
     tally = worker.run_once()
     assert tally.released == 1
     one = ca_api.get(f"/api/v1/reports/{first['id']}").json
     two = ca_api.get(f"/api/v1/reports/{second['id']}").json
-    assert (
-        one["delivery_status"] in ("queued", "sent")
-        and two["delivery_status"] == "awaiting_payment"
-    )
+    assert one["delivery_status"] in ("queued", "sent")
+    assert two["delivery_status"] == "awaiting_payment"
     assert balance(ca_api) == REPORT // 2
     # A later report cannot jump the queue, even with money for itself.
-    ca_api.pay(INN, REPORT // 2)
+    osmp_top_up(ca_api, REPORT // 2)
     third = _complete(company, tmp_path, DOC + b" c")
     assert third["delivery_status"] == "awaiting_payment"
-    ca_api.pay(INN, 2 * REPORT)
+    osmp_top_up(ca_api, 2 * REPORT)
     assert worker.run_once().released == 2
     assert balance(ca_api) == REPORT  # half + half + two reports' worth - two reports
 
@@ -532,3 +531,32 @@ def test_the_dispatch_certificate_is_published(ca_api: CaApi, company: Company) 
     assert served.status_code == 200 and served.mimetype == "application/pkix-cert"
     with ca_api.runtime.transaction() as session:
         assert x509.load_der_x509_certificate(served.data) == dispatch_certificate(session)
+
+
+def test_a_forms_own_tariff_beats_the_agencys_price_for_the_period(
+    ca_api: CaApi, company: Company, tmp_path: Path
+) -> None:
+    """Prices by form, period type and agency: a row for the form itself wins."""
+    from policies.tariffs import Revenue, Tariff
+
+    table = TARIFFS.with_tariffs(
+        Tariff("report:tax:monthly:STI-091", Revenue.REPORTS, 7_300, date(2024, 1, 1), "НДС")
+    )
+    report = _filed(ca_api)
+    assert company.sign_cloud(report, DOC).status_code == 201
+    before = balance(ca_api)
+    with ca_api.runtime.transaction() as session:
+        filing.add_signature(
+            session,
+            report["id"],
+            cms=company.accountant_signer.cms(DOC, tmp_path),
+            form="cms",
+            role=None,
+            now=ca_api.clock.now,
+            actor="test",
+            tariffs=table,
+        )
+    shown = ca_api.get(f"/api/v1/reports/{report['id']}").json
+    assert shown["charges"]["tariff"] == "report:tax:monthly:STI-091"
+    assert shown["charges"]["price"] == 7_300
+    assert balance(ca_api) == before - 7_300 - STORAGE
