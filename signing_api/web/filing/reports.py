@@ -343,7 +343,11 @@ def report_package(report_id: str) -> Response:
     roles=None,
     raw_body=CMS_TYPE,
     responses={200: Reply(ResultAck, "The result is recorded (or was already)")},
-    errors=(404, 409, 413, 415, 422),
+    errors=(404, 409, 413, 415),
+    refusals={
+        422: "a body that is not a CMS SignedData of a JSON check result verifying with the"
+        " pinned certificate of the agency the report went to"
+    },
 )
 def agency_result() -> Response:
     if request.mimetype != CMS_TYPE:
