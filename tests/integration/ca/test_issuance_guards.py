@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
+import billing
 from ca.cms import sign_detached
 from ca.issuance import issue_certificate
 from ca.models import Certificate, RenewalRequest
@@ -22,6 +23,7 @@ from ca.requests import IssueRequest
 from hsm import HSMError
 from tests.ca_fixtures import CA_URL, CaApi, register
 from tests.integration.ca.test_issuance import (
+    HEAD_CLOUD,
     INN,
     RUTOKEN,
     _BrokenToken,
@@ -155,3 +157,26 @@ def test_a_csr_is_read_as_the_office_pastes_it(ca_api: CaApi) -> None:
     new = ca_api.get(f"/api/v1/certificates/{done.json['new_serial']}").json
     cert = x509.load_pem_x509_certificate(new["certificate_pem"].encode())
     assert cert.public_key() == new_key.public_key()
+
+
+def test_a_failed_first_certificate_keeps_its_payment_for_the_next_attempt(ca_api: CaApi) -> None:
+    """docs/certificates.md: the first certificate is paid through its payment account (the
+    hold ``pa:<number>``); a failure after the reservation releases a *balance* hold only: the
+    first payment stays for the next attempt, which issues without a new 402 and takes the
+    money once (the HSM dies between reserve and sign as in test_issuance.py).
+
+    Mutants killed: ``_fail`` 22, 23 (the ``pa:`` test misspelt: the first payment's hold was
+    voided with the failure, and the retry found the certificate unpaid).
+    """
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    rt = ca_api.runtime
+    with pytest.raises(HSMError):
+        _issue(ca_api, holder, ca_token=_BrokenToken(rt.ca_token))
+    with rt.transaction() as session:
+        assert billing.balance(session, INN).held == HEAD_CLOUD  # still waiting
+    issued = _issue(ca_api, holder)
+    assert issued.certificate is not None
+    with rt.transaction() as session:
+        money = billing.balance(session, INN)
+        assert (money.posted, money.held) == (0, 0), money
