@@ -246,3 +246,21 @@ def test_one_first_payment_pays_one_certificate_while_it_is_being_signed(ca_api:
         assert (money.posted, money.held) == (0, 0), money
         live = session.scalars(select(Certificate).where(Certificate.status == "active")).all()
     assert [c.holder_id for c in live] == [head]
+
+
+def test_asking_again_before_paying_names_the_same_account_and_amount(ca_api: CaApi) -> None:
+    """docs/certificates.md: the first request answers 402 naming the payment account and the
+    amount due; asking again before paying answers the same account and amount (no second
+    account), so a portal that retries shows the holder what to pay.
+
+    Mutant killed: ``_first_payment`` 46 (the repeated 402 had ``amount_due: null``).
+    """
+    holder = register(ca_api)
+    body = {"holder_id": holder, "role": "head", "storage": "cloud"}
+    first = _problem(ca_api.post(URL, body), 402, "payment-required")
+    again = _problem(ca_api.post(URL, body), 402, "payment-required")
+    assert (again["payment_account"], again["amount_due"]) == (
+        first["payment_account"],
+        first["amount_due"],
+    )
+    assert first["amount_due"] == HEAD_CLOUD
