@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
+import billing
 from ca.cms import sign_detached
 from ca.issuance import issue_certificate
 from ca.models import Certificate, RenewalRequest
@@ -22,6 +23,7 @@ from ca.requests import IssueRequest
 from hsm import HSMError
 from tests.ca_fixtures import CA_URL, CaApi, register
 from tests.integration.ca.test_issuance import (
+    HEAD_CLOUD,
     INN,
     RUTOKEN,
     _BrokenToken,
@@ -155,3 +157,110 @@ def test_a_csr_is_read_as_the_office_pastes_it(ca_api: CaApi) -> None:
     new = ca_api.get(f"/api/v1/certificates/{done.json['new_serial']}").json
     cert = x509.load_pem_x509_certificate(new["certificate_pem"].encode())
     assert cert.public_key() == new_key.public_key()
+
+
+def test_a_failed_first_certificate_keeps_its_payment_for_the_next_attempt(ca_api: CaApi) -> None:
+    """docs/certificates.md: the first certificate is paid through its payment account (the
+    hold ``pa:<number>``); a failure after the reservation releases a *balance* hold only: the
+    first payment stays for the next attempt, which issues without a new 402 and takes the
+    money once (the HSM dies between reserve and sign as in test_issuance.py).
+
+    Mutants killed: ``_fail`` 22, 23 (the ``pa:`` test misspelt: the first payment's hold was
+    voided with the failure, and the retry found the certificate unpaid).
+    """
+    holder = register(ca_api)
+    _paid_first(ca_api, holder)
+    rt = ca_api.runtime
+    with pytest.raises(HSMError):
+        _issue(ca_api, holder, ca_token=_BrokenToken(rt.ca_token))
+    with rt.transaction() as session:
+        assert billing.balance(session, INN).held == HEAD_CLOUD  # still waiting
+    issued = _issue(ca_api, holder)
+    assert issued.certificate is not None
+    with rt.transaction() as session:
+        money = billing.balance(session, INN)
+        assert (money.posted, money.held) == (0, 0), money
+
+
+def test_each_subscriber_pays_its_own_first_certificate(ca_api: CaApi) -> None:
+    """docs/certificates.md: "first" means none of the subscriber's certificates was issued
+    with its payment. Another subscriber's certificates do not count: the second company's
+    first certificate is paid by its own payment account, not refused for an empty balance.
+
+    Mutant killed: ``_first_payment`` 66 (the "already used" count looked at certificates with
+    any *other* payment key: once any company had a certificate, every later first payment was
+    treated as used, and the money waiting in the hold could not pay).
+    """
+    first = register(ca_api)
+    _paid_first(ca_api, first)
+    _issue(ca_api, first)
+    other = register(ca_api, inn="98765432109876", name="Другая", email="b@test.kg")
+    _paid_first(ca_api, other)
+    done = ca_api.post(URL, {"holder_id": other, "role": "head", "storage": "cloud"})
+    assert done.status_code == 201, done.json
+    with ca_api.runtime.transaction() as session:
+        money = billing.balance(session, "98765432109876")
+        assert (money.posted, money.held) == (0, 0), money
+
+
+class _SecondRequestMidway:
+    """The CA token; the first time the issuance asks for the signing key (its row reserved,
+    ``pending``, not yet signed) another request is made through the API."""
+
+    def __init__(self, token: Any, during: Any) -> None:
+        self.token, self.during, self.answers = token, during, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.token, name)
+
+    def private_key(self, label: str) -> Any:
+        if not self.answers:
+            self.answers.append(self.during())
+        return self.token.private_key(label)
+
+
+def test_one_first_payment_pays_one_certificate_while_it_is_being_signed(ca_api: CaApi) -> None:
+    """docs/certificates.md: the first-certificate payment pays *one* certificate. A second
+    request of the same company that arrives while the first is reserved and being signed (its
+    hold still open) must not bind the same payment: 402, the balance is empty; the first one is
+    issued and the money taken once. Deterministic: the second request is made from inside the
+    first one's signing step.
+
+    Mutant killed: ``_first_payment`` 61 (the count of live certificates bound to the payment
+    made always zero: the second request bound the same hold and got the certificate, and the
+    first one failed).
+    """
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    other = register(ca_api, full_name="Второй Иван", email="second@test.kg")
+    body = {"holder_id": other, "role": "head", "storage": "cloud"}
+    rt = ca_api.runtime
+    token = _SecondRequestMidway(rt.ca_token, lambda: ca_api.post(URL, body))
+    issued = _issue(ca_api, head, ca_token=token)
+    assert issued.certificate is not None
+    [second] = token.answers
+    refused = _problem(second, 402, "payment-required")
+    assert refused["payment_account"] is None, refused
+    with rt.transaction() as session:
+        money = billing.balance(session, INN)
+        assert (money.posted, money.held) == (0, 0), money
+        live = session.scalars(select(Certificate).where(Certificate.status == "active")).all()
+    assert [c.holder_id for c in live] == [head]
+
+
+def test_asking_again_before_paying_names_the_same_account_and_amount(ca_api: CaApi) -> None:
+    """docs/certificates.md: the first request answers 402 naming the payment account and the
+    amount due; asking again before paying answers the same account and amount (no second
+    account), so a portal that retries shows the holder what to pay.
+
+    Mutant killed: ``_first_payment`` 46 (the repeated 402 had ``amount_due: null``).
+    """
+    holder = register(ca_api)
+    body = {"holder_id": holder, "role": "head", "storage": "cloud"}
+    first = _problem(ca_api.post(URL, body), 402, "payment-required")
+    again = _problem(ca_api.post(URL, body), 402, "payment-required")
+    assert (again["payment_account"], again["amount_due"]) == (
+        first["payment_account"],
+        first["amount_due"],
+    )
+    assert first["amount_due"] == HEAD_CLOUD
