@@ -25,22 +25,19 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 from sqlalchemy.orm import Session
 
 from ca.cms import CMSInvalid, sign_encapsulated, verify_encapsulated
-from ca.errors import CAError, CertificateMismatch, HierarchyNotReady, InvalidFields, LintFailed
-from ca.hierarchy import active_certificate, store_certificate
-from ca.profiles import lint_certificate, matches_linted, signature_hash
-from ca.serials import reserve_serial
+from ca.errors import CAError, CertificateMismatch, HierarchyNotReady, InvalidFields
+from ca.hierarchy import active_certificate
+from ca.operator_keys import OperatorCertificate, ensure_operator_certificate, same_key
 from ca.tsa import timestamp_token
 from db import audit
-from hsm import HSMToken, PublicKey, Signer
+from hsm import HSMToken, Signer
 from policies.ca_profiles import DISPATCH, ISSUING_CA, ROOT_CA
 from policies.identifiers import is_inn
 from policies.text import describe, refused_character
@@ -71,13 +68,6 @@ STATEMENT_FIELDS = (
 )
 _MAX_VALUE = 200  # characters: identifiers, codes and a timestamp, never prose
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_NAME_OIDS = {
-    "C": NameOID.COUNTRY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "CN": NameOID.COMMON_NAME,
-    "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
-}
-_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
 class DispatchUnavailable(CAError):
@@ -150,166 +140,45 @@ def confirmation_content(statement: Mapping[str, str]) -> bytes:
 # --- the key and its certificate ---------------------------------------------------------------
 
 
-def _add_years(moment: datetime, years: int) -> datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February → 28 February
-        return moment.replace(year=moment.year + years, day=28)
-
-
-def _ensure_key(session: Session, token: HSMToken, actor: str, now: datetime) -> PublicKey:
-    if token.has_key(DISPATCH.key_label):
-        return token.public_key(DISPATCH.key_label)
-    info = token.generate_key(DISPATCH.key_label, DISPATCH.key_spec)  # sensitive, never extractable
-    audit.append(
-        session,
-        actor=actor,
-        action="key.generated",
-        object=f"hsm:{token.label}/{DISPATCH.key_label}",
-        details={
-            "algorithm": DISPATCH.key_spec.name,
-            "key_id": info.key_id.hex(),
-            "purpose": "dispatch confirmations",
-        },
-        now=now,
-    )
-    return info.public_key
-
-
-def _builder(
-    session: Session,
-    issuing: x509.Certificate,
-    public: PublicKey,
-    public_url: str,
-    now: datetime,
-) -> x509.CertificateBuilder:
-    not_after = min(_add_years(now, DISPATCH.validity_years), issuing.not_valid_after_utc)
-    serial = reserve_serial(
-        session, issuer=ISSUING_CA.name, purpose="dispatch certificate", now=now
-    )
-    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    uri = x509.UniformResourceIdentifier
-    name = x509.Name([x509.NameAttribute(_NAME_OIDS[k], v) for k, v in DISPATCH.subject])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuing.subject)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(now)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,  # nonRepudiation: the operator stands by what it says
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
+_DISPATCH_CERTIFICATE = OperatorCertificate(
+    name=DISPATCH.name,
+    title="dispatch",
+    purpose="dispatch confirmations",
+    key_label=DISPATCH.key_label,
+    key_spec=DISPATCH.key_spec,
+    validity_years=DISPATCH.validity_years,
+    subject=DISPATCH.subject,
+    key_usage=x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,  # nonRepudiation: the operator stands by what it says
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    ),
+    extensions=(
+        (
             x509.CertificatePolicies(
                 [x509.PolicyInformation(ObjectIdentifier(DISPATCH.policy_oid), None)]
             ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([uri(f"{public_url}/crl/issuing.crl")], None, None, None)]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        uri(f"{public_url}/ca/issuing.crt"),
-                    )
-                ]
-            ),
-            critical=False,
-        )
-    )
-
-
-def _throwaway_key(issuing: x509.Certificate) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    key = issuing.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return ec.generate_private_key(key.curve)
-    if isinstance(key, rsa.RSAPublicKey):
-        return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
-    raise CAError(f"unsupported issuing key type {type(key).__name__}")
-
-
-def _issue_certificate(
-    session: Session,
-    token: HSMToken,
-    issuing: x509.Certificate,
-    public: PublicKey,
-    public_url: str,
-    now: datetime,
-) -> x509.Certificate:
-    # Two-phase, as for the TSA: lint the body signed by a throwaway key of the issuing key's
-    # type; only a clean body is signed by the issuing key on the HSM, and must be the linted one.
-    builder = _builder(session, issuing, public, public_url, now)
-    algorithm = signature_hash(issuing)
-    linted = builder.sign(_throwaway_key(issuing), algorithm)
-    findings = lint_certificate(linted)
-    if findings:
-        raise LintFailed(findings)
-    cert = builder.sign(token.private_key(ISSUING_CA.key_label), algorithm)
-    matches_linted(cert, linted)
-    return cert
+            False,
+        ),
+    ),
+)
 
 
 def ensure_dispatch(
     session: Session, ca_token: HSMToken, *, public_url: str, now: datetime, actor: str
 ) -> x509.Certificate:
-    """The dispatch certificate, making the dispatch key and its certificate first if missing.
-
-    Idempotent: an installed certificate for the key on the token is returned unchanged.
-    Raises ``HierarchyNotReady`` while the issuing CA has no certificate and
-    ``CertificateMismatch`` when the installed certificate is not for the key on the token.
-    """
-    now = now.astimezone(UTC).replace(microsecond=0)
-    issuing = active_certificate(session, ISSUING_CA.name)
-    public = _ensure_key(session, ca_token, actor, now)
-    try:
-        current = active_certificate(session, DISPATCH.name)
-    except HierarchyNotReady:
-        current = None
-    if current is not None:
-        if current.public_key().public_bytes(*_SPKI) != public.public_bytes(*_SPKI):
-            raise CertificateMismatch(
-                "the dispatch key on the token does not match the installed dispatch certificate"
-            )
-        return current
-    cert = _issue_certificate(session, ca_token, issuing, public, public_url.rstrip("/"), now)
-    store_certificate(session, DISPATCH.name, cert, key_label=DISPATCH.key_label, now=now)
-    audit.append(
-        session,
-        actor=actor,
-        action="certificate.issued",
-        object=f"ca:{DISPATCH.name}",
-        details={
-            "serial": format(cert.serial_number, "x"),
-            "subject": cert.subject.rfc4514_string(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-        },
-        now=now,
+    """The dispatch certificate, making the dispatch key and its certificate first if missing
+    (``ca.operator_keys.ensure_operator_certificate``: idempotent; ``HierarchyNotReady`` before
+    the issuing CA has a certificate, ``CertificateMismatch`` for another key's certificate)."""
+    return ensure_operator_certificate(
+        session, ca_token, _DISPATCH_CERTIFICATE, public_url=public_url, now=now, actor=actor
     )
-    return cert
 
 
 def dispatch_certificate(session: Session) -> x509.Certificate:
@@ -366,7 +235,7 @@ def confirm_dispatch(
     cert = chain[0]
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise DispatchUnavailable("the dispatch certificate is not valid at this moment")
-    if cert.public_key().public_bytes(*_SPKI) != signer.public_key.public_bytes(*_SPKI):
+    if not same_key(cert, signer.public_key):
         raise CertificateMismatch(
             "the dispatch key on the token does not match the installed dispatch certificate"
         )

@@ -34,17 +34,15 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy.orm import Session
 
-from ca.errors import CAError, CertificateMismatch, HierarchyNotReady, LintFailed
-from ca.hierarchy import active_certificate, store_certificate
-from ca.profiles import lint_certificate, matches_linted, signature_hash
+from ca.errors import CAError, HierarchyNotReady
+from ca.hierarchy import active_certificate
+from ca.operator_keys import OperatorCertificate, ensure_operator_certificate
 from ca.serials import reserve_serial
 from db import audit
-from hsm import HSMToken, PublicKey, Signer
-from policies.ca_profiles import ISSUING_CA
+from hsm import HSMToken, Signer
 from policies.tsa import MAX_NONCE_BITS, TSA
 
 __all__ = [
@@ -56,15 +54,7 @@ __all__ = [
     "timestamp_token",
 ]
 
-_NAME_OIDS = {
-    "C": NameOID.COUNTRY_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "CN": NameOID.COMMON_NAME,
-    "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
-}
 _FAIL_INFO_NAMES = frozenset(tsp.PKIFailureInfo._map.values())
-_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
 class TSAUnavailable(CAError):
@@ -84,157 +74,39 @@ class TimeStampRefused(CAError):
 # --- the TSA certificate -------------------------------------------------------------------
 
 
-def _add_years(moment: datetime, years: int) -> datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February → 28 February
-        return moment.replace(year=moment.year + years, day=28)
-
-
-def _ensure_key(session: Session, token: HSMToken, actor: str, now: datetime) -> PublicKey:
-    if token.has_key(TSA.key_label):
-        return token.public_key(TSA.key_label)
-    info = token.generate_key(TSA.key_label, TSA.key_spec)  # sensitive, never extractable
-    audit.append(
-        session,
-        actor=actor,
-        action="key.generated",
-        object=f"hsm:{token.label}/{TSA.key_label}",
-        details={"algorithm": TSA.key_spec.name, "key_id": info.key_id.hex(), "purpose": "tsa"},
-        now=now,
-    )
-    return info.public_key
-
-
-def _tsa_builder(
-    session: Session,
-    issuing: x509.Certificate,
-    public: PublicKey,
-    public_url: str,
-    now: datetime,
-) -> x509.CertificateBuilder:
-    # The TSA certificate must not outlive the issuing CA that vouches for it.
-    not_after = min(_add_years(now, TSA.validity_years), issuing.not_valid_after_utc)
-    serial = reserve_serial(session, issuer=ISSUING_CA.name, purpose="tsa certificate", now=now)
-    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    uri = x509.UniformResourceIdentifier
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(_NAME_OIDS[k], v) for k, v in TSA.subject]))
-        .issuer_name(issuing.subject)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(now)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        # RFC 3161 §2.3: timeStamping as the only purpose, and the extension critical.
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([uri(f"{public_url}/crl/issuing.crl")], None, None, None)]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        uri(f"{public_url}/ca/issuing.crt"),
-                    )
-                ]
-            ),
-            critical=False,
-        )
-    )
-
-
-def _throwaway_key(issuing: x509.Certificate) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    key = issuing.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return ec.generate_private_key(key.curve)
-    if isinstance(key, rsa.RSAPublicKey):
-        return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
-    raise CAError(f"unsupported issuing key type {type(key).__name__}")
-
-
-def _issue_tsa_certificate(
-    session: Session,
-    token: HSMToken,
-    issuing: x509.Certificate,
-    public: PublicKey,
-    public_url: str,
-    now: datetime,
-) -> x509.Certificate:
-    # 1. the body, linted as signed by a throwaway key of the issuing key's type;
-    # 2. only a clean body is signed by the issuing key on the HSM, and must be the linted one.
-    builder = _tsa_builder(session, issuing, public, public_url, now)
-    algorithm = signature_hash(issuing)
-    linted = builder.sign(_throwaway_key(issuing), algorithm)
-    findings = lint_certificate(linted)
-    if findings:
-        raise LintFailed(findings)
-    cert = builder.sign(token.private_key(ISSUING_CA.key_label), algorithm)
-    matches_linted(cert, linted)
-    return cert
+_TSA_CERTIFICATE = OperatorCertificate(
+    name=TSA.name,
+    title="TSA",
+    purpose="tsa",
+    key_label=TSA.key_label,
+    key_spec=TSA.key_spec,
+    validity_years=TSA.validity_years,
+    subject=TSA.subject,
+    key_usage=x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    ),
+    # RFC 3161 §2.3: timeStamping as the only purpose, and the extension critical.
+    extensions=((x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),),
+)
 
 
 def ensure_tsa(
     session: Session, ca_token: HSMToken, *, public_url: str, now: datetime, actor: str
 ) -> x509.Certificate:
-    """The TSA certificate, making the TSA key and its certificate first if they are missing.
-
-    Idempotent: an installed certificate for the key on the token is returned unchanged.
-    Raises ``HierarchyNotReady`` while the issuing CA has no certificate (production path
-    before ``tamga ca issuer-import``) and ``CertificateMismatch`` when the installed TSA
-    certificate is not for the key on the token.
-    """
-    now = now.astimezone(UTC).replace(microsecond=0)
-    issuing = active_certificate(session, ISSUING_CA.name)
-    public = _ensure_key(session, ca_token, actor, now)
-    try:
-        current = active_certificate(session, TSA.name)
-    except HierarchyNotReady:
-        current = None
-    if current is not None:
-        if current.public_key().public_bytes(*_SPKI) != public.public_bytes(*_SPKI):
-            raise CertificateMismatch(
-                "the TSA key on the token does not match the installed TSA certificate"
-            )
-        return current
-    cert = _issue_tsa_certificate(session, ca_token, issuing, public, public_url.rstrip("/"), now)
-    store_certificate(session, TSA.name, cert, key_label=TSA.key_label, now=now)
-    audit.append(
-        session,
-        actor=actor,
-        action="certificate.issued",
-        object=f"ca:{TSA.name}",
-        details={
-            "serial": format(cert.serial_number, "x"),
-            "subject": cert.subject.rfc4514_string(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-        },
-        now=now,
+    """The TSA certificate, making the TSA key and its certificate first if they are missing
+    (``ca.operator_keys.ensure_operator_certificate``: idempotent; ``HierarchyNotReady`` before
+    the issuing CA has a certificate, ``CertificateMismatch`` for another key's certificate)."""
+    return ensure_operator_certificate(
+        session, ca_token, _TSA_CERTIFICATE, public_url=public_url, now=now, actor=actor
     )
-    return cert
 
 
 # --- requests --------------------------------------------------------------------------------
