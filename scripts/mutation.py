@@ -125,6 +125,16 @@ AREAS: dict[str, Area] = {
             SIG + "test_guards_http.py",
         ],
     ),
+    # filing: the charge at completion, the awaiting-payment queue, delivery (docs/filing.md)
+    "filing": Area(
+        modules=["filing/reports.py", "filing/delivery.py", "filing/agencies.py"],
+        tests=[IT + "filing/test_reports.py", IT + "filing/test_filing_concurrency.py"],
+    ),
+    # the one signature check of filing and the §8 procedure (crl/signatures.py)
+    "verification": Area(
+        modules=["crl/signatures.py"],
+        tests=[CRL + "test_signatures.py", IT + "filing/test_reports.py"],
+    ),
     # the append-only audit chain (docs/architecture.md)
     "audit": Area(
         modules=["db/audit.py"],
