@@ -1027,15 +1027,37 @@ async def _verify_cms(
     reports = []
     for index, info in enumerate(infos, 1):
         label = f"{label_prefix}{signature.name}" + (f" #{index}" if len(infos) > 1 else "")
-        reports.append(
-            await _verify_signer(
-                _Signed(label, info, content_type, _hasher(content), carried),
-                trust,
-                now,
-                evidence,
-            )
-        )
+        signed_item = _Signed(label, info, content_type, _hasher(content), carried)
+        reports.append(await _judge(signed_item, trust, now, evidence))
     return reports, problems, sha256_hex(content)
+
+
+async def _judge(
+    signed: _Signed, trust: TrustMaterial, now: datetime, evidence: Sequence[OperatorEvidence]
+) -> SignatureReport:
+    """:func:`_verify_signer`, or FORMAT_FAILURE for a SignerInfo malformed deep inside.
+
+    asn1crypto parses lazily: a corrupted length inside an attribute surfaces only when that
+    attribute is read, wherever that is. Such a signature is not a signature: it fails.
+    """
+    try:
+        return await _verify_signer(signed, trust, now, evidence)
+    except PARSE_ERRORS as exc:
+        return SignatureReport(
+            label=signed.label,
+            indication=Indication.TOTAL_FAILED,
+            sub_indication=SubIndication.FORMAT_FAILURE,
+            steps=(
+                StepResult(1, StepStatus.FAILED, f"the SignerInfo is malformed: {exc}"),
+                *_not_checked(range(2, 8), "the SignerInfo is malformed"),
+            ),
+            signer_subject=None,
+            signer_serial=None,
+            signer_issuer=None,
+            signing_time=None,
+            chain=(),
+            revocation=None,
+        )
 
 
 def _document_report(
@@ -1120,7 +1142,7 @@ def verify_pdf(pdf: NamedBytes, trust: TrustMaterial, *, now: datetime) -> Docum
                     f"{label}: a document time-stamp ({content_type}), not a signature; not judged"
                 )
                 continue
-            report = await _verify_signer(
+            report = await _judge(
                 _Signed(label, info, content_type, sig.compute_digest, carried), trust, now, ()
             )
             extra = [f"PDF SubFilter {sub_filter}"]

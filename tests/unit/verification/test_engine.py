@@ -439,3 +439,28 @@ def test_the_report_names_the_time_stamp_and_crls_it_used(pki: PKI) -> None:
     assert crl_hashes and crl_hashes <= inputs
     as_json = report.to_json()
     assert as_json["signatures"][0]["steps"][6]["clause"] == "8.2.7"
+
+
+def test_corrupted_signatures_give_a_verdict_or_a_refusal_never_a_crash(pki: PKI) -> None:
+    """Every byte position flipped in turn (a sample): UnreadableInput or a report, nothing else."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(0, 1), stamp_at=at(0, 1))
+    trust = trust_of(pki)
+    verdicts = set()
+    for position in range(0, len(signature), 7):
+        corrupted = bytearray(signature)
+        corrupted[position] ^= 0xFF
+        try:
+            report = verify_signature(
+                signature=NamedBytes("s.p7s", bytes(corrupted)),
+                document=NamedBytes("d", DOCUMENT),
+                trust=trust,
+                now=at(0, 2),
+            )
+        except UnreadableInput:
+            verdicts.add("unreadable")
+            continue
+        verdicts.add(report.indication.value)
+    # a flipped byte never makes a signature pass unless it sits in an unsigned, unused field
+    assert "unreadable" in verdicts and "TOTAL-FAILED" in verdicts
