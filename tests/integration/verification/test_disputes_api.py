@@ -1,0 +1,424 @@
+"""The disputes API (§8, §8.5): open a case on uploaded material, charge its fee, read it back.
+
+Real database (SQLite and PostgreSQL) and real SoftHSM: the subscriber's RuToken certificate is
+issued by our CA, the disputed signature made by ``openssl cms -sign`` with its key, and the
+CRLs signed by the CA and kept in ``crl_issues`` (the trust of every API verification). Every
+refusal checks that nothing was written: no case, no journal entry, no ledger transaction, and
+the balance unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+import billing
+from billing.models import LedgerTransaction
+from db import AuditEntry
+from policies.tariffs import PLACEHOLDERS, TARIFFS
+from signing_api.clients import create_client
+from signing_api.verification.cases import stored_report
+from signing_api.verification.models import DisputeCase
+from signing_api.verification.stored import canonical_json
+from tests.ca_fixtures import CaApi, register
+from tests.filing_fixtures import INN, Signer
+
+pytestmark = [pytest.mark.hsm, pytest.mark.db]
+
+FEE = TARIFFS.price("dispute", date(2026, 12, 1)).price
+DOC = "<report form='STI-091' period='2026-11'>НДС: 12 345,67</report>".encode()
+PATH = "/api/v1/disputes"
+
+
+@dataclass
+class Party:
+    """The subscriber (its RuToken head), the disputed document and its signature."""
+
+    api: CaApi
+    signer: Signer
+    signature: bytes
+
+    def open(
+        self,
+        who: str | None = "commission",
+        *,
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+        **files: Any,
+    ) -> Any:
+        """POST a case: the genuine document and signature unless ``data`` says otherwise."""
+        if data is None:
+            data = {"subscriber_inn": INN}
+            files = files or {
+                "document": (DOC, "nds.xml"),
+                "signature": (self.signature, "nds.p7s"),
+            }
+        body: dict[str, Any] = dict(data)
+        for name, (content, filename) in files.items():
+            body[name] = (io.BytesIO(content), filename)
+        headers = self.api.headers(who, extra={"Idempotency-Key": key} if key else None)
+        return self.api.client.post(
+            PATH, data=body, headers=headers, content_type="multipart/form-data"
+        )
+
+
+def _rutoken(api: CaApi, holder: int) -> Signer:
+    """The subscriber's first certificate, on a RuToken, paid through its payment account."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "token")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    body = {"holder_id": holder, "role": "head", "storage": "rutoken", "csr_pem": csr}
+    done = api.post("/api/v1/certificates", body)
+    if done.status_code == 402:
+        api.pay(done.json["payment_account"], done.json["amount_due"])
+        done = api.post("/api/v1/certificates", body)
+    assert done.status_code == 201, done.json
+    return Signer(done.json["serial"], done.json["certificate_pem"], key)
+
+
+def _fresh_crls(api: CaApi) -> None:
+    """The CA signs current CRLs (into ``crl_issues``, the archive the engine trusts)."""
+    api.clock.now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    for name in ("root", "issuing"):
+        assert api.client.get(f"/crl/{name}.crl").status_code == 200
+
+
+@pytest.fixture
+def party(ca_api: CaApi, tmp_path: Path) -> Party:
+    """A subscriber with a RuToken head certificate, no money, a signed document, fresh CRLs,
+    and two more API clients: a dispute commission and an agency."""
+    ca_api.clock.now = datetime.now(UTC).replace(microsecond=0)  # openssl signs at real time
+    signer = _rutoken(ca_api, register(ca_api))
+    with ca_api.runtime.transaction() as session:
+        for name in ("commission", "agency"):
+            made = create_client(session, name=name, role=name, now=ca_api.clock.now, actor="test")
+            ca_api.tokens[name] = made.token
+            ca_api.client_ids[name] = made.client_id
+    signature = signer.cms(DOC, tmp_path)
+    _fresh_crls(ca_api)
+    return Party(ca_api, signer, signature)
+
+
+def _balance(api: CaApi) -> int:
+    with api.runtime.transaction() as session:
+        return billing.balance(session, INN).available
+
+
+def _counts(api: CaApi) -> dict[str, int]:
+    """What a refusal must leave unchanged."""
+    with api.runtime.transaction() as session:
+        found = {
+            name: int(session.scalar(select(func.count()).select_from(model)) or 0)
+            for name, model in (
+                ("cases", DisputeCase),
+                ("ledger", LedgerTransaction),
+                ("journal", AuditEntry),
+            )
+        }
+        found["balance"] = billing.balance(session, INN).available
+    return found
+
+
+def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.data[:2000])
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.json
+    assert body["type"] == f"urn:tamga:problem:{slug}", body
+    return body
+
+
+def _fields(problem: dict[str, Any]) -> set[str]:
+    return {e["field"] for e in problem.get("errors", [])}
+
+
+# --- a genuine signature ---------------------------------------------------------------------
+
+
+def test_a_genuine_signature_is_authentic_the_fee_charged_once_and_the_case_kept(
+    party: Party,
+) -> None:
+    api = party.api
+    api.pay(INN, FEE + 500)
+    before = _counts(api)
+    done = party.open()
+    assert done.status_code == 201, done.json
+    case = done.json
+    assert done.headers["Location"] == f"{PATH}/{case['id']}"
+    assert case["indication"] == "TOTAL-PASSED", json.dumps(case["report"], indent=1)
+    assert case["sub_indication"] is None
+    assert case["subscriber_inn"] == INN and case["opened_as"] == "commission"
+    assert case["opened_by"] == f"client:{api.client_ids['commission']}"
+    assert case["form"] == "cms"
+    assert case["document"] == {
+        "name": "nds.xml",
+        "sha256": hashlib.sha256(DOC).hexdigest(),
+        "size": len(DOC),
+    }
+    assert case["signature"]["sha256"] == hashlib.sha256(party.signature).hexdigest()
+    assert case["links"] == {
+        "self": f"{PATH}/{case['id']}",
+        "report_json": f"{PATH}/{case['id']}/report.json",
+        "report_pdf": f"{PATH}/{case['id']}/report.pdf",
+    }
+    # The fee: exactly once, the dispute tariff, from the subscriber's balance (§8.5).
+    assert case["fee"]["amount"] == FEE and case["fee"]["tariff"] == "dispute"
+    assert case["fee"]["ledger_key"] == f"dispute:{case['id']}"
+    after = _counts(api)
+    assert after["balance"] == before["balance"] - FEE == 500
+    assert after["cases"] == before["cases"] + 1
+    assert after["ledger"] == before["ledger"] + 1
+    with api.runtime.transaction() as session:
+        posting = billing.posting_for(session, f"dispute:{case['id']}")
+        assert posting is not None and posting.amount == FEE
+        assert posting.transaction_id == case["fee"]["transaction"]
+        opened = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "dispute.case.opened")
+        ).one()
+        assert opened.object == f"dispute:{case['id']}"
+        details = opened.details_dict()
+        assert details["report_sha256"] == case["report_sha256"]
+        assert details["fee"] == FEE and details["transaction"] == posting.transaction_id
+        # The stored material is the upload, byte for byte.
+        row = session.get_one(DisputeCase, case["id"])
+        assert (row.document, row.signature) == (DOC, party.signature)
+        # The stored report reads back as the same values (what the PDF is rendered from).
+        assert canonical_json(stored_report(row)) == row.report
+
+    # report.json: the stored bytes exactly, the ones the POST answered with.
+    stored = api.get(case["links"]["report_json"], who="commission")
+    assert stored.status_code == 200 and stored.mimetype == "application/json"
+    assert hashlib.sha256(stored.data).hexdigest() == case["report_sha256"]
+    assert json.loads(stored.data) == case["report"]
+    assert case["report"]["indication"] == "TOTAL-PASSED"
+    assert case["report"]["document_sha256"] == hashlib.sha256(DOC).hexdigest()
+    # report.pdf: rendered from the stored report.
+    pdf = api.get(case["links"]["report_pdf"], who="officer")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+    # The case itself, to officers and commissions alike; nothing more was charged.
+    for who in ("commission", "officer"):
+        shown = api.get(case["links"]["self"], who=who)
+        assert shown.status_code == 200 and shown.json == case
+    assert _counts(api) == after
+
+
+def test_an_officer_opens_a_case_too_and_lists_show_the_newest_first_by_pages(
+    party: Party,
+) -> None:
+    api = party.api
+    api.pay(INN, 3 * FEE)
+    ids = []
+    for who in ("officer", "commission", "officer"):
+        done = party.open(who)
+        assert done.status_code == 201, done.json
+        assert done.json["opened_as"] == ("officer" if who == "officer" else "commission")
+        ids.append(done.json["id"])
+        api.clock.now += timedelta(seconds=1)
+    assert _balance(api) == 0
+    first = api.get(PATH, who="commission", limit=2)
+    assert first.status_code == 200, first.json
+    assert [c["id"] for c in first.json["disputes"]] == ids[:0:-1]
+    assert all("report" not in c for c in first.json["disputes"])
+    assert first.json["next"] == ids[1]
+    rest = api.get(PATH, who="officer", limit=2, before=first.json["next"])
+    assert [c["id"] for c in rest.json["disputes"]] == ids[:1]
+    assert rest.json["next"] is None
+    assert api.get(PATH, inn="09876543210987").json["disputes"] == []
+    unknown = api.get(PATH, before=str(uuid.uuid4()))
+    assert "before" in _fields(_problem(unknown, 422, "validation-failed"))
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+def test_a_replay_answers_the_first_case_and_charges_once(party: Party, tmp_path: Path) -> None:
+    api = party.api
+    api.pay(INN, 2 * FEE)
+    first = party.open(key="case-1")
+    assert first.status_code == 201, first.json
+    after_first = _counts(api)
+    again = party.open(key="case-1")
+    assert again.status_code == 200, again.json
+    assert again.json == first.json
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotency-Key"] == "case-1"
+    assert _counts(api) == after_first
+    assert after_first["balance"] == FEE  # charged once
+    # The same key with other material is refused, and writes nothing.
+    other = party.signer.cms(DOC + b" ", tmp_path)
+    conflict = party.open(
+        key="case-1", document=(DOC + b" ", "nds.xml"), signature=(other, "nds.p7s")
+    )
+    assert "Idempotency-Key" in _fields(_problem(conflict, 422, "idempotency-conflict"))
+    assert _counts(api) == after_first
+    # Another client's same key is its own request.
+    theirs = party.open("officer", key="case-1")
+    assert theirs.status_code == 201 and theirs.json["id"] != first.json["id"]
+
+
+# --- money -----------------------------------------------------------------------------------
+
+
+def test_a_balance_short_of_the_fee_is_402_and_nothing_is_written(party: Party) -> None:
+    api = party.api
+    api.pay(INN, FEE - 1 - _balance(api))
+    before = _counts(api)
+    assert before["balance"] == FEE - 1
+    refused = party.open(key="poor")
+    body = _problem(refused, 402, "payment-required")
+    assert body["amount_due"] == 1 and body["payment_account"] is None
+    assert _counts(api) == before
+    # Topped up, the same request (same key) goes through: the refusal kept nothing.
+    api.pay(INN, 1)
+    done = party.open(key="poor")
+    assert done.status_code == 201, done.json
+    assert _balance(api) == 0
+
+
+def test_the_dispute_tariff_is_a_placeholder() -> None:
+    assert "dispute" in PLACEHOLDERS
+    assert not any(code.startswith("cert:") for code in PLACEHOLDERS)
+
+
+# --- who may call ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("who", "status"), [("portal", 403), ("agency", 403), (None, 401)])
+def test_only_commissions_and_officers_open_or_read_cases(
+    party: Party, who: str | None, status: int
+) -> None:
+    api = party.api
+    api.pay(INN, 2 * FEE)
+    opened = party.open().json["id"]
+    before = _counts(api)
+    slug = "forbidden" if status == 403 else "unauthorized"
+    _problem(party.open(who), status, slug)
+    for path in (PATH, f"{PATH}/{opened}", f"{PATH}/{opened}/report.json"):
+        _problem(api.get(path, who=who), status, slug)
+    counts = _counts(api)
+    if status == 401:  # a failed authentication is counted in the journal, not charged
+        counts["journal"] = before["journal"]
+    assert counts == before
+
+
+# --- bad requests ----------------------------------------------------------------------------
+
+
+_NOT_CMS = b"this is not a CMS signature"
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "fields"),
+    [
+        ({"subscriber_inn": INN}, {}, {"signature", "pdf", "package"}),
+        ({}, {}, {"subscriber_inn", "signature", "pdf", "package"}),
+        ({"subscriber_inn": "09876543210987"}, "genuine", {"subscriber_inn"}),
+        ({"subscriber_inn": "12345"}, "genuine", {"subscriber_inn"}),
+        ({"subscriber_inn": INN}, {"document": (DOC, "nds.xml")}, {"signature"}),
+        ({"subscriber_inn": INN}, {"signature": (_NOT_CMS, "x.p7s")}, {"signature"}),
+        (
+            {"subscriber_inn": INN},
+            {"signature": (_NOT_CMS, "x.p7s"), "pdf": (b"%PDF-1.7", "x.pdf")},
+            {"signature", "pdf"},
+        ),
+        (
+            {"subscriber_inn": "09876543210987"},
+            {"pdf": (b"%PDF-1.7", "x.pdf"), "package": (b"PK", "x.zip")},
+            {"subscriber_inn", "pdf", "package"},
+        ),
+        ({"subscriber_inn": INN}, {"signature": (b"", "empty.p7s")}, {"signature"}),
+        ({"subscriber_inn": INN, "colour": "red"}, "genuine", {"colour"}),
+        ({"subscriber_inn": INN, "signature": "text, not a file"}, {}, {"signature"}),
+        ({"subscriber_inn": INN}, {"pdf": (b"%PDF-1.7 but nothing more", "x.pdf")}, {"pdf"}),
+        ({"subscriber_inn": INN}, {"package": (b"not a zip", "p.zip")}, {"package"}),
+    ],
+    ids=[
+        "no-files",
+        "nothing",
+        "unknown-inn",
+        "malformed-inn",
+        "document-alone",
+        "not-a-cms",
+        "two-forms",
+        "two-forms-and-unknown-inn",
+        "empty-file",
+        "unknown-field",
+        "file-as-text",
+        "not-a-pdf",
+        "not-a-package",
+    ],
+)
+def test_bad_requests_name_every_bad_field_and_write_nothing(
+    party: Party, data: dict[str, str], files: Any, fields: set[str]
+) -> None:
+    api = party.api
+    api.pay(INN, FEE)
+    before = _counts(api)
+    if files == "genuine":
+        files = {"document": (DOC, "nds.xml"), "signature": (party.signature, "nds.p7s")}
+    refused = party.open(data=data, **files)
+    body = _problem(refused, 422, "validation-failed")
+    assert _fields(body) == fields, body
+    assert _counts(api) == before
+
+
+def test_a_body_that_is_not_multipart_is_415(party: Party) -> None:
+    api = party.api
+    refused = api.post(PATH, {"subscriber_inn": INN}, who="commission")
+    _problem(refused, 415, "unsupported-media-type")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{PATH}/{uuid.uuid4()}",
+        f"{PATH}/{uuid.uuid4()}/report.json",
+        f"{PATH}/{uuid.uuid4()}/report.pdf",
+        f"{PATH}/{'x' * 300}",
+    ],
+)
+def test_an_unknown_case_is_404(party: Party, path: str) -> None:
+    _problem(party.api.get(path, who="commission"), 404, "not-found")
+
+
+# --- the database keeps cases as they were --------------------------------------------------
+
+
+def test_cases_are_append_only_in_the_database(party: Party) -> None:
+    api = party.api
+    api.pay(INN, FEE)
+    case_id = party.open().json["id"]
+    with pytest.raises(DBAPIError, match="append-only"), api.runtime.transaction() as session:
+        row = session.get_one(DisputeCase, case_id)
+        row.indication = "TOTAL-FAILED"
+        session.flush()
+    with pytest.raises(DBAPIError, match="append-only"), api.runtime.transaction() as session:
+        session.delete(session.get_one(DisputeCase, case_id))
+        session.flush()
+    with pytest.raises(DBAPIError, match="append-only"), api.runtime.transaction() as session:
+        session.execute(text("UPDATE dispute_cases SET fee = 1"))
+    if api.runtime.engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="append-only"), api.runtime.transaction() as s:
+            s.execute(text("TRUNCATE dispute_cases CASCADE"))
+    with api.runtime.transaction() as session:
+        row = session.get_one(DisputeCase, case_id)
+        assert (row.indication, row.fee) == ("TOTAL-PASSED", FEE)
