@@ -427,12 +427,12 @@ def case_json(case: DisputeCase, *, with_report: bool = True) -> dict[str, Any]:
 
 
 def case_summary(case: DisputeCase) -> dict[str, str]:
-    """What the report's PDF prints about the case itself."""
+    """What the report's PDF prints about the case itself (``pdf.render_report_pdf``'s keys)."""
     return {
-        "Case": case.id,
-        "Subscriber (INN)": case.subscriber_inn,
-        "Opened": iso_utc(case.created_at) or "",
-        "Opened by": f"{case.opened_by} ({case.opened_as})",
-        "Fee": f"{som(case.fee)} som, ledger transaction {case.fee_txn}",
-        "Report SHA-256": case.report_sha256,
+        "case_id": case.id,
+        "inn": case.subscriber_inn,
+        "opened_at": iso_utc(case.created_at) or "",
+        "opened_by": f"{case.opened_by} ({case.opened_as})",
+        "Плата / Fee (§8.5)": f"{som(case.fee)} KGS, ledger transaction {case.fee_txn}",
+        "SHA-256 отчёта / Report SHA-256": case.report_sha256,
     }
