@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +36,7 @@ from signing_api.verification.cases import stored_report
 from signing_api.verification.models import DisputeCase
 from signing_api.verification.stored import canonical_json
 from tests.ca_fixtures import CaApi, register
-from tests.filing_fixtures import INN, Signer
+from tests.filing_fixtures import INN, Company, Signer, file, sign_cms
 
 pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
@@ -207,6 +208,7 @@ def test_a_genuine_signature_is_authentic_the_fee_charged_once_and_the_case_kept
     stored = api.get(case["links"]["report_json"], who="commission")
     assert stored.status_code == 200 and stored.mimetype == "application/json"
     assert hashlib.sha256(stored.data).hexdigest() == case["report_sha256"]
+    assert stored.headers["ETag"] == f'"{case["report_sha256"]}"'
     assert json.loads(stored.data) == case["report"]
     assert case["report"]["indication"] == "TOTAL-PASSED"
     assert case["report"]["document_sha256"] == hashlib.sha256(DOC).hexdigest()
@@ -214,6 +216,12 @@ def test_a_genuine_signature_is_authentic_the_fee_charged_once_and_the_case_kept
     pdf = api.get(case["links"]["report_pdf"], who="officer")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert pdf.data.startswith(b"%PDF")
+    printed = subprocess.run(
+        ["pdftotext", "-", "-"], input=pdf.data, capture_output=True, check=True
+    ).stdout.decode()
+    flat = "".join(printed.split())
+    for fact in (case["id"], INN, case["opened_by"], case["report"]["document_sha256"]):
+        assert fact in flat, fact
     # The case itself, to officers and commissions alike; nothing more was charged.
     for who in ("commission", "officer"):
         shown = api.get(case["links"]["self"], who=who)
@@ -245,6 +253,117 @@ def test_an_officer_opens_a_case_too_and_lists_show_the_newest_first_by_pages(
     assert api.get(PATH, inn="09876543210987").json["disputes"] == []
     unknown = api.get(PATH, before=str(uuid.uuid4()))
     assert "before" in _fields(_problem(unknown, 422, "validation-failed"))
+
+
+def test_a_signature_that_does_not_hold_is_still_a_case_and_still_paid(party: Party) -> None:
+    """§8.5: the fee pays for the procedure, whatever its verdict."""
+    api = party.api
+    api.pay(INN, FEE)
+    forged = DOC.replace(b"345", b"945")
+    done = party.open(document=(forged, "nds.xml"), signature=(party.signature, "nds.p7s"))
+    assert done.status_code == 201, done.json
+    assert done.json["indication"] == "TOTAL-FAILED", done.json["report"]
+    assert done.json["sub_indication"] == done.json["report"]["sub_indication"] is not None
+    assert done.json["document"]["sha256"] == hashlib.sha256(forged).hexdigest()
+    assert _balance(api) == 0
+    pdf = api.get(done.json["links"]["report_pdf"], who="commission")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+
+
+def _signed_pdf(signer: Signer) -> bytes:
+    """A one-page PDF signed (PAdES) with the subscriber's key by pyHanko, as a PDF tool would."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+    from reportlab.pdfgen import canvas
+
+    page = io.BytesIO()
+    drawing = canvas.Canvas(page)
+    drawing.drawString(72, 720, "Act of reconciliation, November 2026")
+    drawing.save()
+    cert = asn1_x509.Certificate.load(
+        x509.load_pem_x509_certificate(signer.cert_pem.encode()).public_bytes(
+            serialization.Encoding.DER
+        )
+    )
+    key = asn1_keys.PrivateKeyInfo.load(
+        signer.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pdf_signer = signers.SimpleSigner(
+        signing_cert=cert,
+        signing_key=key,
+        cert_registry=SimpleCertificateStore.from_certs([cert]),
+    )
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(page.getvalue())),
+        signers.PdfSignatureMetadata(field_name="Signature1"),
+        signer=pdf_signer,
+    )
+    return bytes(out.getvalue())
+
+
+def test_a_signed_pdf_is_a_case_of_its_own_form(party: Party) -> None:
+    api = party.api
+    api.pay(INN, FEE)
+    pdf = _signed_pdf(party.signer)
+    _fresh_crls(api)
+    done = party.open(data={"subscriber_inn": INN}, pdf=(pdf, "act.pdf"))
+    assert done.status_code == 201, done.json
+    case = done.json
+    assert case["form"] == "pdf" and case["signature"] is None
+    assert case["document"] == {
+        "name": "act.pdf",
+        "sha256": hashlib.sha256(pdf).hexdigest(),
+        "size": len(pdf),
+    }
+    assert case["indication"] == "TOTAL-PASSED", json.dumps(case["report"], indent=1)
+    assert len(case["report"]["signatures"]) == 1
+    with api.runtime.transaction() as session:
+        row = session.get_one(DisputeCase, case["id"])
+        assert (row.document, row.signature) == (pdf, None)
+    assert _balance(api) == 0
+
+
+def test_a_filed_reports_evidence_package_is_a_case_of_its_own_form(
+    company: Company, tmp_path: Path
+) -> None:
+    """The commission takes the package Tamga gives for a report (both signatures in it)."""
+    api = company.api
+    with api.runtime.transaction() as session:
+        made = create_client(
+            session, name="commission", role="commission", now=api.clock.now, actor="t"
+        )
+        api.tokens["commission"] = made.token
+    filed = file(api, DOC)
+    assert filed.status_code == 201, filed.json
+    report = filed.json
+    assert company.sign_cloud(report, DOC).status_code == 201
+    signed = sign_cms(api, report["id"], company.accountant_signer.cms(DOC, tmp_path))
+    assert signed.status_code == 201, signed.json
+    package = api.get(f"/api/v1/reports/{report['id']}/package")
+    assert package.status_code == 200, package.data[:500]
+    _fresh_crls(api)
+    paid = _balance(api)
+    body = {
+        "subscriber_inn": INN,
+        "package": (io.BytesIO(package.data), f"report-{report['id']}.zip"),
+    }
+    done = api.client.post(
+        PATH, data=body, headers=api.headers("commission"), content_type="multipart/form-data"
+    )
+    assert done.status_code == 201, done.json
+    case = done.json
+    assert case["form"] == "package" and case["signature"] is None
+    assert case["document"]["sha256"] == hashlib.sha256(package.data).hexdigest()
+    assert case["indication"] == "TOTAL-PASSED", json.dumps(case["report"], indent=1)
+    assert len(case["report"]["signatures"]) == 2
+    assert _balance(api) == paid - FEE
 
 
 # --- idempotency -----------------------------------------------------------------------------
@@ -385,6 +504,23 @@ def test_a_body_that_is_not_multipart_is_415(party: Party) -> None:
     api = party.api
     refused = api.post(PATH, {"subscriber_inn": INN}, who="commission")
     _problem(refused, 415, "unsupported-media-type")
+
+
+def test_material_over_the_body_limit_is_413_before_it_is_read(party: Party) -> None:
+    from signing_api.web.limits import BODY_LIMITS
+
+    api = party.api
+    api.pay(INN, FEE)
+    before = _counts(api)
+    limit = BODY_LIMITS["disputes.open_dispute"]
+    big = api.client.post(
+        PATH,
+        data=b"-" * (limit + 1),
+        headers=api.headers("commission"),
+        content_type="multipart/form-data; boundary=x",
+    )
+    _problem(big, 413, "payload-too-large")
+    assert _counts(api) == before
 
 
 @pytest.mark.parametrize(
