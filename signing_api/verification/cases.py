@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ __all__ = [
     "stored_report",
 ]
 
+_log = logging.getLogger("tamga.disputes")
 _BISHKEK = ZoneInfo("Asia/Bishkek")
 DISPUTE_TARIFF = "dispute"
 TEXT_FIELDS = ("subscriber_inn",)
@@ -242,6 +244,13 @@ def _verify(session: Session, material: Material, now: datetime) -> DocumentRepo
         return verify_package(material.document, trust, now=now)
     except UnreadableInput as ex:
         raise InvalidDispute({_field_of(material, str(ex)): str(ex)}) from None
+    except ValueError as ex:
+        # asn1crypto parses lazily: a malformed inner field (a signed attribute's length) can
+        # surface as ValueError wherever the engine first reads it. Unreadable material, not a
+        # server error; logged with its traceback in case it is the engine's fault.
+        _log.warning("the engine could not read the %s material", material.form, exc_info=True)
+        field = _field_of(material, "")
+        raise InvalidDispute({field: f"unreadable: {ex}".splitlines()[0]}) from None
 
 
 def _payment_required(inn: str, price: int, available: int) -> DisputePaymentRequired:

@@ -32,6 +32,7 @@ from signing_api.web.disputes.schemas import (
     DisputeCaseView,
     DisputeList,
     DisputeQuery,
+    DisputeReportView,
 )
 from signing_api.web.problems import Problem
 
@@ -46,7 +47,7 @@ _CASE_ID = {
     "in": "path",
     "required": True,
     "description": "The case's id (a UUID); an unknown one is a 404",
-    "schema": {"type": "string", "maxLength": 64},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
 }
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
@@ -185,7 +186,7 @@ def get_dispute(case_id: str) -> Response:
     tag="disputes",
     roles=_CALLERS,
     parameters=[_CASE_ID],
-    responses={200: Reply(None, "The report")},
+    responses={200: Reply(DisputeReportView, "The report, byte for byte as stored")},
     errors=(404,),
 )
 def dispute_report_json(case_id: str) -> Response:

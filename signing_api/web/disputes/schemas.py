@@ -20,6 +20,7 @@ __all__ = [
     "DisputeLinks",
     "DisputeList",
     "DisputeQuery",
+    "DisputeReportView",
 ]
 
 CaseId = Annotated[
@@ -79,6 +80,23 @@ class DisputeLinks(View):
     report_pdf: str
 
 
+class DisputeReportView(View):
+    """The engine's report (``report.json``): the verdict on the document and on each signature,
+    the seven §8.2 steps of each with their evidence, and every input with its SHA-256."""
+
+    type: Literal["tamga-dispute-report"]
+    version: int
+    engine: str
+    validation_time: str
+    indication: Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
+    sub_indication: str | None
+    conclusion: str
+    document_sha256: str | None
+    problems: list[str]
+    signatures: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+
+
 class DisputeCaseView(View):
     id: str
     subscriber_inn: str
@@ -96,7 +114,7 @@ class DisputeCaseView(View):
     report_sha256: str = Field(description="SHA-256 of report.json's bytes")
     fee: DisputeFee
     links: DisputeLinks
-    report: dict[str, Any] | None = Field(
+    report: DisputeReportView | None = Field(
         None, description="The report (report.json parsed); absent from lists"
     )
 

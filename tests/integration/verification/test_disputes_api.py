@@ -445,6 +445,18 @@ def test_only_commissions_and_officers_open_or_read_cases(
 _NOT_CMS = b"this is not a CMS signature"
 
 
+def _corrupted(der: bytes) -> bytes:
+    """The signature with its first signed attribute claiming one byte more than it has: the
+    CMS still loads, the damage shows only when the attributes are read."""
+    from asn1crypto import cms
+
+    attrs = cms.ContentInfo.load(der)["content"]["signer_infos"][0]["signed_attrs"]
+    raw = attrs.dump()
+    first = der.index(raw) + len(raw) - len(attrs.contents)
+    assert der[first] == 0x30 and der[first + 1] < 0x7F
+    return der[: first + 1] + bytes([der[first + 1] + 1]) + der[first + 2 :]
+
+
 @pytest.mark.parametrize(
     ("data", "files", "fields"),
     [
@@ -454,6 +466,7 @@ _NOT_CMS = b"this is not a CMS signature"
         ({"subscriber_inn": "12345"}, "genuine", {"subscriber_inn"}),
         ({"subscriber_inn": INN}, {"document": (DOC, "nds.xml")}, {"signature"}),
         ({"subscriber_inn": INN}, {"signature": (_NOT_CMS, "x.p7s")}, {"signature"}),
+        ({"subscriber_inn": INN}, "corrupted", {"signature"}),
         (
             {"subscriber_inn": INN},
             {"signature": (_NOT_CMS, "x.p7s"), "pdf": (b"%PDF-1.7", "x.pdf")},
@@ -477,6 +490,7 @@ _NOT_CMS = b"this is not a CMS signature"
         "malformed-inn",
         "document-alone",
         "not-a-cms",
+        "corrupted-cms",
         "two-forms",
         "two-forms-and-unknown-inn",
         "empty-file",
@@ -494,6 +508,8 @@ def test_bad_requests_name_every_bad_field_and_write_nothing(
     before = _counts(api)
     if files == "genuine":
         files = {"document": (DOC, "nds.xml"), "signature": (party.signature, "nds.p7s")}
+    elif files == "corrupted":
+        files = {"document": (DOC, "nds.xml"), "signature": (_corrupted(party.signature), "c.p7s")}
     refused = party.open(data=data, **files)
     body = _problem(refused, 422, "validation-failed")
     assert _fields(body) == fields, body
