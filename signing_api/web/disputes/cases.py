@@ -153,6 +153,7 @@ def open_dispute() -> Response:
     roles=_CALLERS,
     query=DisputeQuery,
     responses={200: Reply(DisputeList, "A page of cases; next names the following page")},
+    refusals={422: "before names no case (it is the next of a previous answer)"},
 )
 def list_disputes(query: DisputeQuery) -> Response:
     with transaction() as session:
