@@ -69,6 +69,7 @@ BODY_LIMITS: dict[str, int] = {
     "signatures.sign_document": 28 * MIB,  # a 20 MiB document, base64 in JSON
     "renewals.upload": 11 * MIB,  # a 10 MiB supporting document, multipart
     "reports.file_report": 14 * MIB,  # a 10 MiB report, base64 in JSON
+    "disputes.open_dispute": 41 * MIB,  # disputed material (e.g. a 20 MiB document), multipart
 }
 _OSMP_BLUEPRINT = "osmp"
 
