@@ -10,6 +10,7 @@ the operator's database) and return a :class:`DocumentReport` / :class:`ChainRep
 from signing_api.verification.engine import (
     ENGINE,
     OperatorEvidence,
+    package_signatures,
     verify_chain,
     verify_package,
     verify_pdf,
@@ -55,6 +56,7 @@ __all__ = [
     "TrustMaterial",
     "UnreadableInput",
     "load_trust",
+    "package_signatures",
     "verify_chain",
     "verify_package",
     "verify_pdf",

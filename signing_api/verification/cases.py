@@ -35,7 +35,12 @@ from policies.identifiers import is_inn
 from policies.money import som
 from policies.tariffs import TARIFFS, TariffSchedule
 from policies.text import describe, normalise, refused_character
-from signing_api.verification import verify_package, verify_pdf, verify_signature
+from signing_api.verification import (
+    package_signatures,
+    verify_package,
+    verify_pdf,
+    verify_signature,
+)
 from signing_api.verification.archive import operator_evidence, trust_from_archive
 from signing_api.verification.errors import (
     DisputeIdempotencyConflict,
@@ -235,13 +240,18 @@ def _verify(session: Session, material: Material, now: datetime) -> DocumentRepo
                 document=material.document,
                 trust=trust,
                 now=now,
-                evidence=operator_evidence(session),
+                evidence=operator_evidence(session, [material.signature.data]),
             )
         if material.document is None:
             raise InvalidDispute({material.form: "required"})
         if material.form == "pdf":
             return verify_pdf(material.document, trust, now=now)
-        return verify_package(material.document, trust, now=now)
+        return verify_package(
+            material.document,
+            trust,
+            now=now,
+            evidence=operator_evidence(session, package_signatures(material.document.data)),
+        )
     except UnreadableInput as ex:
         raise InvalidDispute({_field_of(material, str(ex)): str(ex)}) from None
     except ValueError as ex:

@@ -99,6 +99,7 @@ from signing_api.verification.report import (
 __all__ = [
     "ENGINE",
     "OperatorEvidence",
+    "package_signatures",
     "verify_chain",
     "verify_package",
     "verify_pdf",
@@ -1174,8 +1175,28 @@ def verify_pdf(pdf: NamedBytes, trust: TrustMaterial, *, now: datetime) -> Docum
 # --- a filed report's evidence package -------------------------------------------------------
 
 
+def package_signatures(package: bytes) -> list[bytes]:
+    """The ``signatures/*.p7s`` of a report package, to look up the operator's evidence of them."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(package))
+        names = [
+            info.filename
+            for info in archive.infolist()
+            if info.filename.startswith("signatures/")
+            and info.filename.endswith(".p7s")
+            and info.file_size <= MAX_INPUT_BYTES
+        ]
+        return [archive.read(name) for name in names[:_PACKAGE_MEMBERS]]
+    except (zipfile.BadZipFile, *PARSE_ERRORS):
+        return []
+
+
 def verify_package(  # noqa: PLR0915 - reads the package, its evidence and its signatures
-    package: NamedBytes, trust: TrustMaterial, *, now: datetime
+    package: NamedBytes,
+    trust: TrustMaterial,
+    *,
+    now: datetime,
+    evidence: Sequence[OperatorEvidence] = (),
 ) -> DocumentReport:
     """Verify the signatures in a filed report's package (``GET /api/v1/reports/<id>/package``).
 
@@ -1225,7 +1246,7 @@ def verify_package(  # noqa: PLR0915 - reads the package, its evidence and its s
         inputs += [f for c, f in zip(certs, files, strict=True) if c.self_signed == "no"]
     trust = trust.with_certificates(extra_certs)
     problems: list[str] = []
-    evidence: list[OperatorEvidence] = []
+    evidence = list(evidence)
     sig_items = [NamedBytes(f"{package.name}:{n}", read(n)) for n in signatures]
     if "dispatch-confirmation.p7m" in names:
         found = _dispatch_evidence(
