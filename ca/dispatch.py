@@ -10,7 +10,12 @@ The statement (the eContent) is canonical UTF-8 JSON, sorted keys and no spaces:
 
     {"agency":"tax","document_sha256":"<hex>","inn":"<14 digits>","kind":"<form>",
      "office":"003","period":"2026-11","report_id":"<id>","sent_at":"<ISO-8601>",
-     "type":"dispatch-confirmation"}
+     "signatures":"accountant:<hex>,head:<hex>","type":"dispatch-confirmation"}
+
+``signatures`` names the SHA-256 of each signature file (the CMS DER) the report left with, so
+the confirmation, time-stamped by our TSA, proves those signatures existed when it was sent:
+the dispute engine uses it as the operator's evidence for a signature without its own
+time-stamp (a RuToken signature made with openssl, say).
 
 ``ensure_dispatch`` (called by ``tamga init``) makes the key (sensitive, never extractable)
 and has the issuing CA certify it (policies.ca_profiles.DISPATCH: digitalSignature and
@@ -65,9 +70,12 @@ STATEMENT_FIELDS = (
     "kind",
     "period",
     "sent_at",
+    "signatures",
 )
 _MAX_VALUE = 200  # characters: identifiers, codes and a timestamp, never prose
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# "head:<sha256 of its CMS>,accountant:<sha256>": the signature files the report left with
+_SIGNATURES = re.compile(r"^[a-z_]{1,24}:[0-9a-f]{64}(,[a-z_]{1,24}:[0-9a-f]{64}){0,3}$")
 
 
 class DispatchUnavailable(CAError):
@@ -92,6 +100,11 @@ _FIELD_CHECKS: dict[str, Callable[[str], str | None]] = {
         None if _SHA256_HEX.match(value) else "must be 64 lowercase hexadecimal digits (SHA-256)"
     ),
     "inn": lambda value: None if is_inn(value) else "must be 14 digits",
+    "signatures": lambda value: (
+        None
+        if _SIGNATURES.match(value)
+        else "must be slot:sha256 pairs separated by commas (head:<64 hex>,accountant:<64 hex>)"
+    ),
     "sent_at": _check_sent_at,
 }
 

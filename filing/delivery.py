@@ -18,8 +18,9 @@ these bytes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ import db
 from ca.cms import CMSInvalid, verify_encapsulated
 from filing.agencies import agency_certificate
 from filing.errors import AgencyAnswerInvalid, FilingConflict, NotFound
-from filing.models import Agency, Report
+from filing.models import Agency, Report, ReportSignature
 from filing.reports import locked_report, record_event, signatures_of
 from policies.dates import iso_utc
 from policies.filing import FILING_POLICY, FilingPolicy
@@ -90,8 +91,18 @@ def claim_due(
     return [row.id for row in rows]
 
 
-def dispatch_statement(report: Report, sent_at: datetime) -> dict[str, str]:
-    """What the dispatch confirmation states (signed by the operator, time-stamped by our TSA)."""
+def dispatch_statement(
+    report: Report, sent_at: datetime, signatures: Sequence[ReportSignature]
+) -> dict[str, str]:
+    """What the dispatch confirmation states (signed by the operator, time-stamped by our TSA).
+
+    ``signatures`` names each slot's signature file by the SHA-256 of its CMS, so the
+    confirmation is evidence that these very signatures existed when the report left.
+    """
+    named = ",".join(
+        f"{s.slot}:{hashlib.sha256(s.cms).hexdigest()}"
+        for s in sorted(signatures, key=lambda s: s.slot)
+    )
     return {
         "type": "dispatch-confirmation",
         "report_id": report.id,
@@ -102,6 +113,7 @@ def dispatch_statement(report: Report, sent_at: datetime) -> dict[str, str]:
         "kind": report.kind,
         "period": report.period,
         "sent_at": iso_utc(sent_at) or "",
+        "signatures": named,
     }
 
 
@@ -125,7 +137,7 @@ def prepare_dispatch(
     and it becomes ``sent`` (a retry resends the same confirmation)."""
     report = _owned(session, report_id, owner)
     if report.delivery_status == DeliveryStatus.QUEUED or report.dispatch_confirmation is None:
-        confirmation = confirm(dispatch_statement(report, now))
+        confirmation = confirm(dispatch_statement(report, now, signatures_of(session, report.id)))
         report.dispatch_confirmation = confirmation
         report.delivery_status = DeliveryStatus.SENT
         report.sent_at = now

@@ -18,6 +18,7 @@ from signing_api.cli import (  # noqa: F401 - importing a module registers its c
     renewals,
     revocation,
     service,
+    verify,
 )
 from signing_api.cli.root import cli
 

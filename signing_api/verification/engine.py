@@ -1310,11 +1310,11 @@ def _dispatch_evidence(  # noqa: PLR0911 - one return per reason the evidence is
     when = report[0].signing_time
     if when is None or when.proof is not TimeProof.TIME_STAMP:
         return "it carries no verified time-stamp"
-    named = statement.get("signatures_sha256")
-    if not isinstance(named, dict):
-        return "it does not name the signatures (a confirmation made before signatures were listed)"
+    named = statement.get("signatures")
+    if not isinstance(named, str) or not named:
+        return "it does not name the signatures (made before confirmations listed them)"
     found: list[OperatorEvidence] = []
-    listed = set(named.values())
+    listed = {pair.partition(":")[2] for pair in named.split(",")}
     for sig in signatures:
         if sha256_hex(sig.data) not in listed:
             continue

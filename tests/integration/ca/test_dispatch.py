@@ -58,6 +58,7 @@ STATEMENT = {
     "kind": "STI-001",
     "period": "2026-11",
     "sent_at": "2026-11-23T06:05:00Z",
+    "signatures": f"accountant:{'a' * 64},head:{'b' * 64}",
 }
 
 
@@ -253,6 +254,7 @@ def test_a_bad_statement_names_every_field_and_signs_nothing(d: Dispatch) -> Non
         "agency": "tax\u202e",
         "type": "delivery-receipt",
         "extra": "x",
+        "signatures": "head:not-a-hash",
     }
     with pytest.raises(InvalidFields) as refused:
         _confirm(d, bad)
@@ -265,6 +267,7 @@ def test_a_bad_statement_names_every_field_and_signs_nothing(d: Dispatch) -> Non
         "agency",
         "type",
         "extra",
+        "signatures",
     }
     assert _audits(d, "dispatch.confirmed") == [] and _audits(d, "tsa.token.issued") == []
     # "type" may be given, with our value only
