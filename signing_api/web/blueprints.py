@@ -13,6 +13,7 @@ from signing_api.web.ca import certificates, registry, renewals, revocation
 from signing_api.web.filing import agencies, reports
 from signing_api.web.public import crl, routes, tsa
 from signing_api.web.signing import csc, signatures
+from signing_api.web.ui import disputes
 
 __all__ = ["ROUTE_MODULES"]
 
@@ -30,4 +31,5 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     signatures,
     reports,
     agencies,
+    disputes,
 )
