@@ -28,6 +28,7 @@ from db import AuditEntry
 from signing_api.verification.pdf import render_report_pdf
 from signing_api.web.limits import MIB
 from tests.ca_fixtures import CaApi
+from tests.filing_fixtures import Company, file, sign_cms
 from tests.integration.signing_api.test_csc import _authorize, _hash, _setup
 from tests.unit.verification.sample import sample_report
 
@@ -224,3 +225,25 @@ def test_bad_input_gets_the_form_again_with_a_4xx(ca_api: CaApi) -> None:
     )  # fmt: skip
     assert "base64" in page_of(bad_base64, 400)
     assert written(ca_api) == before
+
+
+def test_a_filed_reports_package_is_checked_signature_by_signature(
+    company: Company, tmp_path: Path
+) -> None:
+    """The evidence ZIP of a report signed by a cloud head and a RuToken accountant."""
+    api = company.api
+    done = file(api, DOCUMENT)
+    assert done.status_code == 201, done.json
+    report = done.json
+    assert company.sign_cloud(report, DOCUMENT).status_code == 201
+    signed = sign_cms(api, report["id"], company.accountant_signer.cms(DOCUMENT, tmp_path))
+    assert signed.status_code == 201, signed.json
+    package = api.get(f"/api/v1/reports/{report['id']}/package", who="portal")
+    assert package.status_code == 200 and package.mimetype == "application/zip"
+    publish_crls(api)
+    page = page_of(post(api, "/disputes/verify", signed=(package.data, "report.zip")), 200)
+    assert "пакет отчёта / report package" in page
+    assert page.count('<section class="signature"') == 2
+    assert hashlib.sha256(DOCUMENT).hexdigest() in page
+    assert hashlib.sha256(package.data).hexdigest() in page
+    assert '<section class="verdict passed"' in page, re.findall(r"<li>.*?</li>", page)[:5]
