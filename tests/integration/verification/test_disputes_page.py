@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from crl import CRLIssue, refresh_crl
 from db import AuditEntry
 from signing_api.verification.pdf import render_report_pdf
+from signing_api.verification.wording import moment
 from signing_api.web.limits import MIB
 from tests.ca_fixtures import CaApi
 from tests.filing_fixtures import Company, file, sign_cms
@@ -153,11 +154,13 @@ def test_a_genuine_signature_is_total_passed_with_its_steps_and_pdf(
     assert "Проверкина Проверка Проверковна" in page  # the signer, from its certificate
     assert "signature-time-stamp" in page  # what proves the signing time
     assert "nds-2026-10.xml" in page and "head.p7s" in page
+    assert moment(ca_api.clock.now) in page  # validated at the server's clock
 
     # The download button re-posts the same files (hidden fields) for the PDF.
     fields = hidden_fields(page)
     assert base64.b64decode(fields["signed_b64"]) == signature
     assert base64.b64decode(fields["document_b64"]) == DOCUMENT
+    ca_api.clock.now += timedelta(minutes=5)  # the PDF is a new check, at its own time
     pdf = ca_api.client.post("/disputes/report.pdf", data=fields, content_type="multipart/form-data")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     disposition = pdf.headers["Content-Disposition"]
@@ -166,6 +169,7 @@ def test_a_genuine_signature_is_total_passed_with_its_steps_and_pdf(
     assert "Заключение о проверке электронной подписи (§8)" in text
     assert "TOTAL-PASSED" in text and "Проверкина Проверка Проверковна" in text
     assert hashlib.sha256(DOCUMENT).hexdigest() in text
+    assert moment(ca_api.clock.now) in text
     # the same files uploaded straight to the PDF route give the same verdict
     direct = post(
         ca_api, "/disputes/report.pdf",
@@ -224,6 +228,11 @@ def test_bad_input_gets_the_form_again_with_a_4xx(ca_api: CaApi) -> None:
         content_type="multipart/form-data",
     )  # fmt: skip
     assert "base64" in page_of(bad_base64, 400)
+    too_large_again = ca_api.client.post(
+        "/disputes/report.pdf", data=b"x" * (18 * MIB + 1),
+        content_type="multipart/form-data; boundary=x",
+    )  # fmt: skip
+    assert "too large" in page_of(too_large_again, 413)
     assert written(ca_api) == before
 
 
