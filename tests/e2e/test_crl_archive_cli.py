@@ -153,13 +153,13 @@ def test_export_archive_refuses_a_directory_that_is_not_empty(
     archive.mkdir()
     (archive / "notes.txt").write_text("keep me")
     refused = run_tamga(home, "crl", "export-archive", str(archive), check=False)
-    assert refused.returncode != 0
+    assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "not empty" in refused.stderr, refused.stderr
     assert [p.name for p in archive.iterdir()] == ["notes.txt"]  # nothing written
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     not_dir = run_tamga(home, "crl", "export-archive", str(a_file), check=False)
-    assert not_dir.returncode != 0 and not_dir.stderr.count("\n") == 1, not_dir.stderr
+    assert not_dir.returncode == 1 and not_dir.stderr.count("\n") == 1, not_dir.stderr
     assert a_file.read_text() == "x"
 
     forced = run_tamga(home, "crl", "export-archive", str(archive), "--force")

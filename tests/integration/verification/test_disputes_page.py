@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from crl import CRLIssue, refresh_crl
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.hsm, pytest.mark.db]
 
 DOCUMENT = "<report form='STI-091' period='2026-10'>НДС: 12 345,67 сом</report>".encode()
 CLAUSES = ("8.2.1", "8.2.2", "8.2.3", "8.2.4", "8.2.5", "8.2.6", "8.2.7")
-CSP = "default-src 'self'"
+CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 
 def _tool(name: str) -> str:
@@ -111,8 +112,10 @@ def written(api: CaApi) -> tuple[int, int]:
 def page_of(response: Any, status: int) -> str:
     assert response.status_code == status, response.get_data(as_text=True)[:2000]
     assert response.mimetype == "text/html"
-    assert CSP in response.headers["Content-Security-Policy"]
+    assert response.headers["Content-Security-Policy"] == CSP
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
     page: str = response.get_data(as_text=True)
     assert "<script" not in page.lower() and " style=" not in page and "<style" not in page
     tidy(page)
@@ -203,6 +206,11 @@ def test_bad_input_gets_the_form_again_with_a_4xx(ca_api: CaApi) -> None:
     # a PDF carries its document: a second file is a mistake
     both = post(ca_api, "/disputes/verify", signed=(unsigned, "a.pdf"), document=(b"x", "b.xml"))
     assert "carries its document" in page_of(both, 400)
+    zipped = post(
+        ca_api, "/disputes/verify", signed=(b"PK\x03\x04" + b"\0" * 26, "r.zip"),
+        document=(b"x", "b.xml"),
+    )  # fmt: skip
+    assert "carries its document" in page_of(zipped, 400)
     empty = page_of(post(ca_api, "/disputes/verify", signed=(b"", "empty.p7s")), 400)
     assert "empty" in empty
     # a body over the route's limit: refused before it is read, with the form
@@ -256,3 +264,28 @@ def test_a_filed_reports_package_is_checked_signature_by_signature(
     assert hashlib.sha256(DOCUMENT).hexdigest() in page
     assert hashlib.sha256(package.data).hexdigest() in page
     assert '<section class="verdict passed"' in page, re.findall(r"<li>.*?</li>", page)[:5]
+
+
+def test_an_attached_signature_needs_no_document(company: Company, tmp_path: Path) -> None:
+    """``openssl cms -sign -nodetach`` by the RuToken accountant: the content is inside."""
+    signer = company.accountant_signer
+    (tmp_path / "doc.xml").write_bytes(DOCUMENT)
+    (tmp_path / "cert.pem").write_text(signer.cert_pem)
+    (tmp_path / "key.pem").write_bytes(
+        signer.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    attached = subprocess.run(
+        ["openssl", "cms", "-sign", "-nodetach", "-binary", "-md", "sha256", "-outform", "DER",
+         "-in", tmp_path / "doc.xml", "-signer", tmp_path / "cert.pem",
+         "-inkey", tmp_path / "key.pem"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    publish_crls(company.api)
+    page = page_of(post(company.api, "/disputes/verify", signed=(attached, "attached.p7s")), 200)
+    assert "TOTAL-PASSED" in page and '<section class="verdict passed"' in page
+    assert hashlib.sha256(DOCUMENT).hexdigest() in page
+    assert "Бухгалтерова Анна" in page

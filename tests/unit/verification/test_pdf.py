@@ -92,7 +92,13 @@ def test_the_report_reads_back_in_russian_with_every_step_and_input(tmp_path: Pa
     assert "2026-12-03 10:15:00 UTC (2026-12-03 16:15:00 Бишкек)" in flat
     for label in ("ФИО", "Подпись / Signature", "Дата / Date", "Председатель комиссии"):
         assert label in flat
-    assert "Страница 1 из" in flat
+    assert flat.count("Член комиссии / Member") == 3
+    # every page's footer: the title, the start of the document's SHA-256, "Страница N из M"
+    pages = text.split("\f")[:-1]
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, 1):
+        assert f"Страница {number} из {len(pages)}" in page
+        assert report.document_sha256[:16] in page
 
 
 def test_failed_and_indeterminate_verdicts_and_no_case(tmp_path: Path) -> None:
