@@ -8,7 +8,6 @@ detached CMS signature the §8 way (filing's intake and the dispute procedure sh
 """
 
 from crl.archive import ArchiveDirectoryNotEmpty, ExportedArchive, export_archive
-
 from crl.builder import (
     IssuedCRL,
     RevokedEntry,
@@ -40,8 +39,8 @@ __all__ = [
     "UnknownIssuer",
     "check_signature",
     "crl_due",
-    "export_archive",
     "current_crl",
+    "export_archive",
     "issue_crl",
     "refresh_crl",
     "revoked_entries",

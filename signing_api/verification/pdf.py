@@ -124,9 +124,7 @@ class _Styles:
 @functools.cache
 def _styles() -> _Styles:
     _register_fonts()
-    body = ParagraphStyle(
-        "dispute-body", fontName=_FONT, fontSize=9, leading=12, splitLongWords=1
-    )
+    body = ParagraphStyle("dispute-body", fontName=_FONT, fontSize=9, leading=12, splitLongWords=1)
     cell = ParagraphStyle("dispute-cell", parent=body, fontSize=8, leading=10)
     white = colors.white
     return _Styles(
@@ -135,21 +133,39 @@ def _styles() -> _Styles:
         cell_bold=ParagraphStyle("dispute-cell-bold", parent=cell, fontName=_FONT_BOLD),
         small=ParagraphStyle("dispute-small", parent=body, fontSize=7, leading=9),
         title=ParagraphStyle(
-            "dispute-title", parent=body, fontName=_FONT_BOLD, fontSize=14, leading=18,
-            alignment=TA_CENTER, spaceAfter=1 * mm,
-        ),  # fmt: skip
+            "dispute-title",
+            parent=body,
+            fontName=_FONT_BOLD,
+            fontSize=14,
+            leading=18,
+            alignment=TA_CENTER,
+            spaceAfter=1 * mm,
+        ),
         subtitle=ParagraphStyle(
-            "dispute-subtitle", parent=body, fontSize=11, leading=14, alignment=TA_CENTER,
+            "dispute-subtitle",
+            parent=body,
+            fontSize=11,
+            leading=14,
+            alignment=TA_CENTER,
             spaceAfter=4 * mm,
-        ),  # fmt: skip
+        ),
         heading=ParagraphStyle(
-            "dispute-heading", parent=body, fontName=_FONT_BOLD, fontSize=11, leading=14,
-            spaceBefore=4 * mm, spaceAfter=2 * mm,
-        ),  # fmt: skip
+            "dispute-heading",
+            parent=body,
+            fontName=_FONT_BOLD,
+            fontSize=11,
+            leading=14,
+            spaceBefore=4 * mm,
+            spaceAfter=2 * mm,
+        ),
         verdict=ParagraphStyle(
-            "dispute-verdict", parent=body, fontName=_FONT_BOLD, fontSize=16, leading=20,
+            "dispute-verdict",
+            parent=body,
+            fontName=_FONT_BOLD,
+            fontSize=16,
+            leading=20,
             textColor=white,
-        ),  # fmt: skip
+        ),
         verdict_text=ParagraphStyle(
             "dispute-verdict-text", parent=body, fontSize=9, leading=12, textColor=white
         ),
@@ -206,7 +222,9 @@ def _facts(rows: Sequence[tuple[str, Any]]) -> Table:
         [_p(label, s.cell_bold), value if isinstance(value, Paragraph) else _p(value)]
         for label, value in rows
     ]
-    return _table(cells, (48 * mm, _WIDTH - 48 * mm), [("BACKGROUND", (0, 0), (0, -1), _HEADER_FILL)])
+    return _table(
+        cells, (48 * mm, _WIDTH - 48 * mm), [("BACKGROUND", (0, 0), (0, -1), _HEADER_FILL)]
+    )
 
 
 def _heading(text: str) -> list[Any]:
@@ -242,7 +260,9 @@ def _verdict_box(
     s = _styles()
     russian, english = conclusion_text(indication)
     head = f"{_esc(indication.value)} — {_esc(INDICATION_RU[indication])}"
-    style = s.verdict if big else ParagraphStyle("v-small", parent=s.verdict, fontSize=11, leading=14)
+    style = (
+        s.verdict if big else ParagraphStyle("v-small", parent=s.verdict, fontSize=11, leading=14)
+    )
     cells: list[list[Any]] = [[_m(head, style)]]
     if sub_indication is not None:
         sub = getattr(sub_indication, "value", sub_indication)

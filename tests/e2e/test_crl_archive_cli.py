@@ -72,14 +72,13 @@ def test_export_archive_writes_every_crl_and_ca_certificate(
 ) -> None:
     home = tmp_path / "home"
     run_tamga(home, "init")
-    run_tamga(home, "ca", "subscriber", "add", "--inn", INN, "--name", 'ОсОО "Тест"',
-              "--legal-form", "ОсОО", "--locality", "Бишкек", "--email", "office@test.kg")  # fmt: skip
-    holder = json.loads(
-        run_tamga(home, "ca", "holder", "add", "--inn", INN, "--full-name", "Асанова Айгуль",
-                  "--position", "Главный бухгалтер", "--passport-series", "ID1234567",
-                  "--email", "acc@test.kg", "--phone", "+996555123456",
-                  "--identity-document", "office file 2026/7", "--json").stdout  # fmt: skip
-    )["id"]
+    subscriber = ["--inn", INN, "--name", 'ОсОО "Тест"', "--legal-form", "ОсОО",
+                  "--locality", "Бишкек", "--email", "office@test.kg"]  # fmt: skip
+    run_tamga(home, "ca", "subscriber", "add", *subscriber)
+    person = ["--inn", INN, "--full-name", "Асанова Айгуль", "--position", "Главный бухгалтер",
+              "--passport-series", "ID1234567", "--email", "acc@test.kg", "--phone",
+              "+996555123456", "--identity-document", "office file 2026/7"]  # fmt: skip
+    holder = json.loads(run_tamga(home, "ca", "holder", "add", *person, "--json").stdout)["id"]
     valid, valid_pem = _issue(run_tamga, home, tmp_path, str(holder), "valid")
     revoked, revoked_pem = _issue(run_tamga, home, tmp_path, str(holder), "revoked")
     run_tamga(home, "crl", "publish")

@@ -69,14 +69,13 @@ def _pay(home: Path, account: str, amount: int, receipt: str) -> None:
 
 def _signed(run_tamga: RunTamga, home: Path, tmp: Path) -> tuple[Path, Path]:
     """A head's RuToken certificate from the console, and ``openssl cms -sign`` of DOCUMENT."""
-    run_tamga(home, "ca", "subscriber", "add", "--inn", INN, "--name", 'ОсОО "Ала-Тоо"',
-              "--legal-form", "ОсОО", "--locality", "Бишкек", "--email", "office@test.kg")  # fmt: skip
-    holder = json.loads(
-        run_tamga(home, "ca", "holder", "add", "--inn", INN, "--full-name",
-                  "Асанова Айгуль Бакытовна", "--position", "Директор", "--passport-series",
-                  "ID1234567", "--email", "head@test.kg", "--phone", "+996555123456",
-                  "--identity-document", "office file 2026/7", "--json").stdout  # fmt: skip
-    )["id"]
+    subscriber = ["--inn", INN, "--name", 'ОсОО "Ала-Тоо"', "--legal-form", "ОсОО",
+                  "--locality", "Бишкек", "--email", "office@test.kg"]  # fmt: skip
+    run_tamga(home, "ca", "subscriber", "add", *subscriber)
+    person = ["--inn", INN, "--full-name", "Асанова Айгуль Бакытовна", "--position", "Директор",
+              "--passport-series", "ID1234567", "--email", "head@test.kg", "--phone",
+              "+996555123456", "--identity-document", "office file 2026/7"]  # fmt: skip
+    holder = json.loads(run_tamga(home, "ca", "holder", "add", *person, "--json").stdout)["id"]
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -204,7 +203,9 @@ class Page:
         await self.until("Page.loadEventFired")
 
 
-async def _drive(devtools: str, site: str, document: Path, signature: Path, out: Path) -> dict[str, Any]:
+async def _drive(
+    devtools: str, site: str, document: Path, signature: Path, out: Path
+) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{devtools}/json/new?about:blank") as made:
             target = await made.json()
@@ -232,7 +233,7 @@ async def _drive(devtools: str, site: str, document: Path, signature: Path, out:
                 "Page.captureScreenshot", format="png", clip=whole, captureBeyondViewport=True
             )
             await page.evaluate("document.querySelector('form.download button').click()")
-            finished = {}
+            finished: dict[str, Any] = {}
             while finished.get("params", {}).get("state") != "completed":
                 finished = await page.until("Browser.downloadProgress")
                 assert finished["params"]["state"] != "canceled", finished

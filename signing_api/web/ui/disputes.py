@@ -169,7 +169,9 @@ def _from_hidden(field: str, default: str) -> NamedBytes | None:
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise BadUpload(f"{field}: the re-posted file is not base64; upload it again", 400) from None
+        raise BadUpload(
+            f"{field}: the re-posted file is not base64; upload it again", 400
+        ) from None
     name = _file_name(request.form.get(f"{field}_name"), default)
     if not data:
         raise BadUpload(f"{name}: the file is empty", 400)
@@ -212,8 +214,12 @@ def _verify(upload: Upload) -> DocumentReport:
         raise BadUpload(str(ex)) from None
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as ex:
         # the engine reads hostile bytes; whatever its parsers choke on is the file's fault
-        log.warning("unreadable %s %r: %s: %s", upload.kind, upload.signed.name, type(ex).__name__, ex)
-        raise BadUpload(f"{upload.signed.name}: cannot be read as a {_KIND_WORDS[upload.kind]}") from None
+        log.warning(
+            "unreadable %s %r: %s: %s", upload.kind, upload.signed.name, type(ex).__name__, ex
+        )
+        raise BadUpload(
+            f"{upload.signed.name}: cannot be read as a {_KIND_WORDS[upload.kind]}"
+        ) from None
     if not report.signatures:
         problems = "; ".join(report.problems) or "no signature was found"
         raise BadUpload(f"{upload.signed.name}: {problems}")
@@ -319,7 +325,9 @@ def report_pdf_download() -> Response:
     tag = (report.document_sha256 or "")[:12] or "document"
     response = Response(body, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="dispute-report-{tag}.pdf"'
-    response.headers.update({k: v for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"})
+    response.headers.update(
+        {k: v for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"}
+    )
     return response
 
 
@@ -332,7 +340,9 @@ def report_pdf_download() -> Response:
     responses={200: Reply(None, "CSS", media_type="text/css")},
 )
 def style() -> Response:
-    css = resources.files("signing_api.web.ui").joinpath("static", "disputes.css").read_text("utf-8")
+    css = (
+        resources.files("signing_api.web.ui").joinpath("static", "disputes.css").read_text("utf-8")
+    )
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -164,7 +164,9 @@ def test_a_genuine_signature_is_total_passed_with_its_steps_and_pdf(
     assert base64.b64decode(fields["signed_b64"]) == signature
     assert base64.b64decode(fields["document_b64"]) == DOCUMENT
     ca_api.clock.now += timedelta(minutes=5)  # the PDF is a new check, at its own time
-    pdf = ca_api.client.post("/disputes/report.pdf", data=fields, content_type="multipart/form-data")
+    pdf = ca_api.client.post(
+        "/disputes/report.pdf", data=fields, content_type="multipart/form-data"
+    )
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     disposition = pdf.headers["Content-Disposition"]
     assert disposition.startswith("attachment;") and ".pdf" in disposition
@@ -184,7 +186,7 @@ def test_a_genuine_signature_is_total_passed_with_its_steps_and_pdf(
 
 def test_a_changed_document_is_total_failed_in_red(ca_api: CaApi) -> None:
     signature = signed_document(ca_api)
-    changed = DOCUMENT.replace("12 345".encode(), "92 345".encode())
+    changed = DOCUMENT.replace(b"12 345", b"92 345")
     answer = post(
         ca_api, "/disputes/verify", signed=(signature, "head.p7s"), document=(changed, "nds.xml")
     )

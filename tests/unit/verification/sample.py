@@ -66,7 +66,9 @@ def sample_report(indication: Indication = Indication.TOTAL_PASSED) -> DocumentR
         signer_issuer=ISSUING,
         signing_time=SigningTime(SIGNED, TimeProof.TIME_STAMP, SIGNED),
         chain=(HEAD, ISSUING, ROOT),
-        revocation="revoked 2026-12-01: keyCompromise (before signing)" if revoked else "not revoked",
+        revocation="revoked 2026-12-01: keyCompromise (before signing)"
+        if revoked
+        else "not revoked",
         notes=("Подпись сделана облачным ключом Tamga.",),
     )
     accountant = SignatureReport(
@@ -87,7 +89,9 @@ def sample_report(indication: Indication = Indication.TOTAL_PASSED) -> DocumentR
         InputFile("signature", "accountant.p7s", digest("accountant.p7s"), 2210),
         InputFile("trust-anchor", "archive:root.crt", digest("root"), 900, f"{ROOT}, serial 1a"),
         InputFile("intermediate", "archive:issuing.crt", digest("issuing"), 950, ISSUING),
-        InputFile("crl", "archive:issuing-000042.crl", digest("crl-42"), 400, "CRL of Tamga Issuing CA"),
+        InputFile(
+            "crl", "archive:issuing-000042.crl", digest("crl-42"), 400, "CRL of Tamga Issuing CA"
+        ),
     )
     return DocumentReport(
         indication=indication,
