@@ -88,13 +88,14 @@ _FORM_SCHEMA = {
     },
 }
 _PAGE_ERRORS = {
-    400: Reply(None, "The form again, saying what was missing", media_type=HTML),
+    400: Reply(None, "The form again: no signed file, or a re-post not in base64", media_type=HTML),
     413: Reply(None, "The form again: a file or the body is too large", media_type=HTML),
     422: Reply(None, "The form again: a file is not what it should be", media_type=HTML),
 }
 _UNREADABLE = (
     "the files are not a signature, a signed PDF or a report package the engine can read, or"
-    " the PDF or package holds no signature"
+    " the PDF or package holds no signature, or a file is empty, or a document is sent beside"
+    " a PDF or a package (which carry theirs)"
 )
 
 
@@ -155,7 +156,7 @@ def _from_file(field: str, default: str) -> NamedBytes | None:
     data = upload.stream.read(MAX_FILE_BYTES + 1)
     name = _file_name(upload.filename, default)
     if not data:
-        raise BadUpload(f"{name}: the file is empty", 400)
+        raise BadUpload(f"{name}: the file is empty")
     return _sized(name, data)
 
 
@@ -174,7 +175,7 @@ def _from_hidden(field: str, default: str) -> NamedBytes | None:
         ) from None
     name = _file_name(request.form.get(f"{field}_name"), default)
     if not data:
-        raise BadUpload(f"{name}: the file is empty", 400)
+        raise BadUpload(f"{name}: the file is empty")
     return _sized(name, data)
 
 
@@ -191,9 +192,7 @@ def _read_upload() -> Upload:
         )
     upload = Upload(signed, document)
     if document is not None and upload.kind != "signature":
-        raise BadUpload(
-            f"{signed.name} is a {upload.kind}: it carries its document; send it alone", 400
-        )
+        raise BadUpload(f"{signed.name} is a {upload.kind}: it carries its document; send it alone")
     return upload
 
 

@@ -207,13 +207,13 @@ def test_bad_input_gets_the_form_again_with_a_4xx(ca_api: CaApi) -> None:
     assert 'role="alert"' in no_signature and "report.pdf" in no_signature
     # a PDF carries its document: a second file is a mistake
     both = post(ca_api, "/disputes/verify", signed=(unsigned, "a.pdf"), document=(b"x", "b.xml"))
-    assert "carries its document" in page_of(both, 400)
+    assert "carries its document" in page_of(both, 422)
     zipped = post(
         ca_api, "/disputes/verify", signed=(b"PK\x03\x04" + b"\0" * 26, "r.zip"),
         document=(b"x", "b.xml"),
     )  # fmt: skip
-    assert "carries its document" in page_of(zipped, 400)
-    empty = page_of(post(ca_api, "/disputes/verify", signed=(b"", "empty.p7s")), 400)
+    assert "carries its document" in page_of(zipped, 422)
+    empty = page_of(post(ca_api, "/disputes/verify", signed=(b"", "empty.p7s")), 422)
     assert "empty" in empty
     # a body over the route's limit: refused before it is read, with the form
     too_large = ca_api.client.post(
