@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["TARIFFS", "Revenue", "Tariff", "TariffSchedule", "UnknownTariff"]
+__all__ = ["PLACEHOLDERS", "TARIFFS", "Revenue", "Tariff", "TariffSchedule", "UnknownTariff"]
 
 
 class Revenue(enum.Enum):
@@ -118,8 +118,18 @@ TARIFFS = TariffSchedule(
         Tariff(
             "report:statistics:yearly", _R, 10_000, _SINCE, "Отчет в органы статистики (годовой)"
         ),
-        # Cloud key storage, per calendar month with activity (FAQ) and the §8.5 dispute fee.
+        # Cloud key storage, per calendar month with activity (FAQ) (placeholder).
         Tariff("storage:monthly", Revenue.STORAGE, 10_000, _SINCE, "Хранение ЭЦП в облаке (месяц)"),
+        # The §8.5 dispute fee, charged to the subscriber at each case opened (PLACEHOLDER: the
+        # contract names "the CA's tariff" without a figure; the operator sets the real price).
         Tariff("dispute", Revenue.DISPUTES, 300_000, _SINCE, "Разбор конфликтной ситуации (§8)"),
     )
+)
+
+# Tariffs whose figures are not the operator's published ones (docs/billing.md lists them): the
+# report tariffs, the cloud-storage fee and the §8.5 dispute fee.
+PLACEHOLDERS = frozenset(
+    code
+    for code in TARIFFS.codes()
+    if code.startswith("report:") or code in ("storage:monthly", "dispute")
 )

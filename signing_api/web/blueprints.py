@@ -10,6 +10,7 @@ from types import ModuleType
 
 from signing_api.web.billing import accounts, osmp
 from signing_api.web.ca import certificates, registry, renewals, revocation
+from signing_api.web.disputes import cases
 from signing_api.web.filing import agencies, reports
 from signing_api.web.public import crl, routes, tsa
 from signing_api.web.signing import csc, signatures
@@ -31,5 +32,6 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     signatures,
     reports,
     agencies,
+    cases,
     disputes,
 )

@@ -31,6 +31,7 @@ from ca.errors import (
 from ca.errors import NotFound as CANotFound
 from crl import CRLError, ForeignIssuer, UnknownIssuer
 from signing_api.cloud.errors import Refusal, SigningRefused
+from signing_api.verification import errors as disputes
 
 __all__ = [
     "DOMAIN_PROBLEMS",
@@ -119,13 +120,21 @@ class Problem(Exception):
         return json.dumps(doc, ensure_ascii=False)
 
 
-DomainError = CAError | billing.BillingError | CRLError | SigningRefused | filing.FilingError
+DomainError = (
+    CAError
+    | billing.BillingError
+    | CRLError
+    | SigningRefused
+    | filing.FilingError
+    | disputes.DisputeError
+)
 DOMAIN_ROOTS: tuple[type[Exception], ...] = (
     CAError,
     billing.BillingError,
     CRLError,
     SigningRefused,
     filing.FilingError,
+    disputes.DisputeError,
 )
 
 # Domain errors → problem slugs, looked up along the MRO: a subclass without its own row takes
@@ -165,6 +174,12 @@ DOMAIN_PROBLEMS: dict[type[Exception], str] = {
     filing.FilingConflict: "conflict",
     filing.IdempotencyConflict: "idempotency-conflict",
     filing.AgencyAnswerInvalid: "validation-failed",
+    # disputes (signing_api.verification)
+    disputes.DisputeError: "conflict",
+    disputes.InvalidDispute: "validation-failed",
+    disputes.DisputeNotFound: "not-found",
+    disputes.DisputeIdempotencyConflict: "idempotency-conflict",
+    disputes.DisputePaymentRequired: "payment-required",
 }
 
 
@@ -212,8 +227,10 @@ def problem_of(ex: DomainError) -> Problem:
         errors = {"signature": str(ex)}
     elif isinstance(ex, LintFailed):
         extra = {"lint_findings": [str(f) for f in ex.findings]}
-    elif isinstance(ex, PaymentRequired):
+    elif isinstance(ex, PaymentRequired | disputes.DisputePaymentRequired):
         extra = {"amount_due": ex.amount_due, "payment_account": ex.payment_account}
+    elif isinstance(ex, disputes.DisputeError):
+        errors = dict(ex.errors)
     elif isinstance(ex, billing.InsufficientFunds):
         extra = {"due": ex.due, "available": ex.available, "amount": ex.amount}
     return Problem(slug, str(ex), errors=errors, extra=extra)

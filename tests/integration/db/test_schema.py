@@ -14,7 +14,8 @@ import crl.models  # noqa: F401 - registers crl_issues
 import db.outbox  # noqa: F401 - registers mail_outbox
 import filing.models  # noqa: F401 - registers the filing tables
 import signing_api.clients
-import signing_api.cloud.models  # noqa: F401 - registers the cloud signing tables
+import signing_api.cloud.models  # registers the cloud signing tables
+import signing_api.verification.models  # noqa: F401 - registers dispute_cases
 from db import Base, current_revision, head_revision
 
 pytestmark = pytest.mark.db

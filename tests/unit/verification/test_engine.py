@@ -1,0 +1,466 @@
+"""The §8 engine on a PKI whose every date the test chooses (tests/verification_pki.py).
+
+Each case is a dispute a commission could face: the verdict, the sub-indication and the step
+that decided it are asserted, and the inputs are checked with openssl where openssl can say the
+same thing (the time-stamp token, the signature, the CRLs).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+from cryptography import x509
+
+from signing_api.verification import (
+    Indication,
+    NamedBytes,
+    StepStatus,
+    SubIndication,
+    TimeProof,
+    UnreadableInput,
+    load_trust,
+    verify_chain,
+    verify_signature,
+)
+from tests.verification_pki import PKI, at
+
+DOCUMENT = "Налоговая декларация за ноябрь 2026 года\n".encode()
+
+
+def trust_of(pki: PKI, *, anchors: PKI | None = None):
+    root = (anchors or pki).root
+    return load_trust(
+        [NamedBytes("root.pem", root.pem)],
+        [NamedBytes("issuing.pem", pki.issuing.pem)],
+        [NamedBytes(f"crl-{i}.crl", der) for i, der in enumerate(pki.crl_ders())],
+    )
+
+
+def check(
+    pki: PKI, signature: bytes, *, now, document: bytes = DOCUMENT, anchors: PKI | None = None
+):
+    return verify_signature(
+        signature=NamedBytes("signature.p7s", signature),
+        document=NamedBytes("report.xml", document),
+        trust=trust_of(pki, anchors=anchors),
+        now=now,
+    )
+
+
+@pytest.fixture
+def pki() -> PKI:
+    return PKI()
+
+
+def test_a_genuine_time_stamped_signature_passes_every_step(pki: PKI, tmp_path: Path) -> None:
+    holder = pki.subscriber("Асанов Бакыт")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10, 0.01))
+    pki.issue_crl(at(10, 1))
+
+    report = check(pki, signature, now=at(20))
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    assert report.sub_indication is None
+    [sig] = report.signatures
+    assert [s.status for s in sig.steps] == [
+        StepStatus.PASSED,
+        StepStatus.PASSED,
+        StepStatus.PASSED,
+        StepStatus.PASSED,
+        StepStatus.INFORMATIONAL,
+        StepStatus.PASSED,
+        StepStatus.PASSED,
+    ]
+    assert sig.signing_time is not None and sig.signing_time.proof is TimeProof.TIME_STAMP
+    assert sig.signing_time.at == at(10, 0.01).replace(microsecond=0)
+    assert sig.chain[-1].startswith("Common Name: Test Root CA")
+    assert "Асанов Бакыт" in (sig.signer_subject or "")
+    # every input is named with its hash: the document, the signature, the anchor, the CRLs
+    roles = [i.role for i in report.inputs]
+    assert roles.count("document") == 1 and roles.count("signature") == 1
+    assert roles.count("trust-anchor") == 1 and roles.count("crl") == 4
+    # openssl agrees: the signature verifies over the document to the same root
+    (tmp_path / "doc").write_bytes(DOCUMENT)
+    (tmp_path / "sig").write_bytes(signature)
+    (tmp_path / "root.pem").write_bytes(pki.root.pem)
+    (tmp_path / "issuing.pem").write_bytes(pki.issuing.pem)
+    done = subprocess.run(
+        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "sig",
+         "-content", tmp_path / "doc", "-CAfile", tmp_path / "root.pem",
+         "-certfile", tmp_path / "issuing.pem", "-purpose", "any", "-attime",
+         str(int(at(20).timestamp())), "-out", "/dev/null"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_time_stamp_token_is_one_openssl_accepts(pki: PKI, tmp_path: Path) -> None:
+    """The test TSA's tokens are real RFC 3161 tokens: not judged by our own parser only."""
+    token = pki.timestamp(b"signature value", at(3))
+    (tmp_path / "token.tst").write_bytes(token)
+    (tmp_path / "data").write_bytes(b"signature value")
+    (tmp_path / "chain.pem").write_bytes(pki.root.pem + pki.issuing.pem)
+    done = subprocess.run(
+        ["openssl", "ts", "-verify", "-token_in", "-in", tmp_path / "token.tst", "-data",
+         tmp_path / "data", "-CAfile", tmp_path / "chain.pem",
+         "-attime", str(int(at(4).timestamp()))],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_one_changed_byte_in_the_document_is_a_hash_failure(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+    changed = bytearray(DOCUMENT)
+    changed[5] ^= 0x01
+
+    report = check(pki, signature, now=at(11), document=bytes(changed))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+    [sig] = report.signatures
+    assert sig.step(2).status is StepStatus.FAILED
+    assert all(sig.step(n).status is StepStatus.NOT_CHECKED for n in range(3, 8))
+
+
+def test_a_forged_signature_value_is_a_crypto_failure(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10))
+    info = cms.ContentInfo.load(signature)
+    signer = info["content"]["signer_infos"][0]
+    value = bytearray(signer["signature"].native)
+    value[-3] ^= 0x40
+    signer["signature"] = bytes(value)
+    forged = info.dump(force=True)
+
+    report = check(pki, forged, now=at(10, 1))
+
+    assert report.indication is Indication.TOTAL_FAILED
+    assert report.sub_indication in (SubIndication.SIG_CRYPTO_FAILURE, SubIndication.FORMAT_FAILURE)
+
+
+def test_revoked_after_the_time_stamp_still_passes_with_the_revocation_recorded(pki: PKI) -> None:
+    """§8.3: a certificate revoked after the signing time does not invalidate the signature."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+    pki.issue_crl(at(10, 1))
+    pki.revoke(holder, at(12))
+    pki.issue_crl(at(12))
+
+    report = check(pki, signature, now=at(30))
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    [sig] = report.signatures
+    assert "after the signing time" in (sig.revocation or "")
+    assert "2026-01-13" in sig.step(7).detail  # the revocation's date is in the step's finding
+
+
+def test_revoked_before_the_time_stamp_fails(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+    # the key signs after its certificate was revoked (a stolen key, say), and gets a time-stamp
+    signature = pki.sign(DOCUMENT, holder, at(8), stamp_at=at(8))
+    pki.issue_crl(at(9))
+
+    report = check(pki, signature, now=at(30))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.REVOKED,
+    )
+    assert report.signatures[0].step(7).status is StepStatus.FAILED
+
+
+def test_revoked_without_a_time_stamp_is_indeterminate(pki: PKI) -> None:
+    """Nothing proves the signature predates the revocation: REVOKED_NO_POE, not pass or fail."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(3))  # claims day 3, proves nothing
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+
+    report = check(pki, signature, now=at(5, 2))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    [sig] = report.signatures
+    assert sig.signing_time is not None and sig.signing_time.proof is TimeProof.VALIDATION_TIME
+    assert sig.signing_time.claimed == at(3)
+
+
+def test_the_signers_own_claim_after_the_revocation_counts_against_them(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+    signature = pki.sign(DOCUMENT, holder, at(6))  # the signer itself says: after the revocation
+    pki.issue_crl(at(6))
+
+    report = check(pki, signature, now=at(6, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.REVOKED,
+    )
+
+
+def test_signed_while_suspended_fails_even_though_the_suspension_was_lifted(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    pki.revoke(holder, at(5), x509.ReasonFlags.certificate_hold)
+    pki.issue_crl(at(5))
+    signature = pki.sign(DOCUMENT, holder, at(6), stamp_at=at(6))
+    pki.resume(holder)
+    pki.issue_crl(at(7))  # the hold is gone from every later CRL
+
+    report = check(pki, signature, now=at(30))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.REVOKED,
+    )
+    assert "certificateHold" in report.signatures[0].step(7).detail
+
+
+def test_suspended_after_signing_and_resumed_passes(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(4), stamp_at=at(4))
+    pki.issue_crl(at(4, 1))
+    pki.revoke(holder, at(5), x509.ReasonFlags.certificate_hold)
+    pki.issue_crl(at(5))
+    pki.resume(holder)
+    pki.issue_crl(at(7))
+
+    report = check(pki, signature, now=at(30))
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+
+
+def test_a_chain_to_a_foreign_root_is_no_certificate_chain_found(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+
+    report = check(pki, signature, now=at(11), anchors=PKI(name="Foreign"))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    assert report.signatures[0].step(4).status is StepStatus.INDETERMINATE
+
+
+def test_time_stamped_after_the_certificate_expired_fails_as_expired(pki: PKI) -> None:
+    holder = pki.subscriber("Holder", at(-10), at(9))
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(8), stamp_at=at(9, 5))
+    pki.issue_crl(at(9, 6))
+
+    report = check(pki, signature, now=at(30))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.EXPIRED,
+    )
+    assert report.signatures[0].step(6).status is StepStatus.FAILED
+
+
+def test_an_expired_certificate_without_a_time_stamp_is_out_of_bounds(pki: PKI) -> None:
+    holder = pki.subscriber("Holder", at(-10), at(9))
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(8))
+    pki.issue_crl(at(20))
+
+    report = check(pki, signature, now=at(20, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.OUT_OF_BOUNDS_NO_POE,
+    )
+
+
+def test_no_crl_covering_the_signing_time_is_try_later(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))  # valid to day 1; nothing after
+    signature = pki.sign(DOCUMENT, holder, at(10))
+
+    report = check(pki, signature, now=at(10, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
+
+
+def test_a_time_stamp_from_an_untrusted_tsa_proves_nothing(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    rogue = PKI(name="Rogue")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(3), stamp_at=at(3), stamp_by=rogue)
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+
+    report = check(pki, signature, now=at(6))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    step3 = report.signatures[0].step(3)
+    assert any("not used" in e.description for e in step3.evidence)
+
+
+def test_ten_signers_are_each_judged(pki: PKI) -> None:
+    holders = [pki.subscriber(f"Holder {n}") for n in range(10)]
+    pki.issue_crl(at(0))
+    parts = [
+        cms.ContentInfo.load(pki.sign(DOCUMENT, h, at(1), stamp_at=at(1)))["content"]
+        for h in holders
+    ]
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [
+                cms.CertificateChoices.load(p["certificates"][0].dump()) for p in parts
+            ],
+            "signer_infos": [cms.SignerInfo.load(p["signer_infos"][0].dump()) for p in parts],
+        }
+    )
+    first = cms.ContentInfo({"content_type": "signed_data", "content": signed})
+    pki.issue_crl(at(2))
+
+    report = check(pki, first.dump(), now=at(3))
+
+    assert len(report.signatures) == 10
+    assert report.indication is Indication.TOTAL_PASSED
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"not a signature at all", "not a CMS signature"),
+        (b"", "empty file"),
+    ],
+)
+def test_unreadable_signatures_are_refused_by_name(pki: PKI, data: bytes, fragment: str) -> None:
+    pki.issue_crl(at(0))
+    with pytest.raises(UnreadableInput, match=fragment):
+        check(pki, data, now=at(1))
+
+
+def test_a_truncated_signature_is_unreadable(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(0, 1))
+    with pytest.raises(UnreadableInput, match=r"signature\.p7s"):
+        check(pki, signature[: len(signature) // 2], now=at(0, 2))
+
+
+def test_a_cms_without_signers_fails_with_format_failure(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    part = cms.ContentInfo.load(pki.sign(DOCUMENT, holder, at(0, 1)))["content"]
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [cms.CertificateChoices.load(part["certificates"][0].dump())],
+            "signer_infos": [],
+        }
+    )
+    empty = cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+    report = check(pki, empty, now=at(0, 2))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.FORMAT_FAILURE,
+    )
+    assert report.problems and "no signature" in report.problems[0]
+
+
+def test_a_detached_signature_without_its_document_is_refused(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(0, 1))
+    with pytest.raises(UnreadableInput, match="give the document"):
+        verify_signature(
+            signature=NamedBytes("s.p7s", signature), document=None, trust=trust_of(pki), now=at(1)
+        )
+
+
+def test_chain_is_valid_at_a_moment_and_not_after_revocation(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+    pki.issue_crl(at(6))
+    cert = NamedBytes("holder.pem", holder.pem)
+
+    before = verify_chain(cert, trust_of(pki), at=at(4), now=at(6, 1))
+    after = verify_chain(cert, trust_of(pki), at=at(5, 12), now=at(6, 1))
+
+    assert before.valid and len(before.chain) == 3
+    assert not after.valid and after.sub_indication is SubIndication.REVOKED
+
+
+def test_the_report_names_the_time_stamp_and_crls_it_used(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(2), stamp_at=at(2))
+    pki.issue_crl(at(2, 1) + timedelta(minutes=1))
+
+    report = check(pki, signature, now=at(3))
+
+    [sig] = report.signatures
+    kinds = {e.kind for e in sig.step(3).evidence}
+    assert "time-stamp" in kinds
+    crl_hashes = {e.sha256 for e in sig.step(7).evidence if e.kind == "crl"}
+    inputs = {i.sha256 for i in report.inputs if i.role == "crl"}
+    assert crl_hashes and crl_hashes <= inputs
+    as_json = report.to_json()
+    assert as_json["signatures"][0]["steps"][6]["clause"] == "8.2.7"
+
+
+def test_corrupted_signatures_give_a_verdict_or_a_refusal_never_a_crash(pki: PKI) -> None:
+    """Every byte position flipped in turn (a sample): UnreadableInput or a report, nothing else."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(0, 1), stamp_at=at(0, 1))
+    trust = trust_of(pki)
+    verdicts = set()
+    for position in range(0, len(signature), 7):
+        corrupted = bytearray(signature)
+        corrupted[position] ^= 0xFF
+        try:
+            report = verify_signature(
+                signature=NamedBytes("s.p7s", bytes(corrupted)),
+                document=NamedBytes("d", DOCUMENT),
+                trust=trust,
+                now=at(0, 2),
+            )
+        except UnreadableInput:
+            verdicts.add("unreadable")
+            continue
+        verdicts.add(report.indication.value)
+    # a flipped byte never makes a signature pass unless it sits in an unsigned, unused field
+    assert "unreadable" in verdicts and "TOTAL-FAILED" in verdicts
