@@ -4,7 +4,8 @@
 signature alone, a signed PDF, or a filed report's evidence package (``.zip``); what the file is
 is read from its bytes, not its name. ``POST /disputes/verify`` runs the dispute engine
 (``signing_api.verification``) on it with the operator's archive as trust (``trust_from_archive``:
-our CA certificates and every CRL ever issued) at the runtime's clock, and renders the result:
+our CA certificates and every CRL ever issued) and the operator's records of the signatures
+(``operator_evidence``), exactly as the disputes API does, at the runtime's clock, and renders:
 the verdict in its colour, the §8.4 conclusion, the seven steps of each signature with their
 evidence, and every input with its SHA-256. ``POST /disputes/report.pdf`` verifies the same files
 again and answers the commission's PDF (``verification.pdf``) as an attachment; the result page's
@@ -24,18 +25,26 @@ import binascii
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from signing_api.verification import pdf as report_pdf
 from signing_api.verification import wording
-from signing_api.verification.archive import trust_from_archive
-from signing_api.verification.engine import verify_package, verify_pdf, verify_signature
+from signing_api.verification.archive import operator_evidence, trust_from_archive
+from signing_api.verification.engine import (
+    OperatorEvidence,
+    package_signatures,
+    verify_package,
+    verify_pdf,
+    verify_signature,
+)
 from signing_api.verification.inputs import NamedBytes, UnreadableInput
 from signing_api.verification.report import (
     TIME_PROOF_MEANING,
@@ -196,32 +205,49 @@ def _read_upload() -> Upload:
     return upload
 
 
+def _evidence(session: Session, upload: Upload) -> Sequence[OperatorEvidence]:
+    """The operator's own records of the signatures (received for a report, made in the HSM),
+    looked up as the disputes API does, so the page and a case judge alike."""
+    if upload.kind == "signature":
+        return operator_evidence(session, [upload.signed.data])
+    if upload.kind == "package":
+        try:
+            signatures = package_signatures(upload.signed.data)
+        except Exception:  # a hostile ZIP (zlib, CRC …): the engine names what is wrong with it
+            log.warning("cannot list the signatures of %r", upload.signed.name, exc_info=True)
+            return ()
+        return operator_evidence(session, signatures)
+    return ()
+
+
 def _verify(upload: Upload) -> DocumentReport:
     with runtime().transaction() as session:
         trust = trust_from_archive(session)
-    moment = now()
+        evidence = _evidence(session, upload)
+    moment, signed = now(), upload.signed
     try:
         if upload.kind == "pdf":
-            report = verify_pdf(upload.signed, trust, now=moment)
+            report = verify_pdf(signed, trust, now=moment)
         elif upload.kind == "package":
-            report = verify_package(upload.signed, trust, now=moment)
+            report = verify_package(signed, trust, now=moment, evidence=evidence)
         else:
             report = verify_signature(
-                signature=upload.signed, document=upload.document, trust=trust, now=moment
-            )
+                signature=signed, document=upload.document, trust=trust, now=moment,
+                evidence=evidence,
+            )  # fmt: skip
     except UnreadableInput as ex:
         raise BadUpload(str(ex)) from None
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as ex:
-        # the engine reads hostile bytes; whatever its parsers choke on is the file's fault
-        log.warning(
-            "unreadable %s %r: %s: %s", upload.kind, upload.signed.name, type(ex).__name__, ex
-        )
+    except Exception as ex:
+        # The engine is pure (no database, no network): whatever it raises on these bytes is
+        # the file's fault or the engine's, never a reason for a 500 page. Logged in full.
+        log.warning("unreadable %s %r", upload.kind, signed.name, exc_info=True)
+        kind = _KIND_WORDS[upload.kind]
         raise BadUpload(
-            f"{upload.signed.name}: cannot be read as a {_KIND_WORDS[upload.kind]}"
+            f"{signed.name}: cannot be read as a {kind} ({type(ex).__name__})"
         ) from None
     if not report.signatures:
         problems = "; ".join(report.problems) or "no signature was found"
-        raise BadUpload(f"{upload.signed.name}: {problems}")
+        raise BadUpload(f"{signed.name}: {problems}")
     return report
 
 

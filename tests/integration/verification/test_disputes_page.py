@@ -266,6 +266,14 @@ def test_a_filed_reports_package_is_checked_signature_by_signature(
     assert hashlib.sha256(DOCUMENT).hexdigest() in page
     assert hashlib.sha256(package.data).hexdigest() in page
     assert '<section class="verdict passed"' in page, re.findall(r"<li>.*?</li>", page)[:5]
+    assert "operator-evidence" in page  # the operator's records of the filed signatures
+    # the accountant's filed RuToken signature alone: its intake is the proof of its time, as
+    # the disputes API would find it
+    cms = company.accountant_signer.cms(DOCUMENT, tmp_path)  # the same bytes as filed
+    alone = post(api, "/disputes/verify", signed=(cms, "accountant.p7s"), document=(DOCUMENT, "r"))
+    single = page_of(alone, 200)
+    assert "TOTAL-PASSED" in single
+    assert "записи оператора / operator-evidence" in single
 
 
 def test_an_attached_signature_needs_no_document(company: Company, tmp_path: Path) -> None:
