@@ -27,13 +27,15 @@ help: ## show the targets
 
 setup: system-packages $(STAMP) ## install Debian packages if missing, create .venv, pip install -e '.[test]'
 
-system-packages: ## apt-get install whatever is missing: softhsm2, openssl, python3-venv, git, poppler-utils, nginx
+system-packages: ## apt-get install whatever is missing: softhsm2, openssl, python3-venv, git, poppler-utils, nginx, chromium, tidy
 	@missing=(); \
 	if [[ ! -e $(SOFTHSM_LIB) ]] || ! command -v softhsm2-util >/dev/null; then missing+=(softhsm2); fi; \
 	command -v openssl >/dev/null || missing+=(openssl); \
 	command -v git >/dev/null || missing+=(git); \
 	command -v pdftotext >/dev/null || missing+=(poppler-utils); \
 	command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx); \
+	command -v chromium >/dev/null || missing+=(chromium); \
+	command -v tidy >/dev/null || missing+=(tidy); \
 	if [[ ! -x $(BIN)/python ]] && ! { $(PYTHON) -m venv --help && $(PYTHON) -c 'import ensurepip'; } >/dev/null 2>&1; then \
 	    missing+=(python3-venv); \
 	fi; \

@@ -4,8 +4,10 @@
 given; ``refresh_crl`` reissues when the schedule (:mod:`policies.crl`) says so;
 ``write_crl_files`` publishes one for static serving. ``check_signature`` checks a subscriber's
 detached CMS signature the §8 way (filing's intake and the dispute procedure share it).
+``export_archive`` writes every CRL ever issued and every CA certificate for a commission.
 """
 
+from crl.archive import ArchiveDirectoryNotEmpty, ExportedArchive, export_archive
 from crl.builder import (
     IssuedCRL,
     RevokedEntry,
@@ -23,9 +25,11 @@ from crl.signatures import SignatureCheck, Step, check_signature
 from crl.status import CertificateStatus, Status, status_at
 
 __all__ = [
+    "ArchiveDirectoryNotEmpty",
     "CRLError",
     "CRLIssue",
     "CertificateStatus",
+    "ExportedArchive",
     "ForeignIssuer",
     "IssuedCRL",
     "RevokedEntry",
@@ -36,6 +40,7 @@ __all__ = [
     "check_signature",
     "crl_due",
     "current_crl",
+    "export_archive",
     "issue_crl",
     "refresh_crl",
     "revoked_entries",

@@ -3,11 +3,14 @@
 ``publish`` signs a new CRL for each issuer asked (even when the current one is fresh), writes
 it to ``$TAMGA_HOME/public/crl/<issuer>.crl`` and prints its number and dates. With
 ``--issuer all`` an external national root, whose key is not ours, is skipped with a note.
+``export-archive DIR`` writes every CRL ever issued and every CA certificate, with manifests
+(``crl.archive``), for a dispute commission or an archive.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from cryptography import x509
@@ -90,3 +93,21 @@ def crl_show(issuer: str) -> None:
         except x509.ExtensionNotFound:
             reason = "unspecified"  # RFC 5280 §5.3.1: written as no reasonCode at all
         click.echo(f"  {entry.serial_number:x} {_stamp(entry.revocation_date_utc)} {reason}")
+
+
+@crl_group.command("export-archive")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="write into DIRECTORY even if it is not empty")
+def crl_export_archive(directory: Path, force: bool) -> None:
+    """Write every CRL ever issued (DER) and every CA certificate (PEM), with MANIFEST.txt
+    (sha256sum -c) and manifest.json, to DIRECTORY (created if missing; refused if not empty)."""
+    from crl import export_archive
+    from signing_api.cli.root import now as _now
+    from signing_api.cli.root import transaction as _transaction
+
+    with _transaction() as session:
+        exported = export_archive(session, directory, now=_now(), force=force)
+    click.echo(
+        f"{exported.crls} CRLs and {exported.certificates} CA certificates written to "
+        f"{directory} (MANIFEST.txt, manifest.json)"
+    )

@@ -14,6 +14,7 @@ from signing_api.web.disputes import cases
 from signing_api.web.filing import agencies, reports
 from signing_api.web.public import crl, routes, tsa
 from signing_api.web.signing import csc, signatures
+from signing_api.web.ui import disputes
 
 __all__ = ["ROUTE_MODULES"]
 
@@ -32,4 +33,5 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     reports,
     agencies,
     cases,
+    disputes,
 )

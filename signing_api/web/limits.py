@@ -70,6 +70,10 @@ BODY_LIMITS: dict[str, int] = {
     "renewals.upload": 11 * MIB,  # a 10 MiB supporting document, multipart
     "reports.file_report": 14 * MIB,  # a 10 MiB report, base64 in JSON
     "disputes.open_dispute": 41 * MIB,  # disputed material (e.g. a 20 MiB document), multipart
+    # the commission's page: a signed file (12 MiB at most) and its document, multipart
+    "disputes_ui.verify": 13 * MIB,
+    # the result page's re-post of the same files, base64 in form fields
+    "disputes_ui.report_pdf_download": 18 * MIB,
 }
 _OSMP_BLUEPRINT = "osmp"
 

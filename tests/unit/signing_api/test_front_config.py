@@ -52,3 +52,13 @@ def test_the_front_alone_sets_x_forwarded_for() -> None:
     text = CONF.read_text()
     assert re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", text) == ["$remote_addr"]
     assert "proxy_request_buffering on;" in text and "proxy_buffering on;" in text
+
+
+def test_the_commissions_page_gets_the_fronts_413_in_html() -> None:
+    """/disputes/ answers people: nginx's own 413 for its routes is a page, not JSON."""
+    text = CONF.read_text()
+    bodies = {path: body for kind, path, body in _LOCATION.findall(text) if kind == "="}
+    for path in ("/disputes/verify", "/disputes/report.pdf"):
+        assert "error_page 413 = @page_too_large;" in bodies[path], path
+    page = re.search(r"location @page_too_large \{(.*?)\n    \}", text, re.DOTALL)
+    assert page and "default_type text/html;" in page[1] and "return 413" in page[1]

@@ -1,0 +1,1 @@
+"""Server-rendered pages (HTML, no JavaScript): the dispute commission's page (``disputes``)."""
