@@ -32,6 +32,8 @@ and ETSI sub-indications. It never raises for a bad signature; unreadable input 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
 import hashlib
 import io
 import json
@@ -42,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import Any
 
-from asn1crypto import cms, core, tsp  # tsp registers the signing-certificate attributes
+from asn1crypto import cms, core, pem, tsp  # tsp registers the signing-certificate attributes
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
@@ -949,6 +951,57 @@ def _check_size(item: NamedBytes) -> None:
         raise UnreadableInput(f"{item.name}: empty file")
 
 
+_PEM_CMS = ("CMS", "PKCS7", "PKCS #7 SIGNED DATA")
+_SMIME_SIGNATURE = ("application/pkcs7-signature", "application/x-pkcs7-signature")
+_SMIME_ENVELOPE = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+
+
+def _smime(data: bytes) -> tuple[bytes, bytes | None] | None:
+    """(CMS DER, the signed MIME part or None) of an S/MIME message, or None if it is not one.
+
+    ``openssl cms -sign`` writes S/MIME by default: multipart/signed (the signed part's bytes,
+    exactly as they stand between the boundaries, are the content; RFC 8551 §3.5) or
+    application/pkcs7-mime (the content is inside the CMS).
+    """
+    head = data[:4096].lower()
+    if not (head.startswith(b"mime-version:") or head.startswith(b"content-type:")):
+        return None
+    message = email.message_from_bytes(data)
+    kind = message.get_content_type()
+    if kind in _SMIME_ENVELOPE:
+        payload = message.get_payload(decode=True)
+        return (payload, None) if isinstance(payload, bytes) else None
+    if kind != "multipart/signed" or not message.get_boundary():
+        return None
+    delimiter = b"--" + str(message.get_boundary()).encode()
+    pieces = data.split(delimiter)
+    if len(pieces) < 3:
+        return None
+    signed_part = pieces[1]
+    signed_part = signed_part[2:] if signed_part.startswith(b"\r\n") else signed_part[1:]
+    signed_part = signed_part[:-2] if signed_part.endswith(b"\r\n") else signed_part[:-1]
+    for part in message.get_payload():
+        if isinstance(part, email.message.Message) and part.get_content_type() in _SMIME_SIGNATURE:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload, signed_part
+    return None
+
+
+def _cms_bytes(item: NamedBytes) -> tuple[bytes, bytes | None]:
+    """The DER of a signature given as DER, PEM or S/MIME, and the content S/MIME carries."""
+    if pem.detect(item.data):
+        try:
+            kind, _headers, der = pem.unarmor(item.data)
+        except PARSE_ERRORS as exc:
+            raise UnreadableInput(f"{item.name}: unreadable PEM ({exc})") from exc
+        if kind not in _PEM_CMS:
+            raise UnreadableInput(f"{item.name}: a PEM {kind!r} block, not a CMS signature")
+        return der, None
+    found = _smime(item.data)
+    return found if found is not None else (item.data, None)
+
+
 def _load_signed_data(item: NamedBytes) -> cms.SignedData:
     _check_size(item)
     try:
@@ -1090,10 +1143,21 @@ def verify_signature(
     now: datetime,
     evidence: Sequence[OperatorEvidence] = (),
 ) -> DocumentReport:
-    """Verify a CMS/CAdES signature (detached with ``document``, or attached) as §8 says."""
+    """Verify a CMS/CAdES signature (detached with ``document``, or attached) as §8 says.
+
+    The signature may be DER, PEM (``-----BEGIN CMS-----``, ``PKCS7``) or S/MIME as ``openssl
+    cms -sign`` writes it by default; a multipart/signed message carries its own document.
+    """
     if document is not None:
         _check_size(document)
+    _check_size(signature)
+    der, carried = _cms_bytes(signature)
+    if carried is not None and document is None:
+        document = NamedBytes(f"{signature.name} (signed MIME part)", carried)
+    given = signature
+    signature = NamedBytes(signature.name, der)
     reports, problems, digest = _run(_verify_cms(signature, document, trust, now, evidence))
+    signature = given
     inputs = [_input("signature", signature)]
     if document is not None:
         inputs.insert(0, _input("document", document))

@@ -464,3 +464,42 @@ def test_corrupted_signatures_give_a_verdict_or_a_refusal_never_a_crash(pki: PKI
         verdicts.add(report.indication.value)
     # a flipped byte never makes a signature pass unless it sits in an unsigned, unused field
     assert "unreadable" in verdicts and "TOTAL-FAILED" in verdicts
+
+
+@pytest.mark.parametrize("form", ["SMIME", "PEM", "DER"])
+def test_openssl_signatures_in_every_output_form_are_read(
+    pki: PKI, tmp_path: Path, form: str
+) -> None:
+    """What a RuToken holder's ``openssl cms -sign`` writes: S/MIME by default, PEM or DER."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import serialization
+
+    now = datetime.now(UTC)
+    holder = pki.subscriber("RuToken Holder", now - timedelta(days=1), now + timedelta(days=30))
+    pki.issue_crl(now - timedelta(hours=1))
+    (tmp_path / "cert.pem").write_bytes(holder.pem)
+    (tmp_path / "key.pem").write_bytes(
+        holder.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "doc").write_bytes(DOCUMENT)
+    subprocess.run(
+        ["openssl", "cms", "-sign", "-binary", "-md", "sha256", "-in", tmp_path / "doc",
+         "-signer", tmp_path / "cert.pem", "-inkey", tmp_path / "key.pem",
+         "-outform", form, "-out", tmp_path / "sig"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    signature = (tmp_path / "sig").read_bytes()
+    document = None if form == "SMIME" else NamedBytes("doc", DOCUMENT)
+
+    report = verify_signature(
+        signature=NamedBytes("sig", signature), document=document, trust=trust_of(pki), now=now
+    )
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    assert report.signatures[0].signing_time is not None
+    assert report.signatures[0].signing_time.proof is TimeProof.VALIDATION_TIME
