@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
@@ -170,3 +173,33 @@ def test_pyhanko_csc_signer_signs_a_pdf_that_validates(
     assert status_.intact and status_.valid, status_.pretty_print_details()
     assert status_.trusted, status_.pretty_print_details()
     assert format(status_.signing_cert.serial_number, "x") == serial
+
+    # The dispute engine (§8) judges the same PDF TOTAL-PASSED from the server's certificates
+    # and CRLs, in process and through the offline command a commission runs.
+    from signing_api.verification import Indication, NamedBytes, load_trust, verify_pdf
+
+    crls = {
+        name: urllib.request.urlopen(f"{base}/crl/{name}.crl", timeout=30).read()  # noqa: S310
+        for name in ("root", "issuing")
+    }
+    trust = load_trust(
+        [NamedBytes("root.crt", root_der)],
+        [NamedBytes("issuing.crt", issuing_der)],
+        [NamedBytes(f"{name}.crl", der) for name, der in crls.items()],
+    )
+    report = verify_pdf(NamedBytes("signed.pdf", signed), trust, now=datetime.now(UTC))
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    assert report.signatures[0].signer_serial == int(serial, 16)
+    (tmp_path / "root.crt").write_bytes(root_der)
+    (tmp_path / "issuing.crt").write_bytes(issuing_der)
+    for name, der in crls.items():
+        (tmp_path / f"{name}.crl").write_bytes(der)
+    offline = subprocess.run(
+        [sys.executable, "-c", "from signing_api.cli import main; main()", "verify", "signature",
+         "--pdf", "signed.pdf", "--trust", "root.crt", "--intermediate", "issuing.crt",
+         "--crl", "root.crl", "--crl", "issuing.crl"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TAMGA_")},
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert offline.stdout.startswith("verdict: TOTAL-PASSED")
