@@ -851,7 +851,7 @@ async def _verify_signer(
             steps.append(step)
             outcome = await _validate(cert, signed.certificates, trust, time.at)
             chain = tuple(_subject(c) for c in outcome.path)
-            summary = _revocation_summary(cert, trust.crls, time.at)
+            summary = _revocation_summary(cert, outcome.crls, time.at)
             revocation = summary[0]
             verdict = _path_steps(cert, outcome, time, now, summary, steps)
             verdict = _constraints(verdict, cert, integrity, time.at, notes)
@@ -1114,6 +1114,22 @@ async def _judge(
         )
 
 
+def _used(trust: TrustMaterial, signatures: Sequence[SignatureReport]) -> tuple[InputFile, ...]:
+    """The trust inputs the decision used: every certificate given, and the CRLs a step named.
+
+    An archive holds a CRL for every status change of years; only those covering the moments
+    checked decide anything, and those are what the report lists (the steps name them too).
+    """
+    named = {
+        evidence.sha256
+        for signature in signatures
+        for step in signature.steps
+        for evidence in step.evidence
+        if evidence.kind == "crl"
+    }
+    return tuple(f for f in trust.files if f.role != "crl" or f.sha256 in named)
+
+
 def _document_report(
     signatures: Sequence[SignatureReport],
     problems: Sequence[str],
@@ -1128,7 +1144,7 @@ def _document_report(
         sub_indication=sub,
         document_sha256=document_sha256,
         signatures=tuple(signatures),
-        inputs=tuple(inputs) + trust.files,
+        inputs=tuple(inputs) + _used(trust, signatures),
         validation_time=now,
         engine=ENGINE,
         problems=tuple(problems),
@@ -1411,7 +1427,7 @@ def verify_chain(
         raise UnreadableInput(f"{certificate.name}: {len(certs)} certificates; give one")
     cert = certs[0]
     outcome: _PathOutcome = _run(_validate(cert, (), trust, at))
-    revocation, revocation_evidence = _revocation_summary(cert, trust.crls, at)
+    revocation, revocation_evidence = _revocation_summary(cert, outcome.crls, at)
     error = outcome.error
     sub: SubIndication | None
     if error is None:
@@ -1431,6 +1447,12 @@ def verify_chain(
         detail, sub = str(error), SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
     else:
         detail, sub = str(error), SubIndication.CHAIN_CONSTRAINTS_FAILURE
+    evidence = (
+        tuple(_cert_evidence(c, "path") for c in outcome.path)
+        + tuple(_crl_evidence(c) for c in outcome.crls)
+        + revocation_evidence
+    )
+    named = {e.sha256 for e in evidence if e.kind == "crl"}
     return ChainReport(
         valid=error is None,
         at=at,
@@ -1440,9 +1462,7 @@ def verify_chain(
         detail=detail,
         sub_indication=sub,
         revocation=revocation,
-        inputs=tuple(files) + trust.files,
+        inputs=tuple(files) + tuple(f for f in trust.files if f.role != "crl" or f.sha256 in named),
         engine=ENGINE,
-        evidence=tuple(_cert_evidence(c, "path") for c in outcome.path)
-        + tuple(_crl_evidence(c) for c in outcome.crls)
-        + revocation_evidence,
+        evidence=evidence,
     )

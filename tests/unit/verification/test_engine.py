@@ -503,3 +503,127 @@ def test_openssl_signatures_in_every_output_form_are_read(
     assert report.indication is Indication.TOTAL_PASSED, report.to_json()
     assert report.signatures[0].signing_time is not None
     assert report.signatures[0].signing_time.proof is TimeProof.VALIDATION_TIME
+
+
+def _issue_under(
+    issuer_cert: x509.Certificate,
+    issuer_key: object,
+    cn: str,
+    *,
+    ca: bool,
+    extensions: list[tuple[object, bool]] = (),
+) -> tuple[x509.Certificate, object]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at(-50))
+        .not_valid_after(at(500))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier("http://x.test/c.crl")], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)  # type: ignore[arg-type]
+    return builder.sign(issuer_key, hashes.SHA256()), key  # type: ignore[arg-type]
+
+
+def _chain_verdict(
+    pki: PKI, cert: x509.Certificate, extra: list[x509.Certificate], crls: tuple[bytes, ...] = ()
+):
+    from cryptography.hazmat.primitives import serialization
+
+    pki.issue_crl(at(0))
+    trust = load_trust(
+        [NamedBytes("root.pem", pki.root.pem)],
+        [NamedBytes("issuing.pem", pki.issuing.pem)]
+        + [
+            NamedBytes(f"extra{i}.pem", c.public_bytes(serialization.Encoding.PEM))
+            for i, c in enumerate(extra)
+        ],
+        [NamedBytes(f"crl-{i}.crl", der) for i, der in enumerate([*pki.crl_ders(), *crls])],
+    )
+    leaf = NamedBytes("leaf.pem", cert.public_bytes(serialization.Encoding.PEM))
+    return verify_chain(leaf, trust, at=at(0, 1), now=at(0, 1))
+
+
+def test_a_subscriber_certificate_cannot_act_as_a_ca(pki: PKI) -> None:
+    """RFC 5280 basicConstraints: a certificate 'issued' by a subscriber's key has no valid path."""
+    holder = pki.subscriber("Holder")
+    forged, _ = _issue_under(holder.cert, holder.key, "Forged", ca=False)
+    report = _chain_verdict(pki, forged, [holder.cert])
+    assert not report.valid
+    assert report.sub_indication in (
+        SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    ), report.detail
+
+
+def test_an_unknown_critical_extension_invalidates_the_path(pki: PKI) -> None:
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.7"), b"\x05\x00")
+    leaf, _ = _issue_under(
+        pki.issuing.cert, pki.issuing.key, "Odd", ca=False, extensions=[(unknown, True)]
+    )
+    report = _chain_verdict(pki, leaf, [])
+    assert not report.valid, report.detail
+
+
+def test_name_constraints_of_a_sub_ca_bind_what_it_issues(pki: PKI) -> None:
+    from cryptography.x509.oid import NameOID
+
+    allowed = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ")])
+    constraints = x509.NameConstraints(
+        permitted_subtrees=[x509.DirectoryName(allowed)], excluded_subtrees=None
+    )
+    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+    sub_ca, sub_key = _issue_under(
+        pki.issuing.cert,
+        pki.issuing.key,
+        "Sub CA",
+        ca=True,
+        extensions=[(constraints, True), (usage, True)],
+    )
+    leaf, _ = _issue_under(sub_ca, sub_key, "Outside the constraint", ca=False)
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    sub_crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(sub_ca.subject)
+        .last_update(at(0))
+        .next_update(at(1))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .sign(sub_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    crl = sub_crl.public_bytes(serialization.Encoding.DER)
+    report = _chain_verdict(pki, leaf, [sub_ca], (crl,))
+    assert not report.valid
+    assert report.sub_indication is SubIndication.CHAIN_CONSTRAINTS_FAILURE, report.detail
+
+
+def test_digests_are_judged_at_the_signing_time() -> None:
+    from datetime import UTC, datetime
+
+    from policies.verification import digest_acceptable_at, key_acceptable_at
+
+    assert digest_acceptable_at("sha1", datetime(2015, 6, 1, tzinfo=UTC))
+    assert not digest_acceptable_at("sha1", datetime(2026, 6, 1, tzinfo=UTC))
+    assert not digest_acceptable_at("md5", datetime(2000, 1, 1, tzinfo=UTC))
+    assert not digest_acceptable_at("whirlpool", datetime(2000, 1, 1, tzinfo=UTC))
+    assert key_acceptable_at("rsa", 1024, datetime(2015, 6, 1, tzinfo=UTC))
+    assert not key_acceptable_at("rsa", 1024, datetime(2026, 6, 1, tzinfo=UTC))
+    assert key_acceptable_at("ec", 256, datetime(2026, 6, 1, tzinfo=UTC))
