@@ -627,3 +627,81 @@ def test_digests_are_judged_at_the_signing_time() -> None:
     assert key_acceptable_at("rsa", 1024, datetime(2015, 6, 1, tzinfo=UTC))
     assert not key_acceptable_at("rsa", 1024, datetime(2026, 6, 1, tzinfo=UTC))
     assert key_acceptable_at("ec", 256, datetime(2026, 6, 1, tzinfo=UTC))
+
+
+def _package(pki: PKI, signature: bytes, *, listed: bool, sent_at) -> bytes:
+    """A report package as filing writes it, with a dispatch confirmation by the operator."""
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    from ca.cms import sign_encapsulated
+
+    operator = pki.subscriber("Tamga dispatch confirmations")
+    statement = {
+        "type": "dispatch-confirmation",
+        "report_id": "r-1",
+        "document_sha256": hashlib.sha256(DOCUMENT).hexdigest(),
+        "sent_at": sent_at.isoformat(),
+    }
+    if listed:
+        statement["signatures"] = f"head:{hashlib.sha256(signature).hexdigest()}"
+    content = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+
+    def timestamper(digest: bytes, hash_name: str) -> bytes:
+        return pki.timestamp_digest(digest, sent_at)
+
+    confirmation = sign_encapsulated(
+        content,
+        operator.cert,
+        operator.key,
+        [pki.issuing.cert],
+        signing_time=sent_at,
+        timestamper=timestamper,
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("document/report.xml", DOCUMENT)
+        archive.writestr("signatures/head.p7s", signature)
+        archive.writestr("dispatch-confirmation.p7m", confirmation)
+        archive.writestr("ca.pem", pki.issuing.pem + pki.root.pem)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_a_packages_dispatch_confirmation_proves_when_its_signatures_existed(
+    pki: PKI, listed: bool
+) -> None:
+    """A RuToken signature has no time-stamp of its own; the operator's time-stamped dispatch
+    confirmation naming its SHA-256 proves it existed when the report left (§8.3 then applies)."""
+    from signing_api.verification import verify_package
+
+    holder = pki.subscriber("RuToken Head")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(1))  # no time-stamp
+    package = _package(pki, signature, listed=listed, sent_at=at(1, 2))
+    pki.issue_crl(at(1, 3))
+    pki.revoke(holder, at(3))
+    pki.issue_crl(at(3))
+    trust = load_trust(
+        [NamedBytes("root.pem", pki.root.pem)],  # the package's own ca.pem is never trusted
+        [],
+        [NamedBytes(f"crl-{i}.crl", der) for i, der in enumerate(pki.crl_ders())],
+    )
+
+    report = verify_package(NamedBytes("package.zip", package), trust, now=at(3, 1))
+
+    [sig] = report.signatures
+    if listed:
+        assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+        assert (
+            sig.signing_time is not None and sig.signing_time.proof is TimeProof.OPERATOR_EVIDENCE
+        )
+        assert sig.signing_time.at == at(1, 2)
+    else:
+        assert (report.indication, report.sub_indication) == (
+            Indication.INDETERMINATE,
+            SubIndication.REVOKED_NO_POE,
+        )
+        assert any("does not name the signatures" in note for note in sig.notes)
