@@ -135,6 +135,11 @@ AREAS: dict[str, Area] = {
         modules=["crl/signatures.py"],
         tests=[CRL + "test_signatures.py", IT + "filing/test_reports.py"],
     ),
+    # the §8 dispute engine (docs/disputes.md): §8.3, the CRLs chosen, the proofs of time
+    "disputes": Area(
+        modules=["signing_api/verification/engine.py"],
+        tests=["tests/unit/verification/test_engine.py"],
+    ),
     # the append-only audit chain (docs/architecture.md)
     "audit": Area(
         modules=["db/audit.py"],
