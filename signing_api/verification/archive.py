@@ -153,8 +153,10 @@ def operator_evidence(session: Session, signatures: Iterable[bytes]) -> Sequence
                 OperatorEvidence(
                     signature_sha256=sha256_hex(value),
                     at=filed.recorded_at,
-                    description=f"the operator received this signature for report "
-                    f"{filed.report_id} ({filed.slot}) at {filed.recorded_at.isoformat()}",
+                    # no report id: the commission's page is public, and whoever holds the
+                    # signature learns only that the operator received it, and when
+                    description=f"the operator received this signature with a filed report "
+                    f"({filed.slot}'s signature) at {filed.recorded_at.isoformat()}",
                 )
                 for value in values
             ]
@@ -163,8 +165,8 @@ def operator_evidence(session: Session, signatures: Iterable[bytes]) -> Sequence
                 OperatorEvidence(
                     signature_sha256=sha256_hex(value),
                     at=made.signed_at,
-                    description=f"the operator's HSM made this cloud signature (evidence record "
-                    f"{made.id}) at {made.signed_at.isoformat()}",
+                    description=f"the operator's HSM made this cloud signature at "
+                    f"{made.signed_at.isoformat()}",
                 )
                 for value in values
             ]
