@@ -181,7 +181,14 @@ def test_revoked_before_the_time_stamp_fails(pki: PKI) -> None:
         Indication.TOTAL_FAILED,
         SubIndication.REVOKED,
     )
-    assert report.signatures[0].step(7).status is StepStatus.FAILED
+    step = report.signatures[0].step(7)
+    assert step.status is StepStatus.FAILED and step.clause == "8.2.7"
+    assert (
+        "the signer's certificate was revoked (key_compromise) at 2026-01-06T00:00:00Z"
+        in step.detail
+    )
+    assert "before the signing time 2026-01-09T00:00:00Z (§8.3)" in step.detail
+    assert any(e.kind == "crl" for e in step.evidence)
 
 
 def test_revoked_without_a_time_stamp_is_indeterminate(pki: PKI) -> None:
@@ -201,14 +208,22 @@ def test_revoked_without_a_time_stamp_is_indeterminate(pki: PKI) -> None:
     [sig] = report.signatures
     assert sig.signing_time is not None and sig.signing_time.proof is TimeProof.VALIDATION_TIME
     assert sig.signing_time.claimed == at(3)
+    step = sig.step(7)
+    assert step.status is StepStatus.INDETERMINATE and step.clause == "8.2.7"
+    assert step.detail.startswith(
+        "the signer's certificate was revoked (key_compromise) at 2026-01-06"
+    )
+    assert "nothing proves the signature existed before that" in step.detail
+    assert any(e.kind == "crl" for e in step.evidence)
 
 
-def test_the_signers_own_claim_after_the_revocation_counts_against_them(pki: PKI) -> None:
+@pytest.mark.parametrize("claimed", [at(6), at(5)], ids=["after", "at-the-same-second"])
+def test_the_signers_own_claim_after_the_revocation_counts_against_them(pki: PKI, claimed) -> None:
     holder = pki.subscriber("Holder")
     pki.issue_crl(at(0))
     pki.revoke(holder, at(5))
     pki.issue_crl(at(5))
-    signature = pki.sign(DOCUMENT, holder, at(6))  # the signer itself says: after the revocation
+    signature = pki.sign(DOCUMENT, holder, claimed)  # the signer itself says: not before it
     pki.issue_crl(at(6))
 
     report = check(pki, signature, now=at(6, 1))
@@ -217,6 +232,51 @@ def test_the_signers_own_claim_after_the_revocation_counts_against_them(pki: PKI
         Indication.TOTAL_FAILED,
         SubIndication.REVOKED,
     )
+    step = report.signatures[0].step(7)
+    assert step.status is StepStatus.FAILED and step.clause == "8.2.7"
+    assert f"the signer's own claimed time {claimed.strftime('%Y-%m-%dT%H:%M:%SZ')}" in step.detail
+    assert any(e.kind == "crl" for e in step.evidence)
+
+
+def test_a_revoked_issuing_ca_without_proof_of_time_is_revoked_ca_no_poe(pki: PKI) -> None:
+    """The root's CRL lists the issuing CA: nothing proves the signature predates that."""
+    from cryptography.hazmat.primitives import hashes
+
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(1))
+    stamped = pki.sign(DOCUMENT, holder, at(1), stamp_at=at(1))
+    pki.issue_crl(at(2))
+    root_crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.root.cert.subject)
+        .last_update(at(3))
+        .next_update(at(4))
+        .add_extension(x509.CRLNumber(99), critical=False)
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(pki.issuing.cert.serial_number)
+            .revocation_date(at(2, 12))
+            .add_extension(x509.CRLReason(x509.ReasonFlags.ca_compromise), critical=False)
+            .build()
+        )
+        .sign(pki.root.key, hashes.SHA256())
+    )
+    pki.root_crls.append(root_crl)
+    pki.issue_crl(at(3))
+    pki.root_crls.remove(pki.root_crls[-1])  # the helper's own root CRL of day 3: keep ours
+    pki.root_crls.append(root_crl)
+
+    report = check(pki, signature, now=at(3, 1))
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_CA_NO_POE,
+    ), report.to_json()
+    step = report.signatures[0].step(7)
+    assert step.detail.startswith("a CA certificate of the path was revoked (ca_compromise)")
+
+    proven = check(pki, stamped, now=at(3, 1))  # time-stamped on day 1, before the CA's revocation
+    assert proven.indication is Indication.TOTAL_PASSED, proven.to_json()
 
 
 def test_signed_while_suspended_fails_even_though_the_suspension_was_lifted(pki: PKI) -> None:
