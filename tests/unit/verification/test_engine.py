@@ -234,6 +234,9 @@ def test_the_signers_own_claim_after_the_revocation_counts_against_them(pki: PKI
     )
     step = report.signatures[0].step(7)
     assert step.status is StepStatus.FAILED and step.clause == "8.2.7"
+    assert step.detail.startswith(
+        "the signer's certificate was revoked (key_compromise) at 2026-01-06"
+    )
     assert f"the signer's own claimed time {claimed.strftime('%Y-%m-%dT%H:%M:%SZ')}" in step.detail
     assert any(e.kind == "crl" for e in step.evidence)
 
