@@ -356,6 +356,10 @@ def test_an_expired_certificate_without_a_time_stamp_is_out_of_bounds(pki: PKI) 
         Indication.INDETERMINATE,
         SubIndication.OUT_OF_BOUNDS_NO_POE,
     )
+    [sig] = report.signatures
+    assert sig.step(6).status is StepStatus.INDETERMINATE
+    assert sig.step(7).status is StepStatus.NOT_CHECKED
+    assert not sig.notes
 
 
 def test_no_crl_covering_the_signing_time_is_try_later(pki: PKI) -> None:
@@ -768,3 +772,50 @@ def test_a_packages_dispatch_confirmation_proves_when_its_signatures_existed(
             SubIndication.REVOKED_NO_POE,
         )
         assert any("does not name the signatures" in note for note in sig.notes)
+
+
+@pytest.mark.parametrize("case", ["expired", "not-yet-valid"])
+def test_the_signers_own_claim_outside_the_validity_counts_against_them(
+    pki: PKI, tmp_path: Path, case: str
+) -> None:
+    """openssl signs with today's signingTime whatever the certificate says: no proof of time,
+    but the signer's own claim lies outside the validity, so TOTAL-FAILED (not INDETERMINATE)."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import serialization
+
+    now = datetime.now(UTC)
+    if case == "expired":
+        holder = pki.subscriber(
+            "Expired Holder", now - timedelta(days=60), now - timedelta(days=30)
+        )
+    else:
+        holder = pki.subscriber("Future Holder", now + timedelta(days=30), now + timedelta(days=60))
+    pki.issue_crl(now - timedelta(hours=1))
+    (tmp_path / "cert.pem").write_bytes(holder.pem)
+    (tmp_path / "key.pem").write_bytes(
+        holder.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "doc").write_bytes(DOCUMENT)
+    subprocess.run(
+        ["openssl", "cms", "-sign", "-binary", "-md", "sha256", "-in", tmp_path / "doc",
+         "-signer", tmp_path / "cert.pem", "-inkey", tmp_path / "key.pem",
+         "-outform", "DER", "-out", tmp_path / "sig"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    report = check(pki, (tmp_path / "sig").read_bytes(), now=now + timedelta(minutes=1))
+
+    expected = SubIndication.EXPIRED if case == "expired" else SubIndication.NOT_YET_VALID
+    assert (report.indication, report.sub_indication) == (Indication.TOTAL_FAILED, expected)
+    [sig] = report.signatures
+    assert any("claimed signing time lies outside" in note for note in sig.notes)
+    step = sig.step(6)
+    assert step.status is StepStatus.INDETERMINATE and step.evidence
+    assert step.detail.startswith("at ")
+    assert sig.step(7).status is StepStatus.NOT_CHECKED
+    assert "not valid at the signing time" in sig.step(7).detail
