@@ -819,3 +819,65 @@ def test_the_signers_own_claim_outside_the_validity_counts_against_them(
     assert step.detail.startswith("at ")
     assert sig.step(7).status is StepStatus.NOT_CHECKED
     assert "not valid at the signing time" in sig.step(7).detail
+
+
+def _time_proof(report) -> tuple[TimeProof, str]:
+    [sig] = report.signatures
+    step3 = sig.step(3)
+    unused = " ".join(e.description for e in step3.evidence if e.description.startswith("not used"))
+    return sig.signing_time.proof, unused
+
+
+def test_a_time_stamp_whose_own_signature_fails_proves_nothing(pki: PKI, monkeypatch) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    made = pki.timestamp_digest
+
+    def corrupted(imprint: bytes, gen_time):
+        token = bytearray(made(imprint, gen_time))
+        token[-1] ^= 0x01  # the last byte of the TSA's ECDSA signature value
+        return bytes(token)
+
+    monkeypatch.setattr(pki, "timestamp_digest", corrupted)
+    signature = pki.sign(DOCUMENT, holder, at(1), stamp_at=at(1))
+    pki.issue_crl(at(1, 1))
+
+    proof, unused = _time_proof(check(pki, signature, now=at(1, 2)))
+
+    assert proof is TimeProof.VALIDATION_TIME
+    assert "the time-stamp's own signature does not verify" in unused
+
+
+def test_a_time_stamp_by_a_certificate_without_eku_time_stamping_proves_nothing(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.tsa = pki.subscriber("Not a TSA")  # trusted chain, but no id-kp-timeStamping
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(1), stamp_at=at(1))
+    pki.issue_crl(at(1, 1))
+
+    proof, unused = _time_proof(check(pki, signature, now=at(1, 2)))
+
+    assert proof is TimeProof.VALIDATION_TIME
+    assert "has no EKU timeStamping" in unused
+
+
+def test_a_time_stamp_made_a_minute_ago_is_a_proof(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(9, 12))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+
+    report = check(pki, signature, now=at(10) + timedelta(minutes=1))
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    assert _time_proof(report) == (TimeProof.TIME_STAMP, "")
+
+
+def test_a_time_stamp_from_the_future_proves_nothing(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(9, 12))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10) + timedelta(minutes=6))
+
+    proof, unused = _time_proof(check(pki, signature, now=at(10)))
+
+    assert proof is TimeProof.VALIDATION_TIME
+    assert "lies in the future" in unused and "2026-01-11T00:06:00Z" in unused
