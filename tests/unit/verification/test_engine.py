@@ -881,3 +881,171 @@ def test_a_time_stamp_from_the_future_proves_nothing(pki: PKI) -> None:
 
     assert proof is TimeProof.VALIDATION_TIME
     assert "lies in the future" in unused and "2026-01-11T00:06:00Z" in unused
+
+
+# --- steps 4 to 7 as the report states them (mutants of _path_steps) -------------------------
+
+
+def test_each_step_is_numbered_once_in_order_and_names_its_evidence(pki: PKI) -> None:
+    """The report a commission reads: steps 1–7 each once, the path's certificates by role."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+    pki.issue_crl(at(10, 1))
+
+    [sig] = check(pki, signature, now=at(20)).signatures
+
+    assert [s.number for s in sig.steps] == [1, 2, 3, 4, 5, 6, 7]
+    path = sig.step(4)
+    assert path.detail.startswith(
+        "a path of 3 certificates to the trust anchor Common Name: Test Root CA"
+    )
+    assert "RFC 5280 path validation (basic constraints, key usage" in path.detail
+    roles = [e.description.split(":", 1)[0] for e in path.evidence]
+    assert roles == ["signer", "CA", "trust anchor"]
+    assert "Holder" in path.evidence[0].description
+    assert sig.step(6).detail == (
+        "every certificate of the path was within its validity at 2026-01-11T00:00:00Z"
+    )
+    assert [e.description.split(":", 1)[0] for e in sig.step(6).evidence] == roles
+    assert sig.step(7).detail == (
+        "not revoked or suspended at 2026-01-11T00:00:00Z by the CRLs covering that moment"
+    )
+    assert {e.kind for e in sig.step(7).evidence} == {"crl"}
+
+
+def test_a_later_revocation_is_added_to_the_passed_finding(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+    pki.issue_crl(at(10, 1))
+    pki.revoke(holder, at(12))
+    pki.issue_crl(at(12))
+
+    step = check(pki, signature, now=at(30)).signatures[0].step(7)
+
+    assert step.status is StepStatus.PASSED
+    assert step.detail.startswith("not revoked or suspended at 2026-01-11T00:00:00Z by the CRLs")
+    assert step.detail.endswith("(§8.3: a later revocation does not invalidate it)")
+
+
+def test_a_backdated_claim_does_not_rescue_a_signature_time_stamped_after_revocation(
+    pki: PKI,
+) -> None:
+    """The time-stamp proves the signature came after the revocation: the signer's earlier
+    signingTime claim (a backdated signature) changes nothing and is not what decides."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    pki.revoke(holder, at(5))
+    pki.issue_crl(at(5))
+    signature = pki.sign(DOCUMENT, holder, at(3), stamp_at=at(8))  # claims day 3
+    pki.issue_crl(at(9))
+
+    report = check(pki, signature, now=at(30))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.REVOKED,
+    )
+    step = report.signatures[0].step(7)
+    assert step.status is StepStatus.FAILED
+    assert "before the signing time 2026-01-09T00:00:00Z (§8.3)" in step.detail
+    assert "claimed" not in step.detail
+
+
+def test_no_chain_names_step_4_and_stops_the_later_steps(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+
+    [sig] = check(pki, signature, now=at(11), anchors=PKI(name="Foreign")).signatures
+
+    assert [s.number for s in sig.steps] == [1, 2, 3, 4, 5, 6, 7]
+    step = sig.step(4)
+    assert step.detail == "no path from the signer's certificate to any trust anchor given"
+    assert step.evidence == ()  # no path, so no certificate of one
+    assert sig.step(5).status is StepStatus.INFORMATIONAL
+    for number in (6, 7):
+        later = sig.step(number)
+        assert later.status is StepStatus.NOT_CHECKED
+        assert later.detail == "not checked: no valid path to a trust anchor"
+
+
+def test_an_invalid_path_says_why_at_step_4(pki: PKI) -> None:
+    """A path exists but RFC 5280 refuses it (an unknown critical extension): step 4 says the
+    path is not valid, not that there is none."""
+    from tests.verification_pki import Issued
+
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.7"), b"\x05\x00")
+    cert, key = _issue_under(
+        pki.issuing.cert, pki.issuing.key, "Odd", ca=False, extensions=[(unknown, True)]
+    )
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, Issued(cert, key), at(10), stamp_at=at(10))  # type: ignore[arg-type]
+    pki.issue_crl(at(10, 1))
+
+    report = check(pki, signature, now=at(20))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+    )
+    [sig] = report.signatures
+    step = sig.step(4)
+    assert step.status is StepStatus.INDETERMINATE
+    assert step.detail.startswith("the path to the trust anchor is not valid: ")
+    assert step.evidence[0].description.startswith("signer: ")
+    assert sig.step(6).status is StepStatus.NOT_CHECKED
+
+
+def test_no_crl_covering_the_moment_is_try_later_at_step_7(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))  # valid to day 2; nothing after
+    signature = pki.sign(DOCUMENT, holder, at(10))
+
+    [sig] = check(pki, signature, now=at(10, 1)).signatures
+
+    step = sig.step(7)
+    assert step.status is StepStatus.INDETERMINATE
+    assert step.detail.startswith("no CRL given covers 2026-01-11T01:00:00Z")
+    assert step.detail.endswith("Fetch the current CRLs (or the archive) and verify again")
+    assert "2026-01-11T01:00:00Z (the newest is past its nextUpdate): " in step.detail
+    assert [e.kind for e in step.evidence] == ["crl", "crl"]  # what was given, and too old
+    assert [s.number for s in sig.steps] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_no_crl_at_all_is_try_later_without_a_staleness_note(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+
+    [sig] = check(pki, signature, now=at(11)).signatures
+
+    step = sig.step(7)
+    assert step.status is StepStatus.INDETERMINATE
+    assert step.detail.startswith("no CRL given covers 2026-01-12T00:00:00Z: ")  # now: no proof
+    assert "nextUpdate" not in step.detail
+
+
+def test_a_certificate_whose_issuer_signature_fails_is_a_chain_general_failure(pki: PKI) -> None:
+    """Named as issued by our issuing CA, signed by another key: the path breaks on a signature."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.verification_pki import Issued
+
+    cert, key = _issue_under(pki.issuing.cert, ec.generate_private_key(ec.SECP256R1()), "Fake",
+                             ca=False)  # fmt: skip
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, Issued(cert, key), at(10), stamp_at=at(10))  # type: ignore[arg-type]
+    pki.issue_crl(at(10, 1))
+
+    report = check(pki, signature, now=at(20))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE,
+    ), report.to_json()
+    assert (
+        report.signatures[0]
+        .step(4)
+        .detail.startswith("the path to the trust anchor is not valid: ")
+    )
