@@ -7,6 +7,7 @@ same thing (the time-stamp token, the signature, the CRLs).
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -1048,4 +1049,206 @@ def test_a_certificate_whose_issuer_signature_fails_is_a_chain_general_failure(p
         report.signatures[0]
         .step(4)
         .detail.startswith("the path to the trust anchor is not valid: ")
+    )
+
+
+# --- steps 1 and 2: what the report says when they decide (mutants of _identify, _integrity) ---
+
+
+def _stopped_at(sig, number: int, status: StepStatus, why: str) -> None:
+    """Steps 1–7 listed once each; step ``number`` decided with ``status``; every later step is
+    'not checked' for the reason ``why``."""
+    assert [s.number for s in sig.steps] == [1, 2, 3, 4, 5, 6, 7]
+    assert sig.step(number).status is status
+    for later in range(number + 1, 8):
+        assert sig.step(later).status is StepStatus.NOT_CHECKED
+        assert sig.step(later).detail == f"not checked: {why}"
+
+
+def _edit_signer(signature: bytes, edit) -> bytes:
+    info = cms.ContentInfo.load(signature)
+    edit(info["content"])
+    return info.dump(force=True)
+
+
+def test_steps_1_and_2_say_who_signed_and_with_what(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10))
+    pki.issue_crl(at(10, 1))
+
+    [sig] = check(pki, signature, now=at(20)).signatures
+
+    first = sig.step(1)
+    serial = f"{holder.cert.serial_number:x}"
+    assert first.detail.startswith("the signature names issuer Common Name: Test Issuing CA")
+    assert f", serial {serial}: Common Name: Holder" in first.detail
+    assert [e.description.split(":", 1)[0] for e in first.evidence] == ["signer"]
+    second = sig.step(2)
+    assert second.detail == (
+        "the message-digest matches the document and the ecdsa signature (EC 256 bits, SHA256) "
+        "verifies with the signer's key"
+    ), second.detail
+    [seen] = second.evidence
+    assert seen.kind == "document"
+    assert seen.description == (
+        f"SHA256 digest of the signed content: {hashlib.sha256(DOCUMENT).hexdigest()}"
+    )
+
+
+def test_a_changed_document_stops_at_step_2_with_the_digest_seen(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10))
+
+    [sig] = check(pki, signature, now=at(11), document=DOCUMENT + b" ").signatures
+
+    _stopped_at(sig, 2, StepStatus.FAILED, "the signature is not over this document")
+    assert sig.step(2).detail == (
+        "the document's digest differs from the message-digest the signer signed: the document "
+        "is not the one signed, or it was changed"
+    )
+    assert sig.step(2).evidence[0].description.startswith("SHA256 digest of the signed content")
+
+
+def test_a_signature_with_a_value_of_the_wrong_key_stops_at_step_2(pki: PKI) -> None:
+    """A well-formed signature by another key, under the holder's certificate: CRYPTO failure."""
+    holder, other = pki.subscriber("Holder"), pki.subscriber("Other")
+    pki.issue_crl(at(0))
+    theirs = cms.ContentInfo.load(pki.sign(DOCUMENT, other, at(10)))["content"]["signer_infos"][0]
+
+    def swap(signed: cms.SignedData) -> None:
+        signer = signed["signer_infos"][0]
+        # the same signed attributes but the other key's value: only the value is wrong
+        signer["signature"] = theirs["signature"].native
+
+    report = check(pki, _edit_signer(pki.sign(DOCUMENT, holder, at(10)), swap), now=at(10, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.SIG_CRYPTO_FAILURE,
+    )
+    [sig] = report.signatures
+    _stopped_at(sig, 2, StepStatus.FAILED, "the signature value does not verify")
+    step = sig.step(2)
+    assert step.detail == "the signature value does not verify with the certificate's public key"
+    assert [e.kind for e in step.evidence] == ["document"]
+
+
+def test_an_unknown_digest_algorithm_cannot_be_checked(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+
+    def odd(signed: cms.SignedData) -> None:
+        signed["signer_infos"][0]["digest_algorithm"] = {"algorithm": "1.3.6.1.4.1.99999.1"}
+
+    report = check(pki, _edit_signer(pki.sign(DOCUMENT, holder, at(10)), odd), now=at(10, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.FORMAT_FAILURE,
+    )
+    [sig] = report.signatures
+    _stopped_at(sig, 2, StepStatus.FAILED, "the signature cannot be checked")
+    assert sig.step(2).detail.startswith("the signature cannot be checked: ")
+
+
+def test_a_signature_without_its_certificate_names_the_one_it_needs(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+
+    def strip(signed: cms.SignedData) -> None:
+        del signed["certificates"]
+
+    report = check(pki, _edit_signer(pki.sign(DOCUMENT, holder, at(10)), strip), now=at(10, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+    [sig] = report.signatures
+    _stopped_at(sig, 1, StepStatus.INDETERMINATE, "no signer certificate")
+    serial = f"{holder.cert.serial_number:x}"
+    assert sig.step(1).detail == (
+        "the signature names issuer Common Name: Test Issuing CA, Organization: Тест PKI, "
+        f"Country: KG, serial {serial}; no such certificate is in the signature or among the "
+        "certificates given"
+    )
+
+
+def test_a_signing_certificate_v2_naming_another_certificate_stops_at_step_1(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+
+    def rebind(signed: cms.SignedData) -> None:
+        for attribute in signed["signer_infos"][0]["signed_attrs"]:
+            if attribute["type"].native == "signing_certificate_v2":
+                value = attribute["values"][0]
+                first = value["certs"][0]
+                first["cert_hash"] = bytes(32)
+                value["certs"] = [first]
+                attribute["values"] = [value]
+
+    report = check(pki, _edit_signer(pki.sign(DOCUMENT, holder, at(10)), rebind), now=at(10, 1))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+    [sig] = report.signatures
+    why = "the signer certificate is not the one the signature binds"
+    _stopped_at(sig, 1, StepStatus.INDETERMINATE, why)
+    assert sig.step(1).detail.endswith(": signing-certificate-v2 names another certificate")
+    assert sig.step(1).evidence[0].description.startswith("signer: ")
+
+
+@pytest.mark.parametrize(
+    ("offset", "tag", "found"),
+    [(0, 0xA5, "did not match"), (None, 0x04, "Integer")],
+    ids=["unknown-sid-choice", "serial-not-an-integer"],
+)
+def test_an_unreadable_signer_identifier_is_a_format_failure_at_step_1(
+    pki: PKI, offset: int | None, tag: int, found: str
+) -> None:
+    """The signer's sid is garbled in the DER (the rest parses): FORMAT_FAILURE, not a crash."""
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10))
+    sid = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]["sid"].dump()
+    bad = bytearray(sid)
+    if offset is None:  # the serial's INTEGER tag, after the issuer Name
+        offset = bad.index(0x02, 4 + bad[3])
+    bad[offset] = tag
+    start = signature.rindex(sid)
+    garbled = signature[:start] + bytes(bad) + signature[start + len(sid) :]
+
+    report = check(pki, garbled, now=at(11))
+
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.FORMAT_FAILURE,
+    )
+    [sig] = report.signatures
+    _stopped_at(sig, 1, StepStatus.FAILED, "the SignerInfo is unreadable")
+    assert sig.step(1).detail.startswith("the SignerInfo is unreadable (")
+    assert found in sig.step(1).detail
+
+
+def test_a_signer_named_by_subject_key_identifier_is_found_and_named(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    ski = holder.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+    def by_key_id(signed: cms.SignedData) -> None:
+        signed["signer_infos"][0]["sid"] = cms.SignerIdentifier({"subject_key_identifier": ski})
+
+    signature = _edit_signer(pki.sign(DOCUMENT, holder, at(10), stamp_at=at(10)), by_key_id)
+    pki.issue_crl(at(10, 1))
+
+    report = check(pki, signature, now=at(20))
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    assert report.signatures[0].step(1).detail == (
+        f"the signature names subject key identifier {ski.hex()}: Common Name: Holder, "
+        "Organization: Тест PKI, Country: KG"
     )
