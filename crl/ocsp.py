@@ -244,7 +244,8 @@ class _Responder:
 
 def _responder(session: Session, issuer: _Issuer, now: datetime) -> _Responder:
     if issuer.name == ROOT_CA.name:
-        return _Responder(issuer.cert, ROOT_CA.key_label, include_cert=False)
+        # Its certificate too: openssl finds a byKey signer only among the answer's certs.
+        return _Responder(issuer.cert, ROOT_CA.key_label, include_cert=True)
     row = session.scalars(
         select(CACertificate)
         .where(CACertificate.name == OCSP.name, CACertificate.active.is_(True))
@@ -420,7 +421,14 @@ class _Asked:
 
 
 _UNAUTHORIZED = ocsp.OCSPResponseStatus.UNAUTHORIZED
-_PARSE_ERRORS = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+# pyca raises NotImplementedError for a request with several CertIDs (RFC 5019: one only).
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 def _asked(session: Session, request_der: bytes, policy: OCSPProfile) -> _Asked | Outcome:
