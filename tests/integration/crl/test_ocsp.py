@@ -24,11 +24,13 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 
-from ca import active_certificate
+from ca import active_certificate, ensure_hierarchy
 from ca.ocsp_responder import ensure_ocsp_responder
 from crl import OCSPResponseRow, refresh_responses, sign_statuses
 from db import AuditEntry
 from policies.ocsp import OCSP
+from signing_api.app import create_app
+from signing_api.runtime import Runtime
 from signing_api.worker import Worker
 from tests.ca_fixtures import CA_NOW, CA_URL, CaApi, register
 from tests.integration.ca.test_issuance import _paid_first
@@ -304,6 +306,12 @@ def test_a_fresh_stored_answer_is_a_lookup_with_rfc5019_caching(ocsp_api: CaApi)
     assert control.max_age == int(left) and left == pytest.approx(21 * 3600)
     not_modified = _get(api, der, **{"If-None-Match": again.headers["ETag"]})
     assert not_modified.status_code == 304 and not not_modified.data
+    since = _get(api, der, **{"If-Modified-Since": again.headers["Last-Modified"]})
+    assert since.status_code == 304
+    # Base64 with raw slashes and without its padding is the same request.
+    raw = base64.b64encode(der).decode().rstrip("=")
+    assert api.client.get(f"/ocsp/{raw}").data == first.data
+    assert _post(api, der).cache_control.no_store  # POST answers are not HTTP-cached
 
     nonce = b"\x01" * 32
     with_nonce = _get(api, _request(cert, issuing, nonce=nonce))
@@ -527,3 +535,49 @@ def test_the_worker_renews_the_responder_certificate_and_answers_follow(
             session, api.runtime.ca_token, public_url=CA_URL, now=api.clock.now, actor="test"
         )
     assert again == new
+
+
+def test_no_valid_responder_certificate_is_try_later(ocsp_api: CaApi) -> None:
+    """Past the responder certificate's notAfter with no worker to renew it: 503 tryLater for
+    anything that must be signed, never an answer from an expired responder."""
+    api = ocsp_api
+    cert = _issue(api)
+    _, issuing = _chain(api)
+    api.clock.now = _responder(api).not_valid_after_utc + timedelta(seconds=1)
+    reply = api.client.post("/ocsp", data=_request(cert, issuing),
+                            headers={"Content-Type": OCSP_REQUEST})  # fmt: skip
+    assert reply.status_code == 503 and reply.mimetype == "application/ocsp-response"
+    answer = ocsp.load_der_ocsp_response(reply.data)
+    assert answer.response_status is ocsp.OCSPResponseStatus.TRY_LATER
+
+
+def test_an_external_national_root_is_not_answered_for(runtime: Runtime) -> None:
+    """With TAMGA_ROOT_CERT the root's key is not ours: a CertID naming it is unauthorized."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test National Root")])
+    national = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(CA_NOW - timedelta(days=1))
+        .not_valid_after(CA_NOW + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA384())
+    )
+    with runtime.transaction() as session:
+        ensure_hierarchy(
+            session, runtime.ca_token, public_url=CA_URL, now=CA_NOW, external_root=national
+        )
+    app = create_app(runtime.config)
+    app.extensions["tamga"] = runtime
+    reply = app.test_client().post(
+        "/ocsp", data=_request(None, national, serial=12345), content_type=OCSP_REQUEST
+    )
+    assert _answer(reply).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
