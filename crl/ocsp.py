@@ -16,7 +16,7 @@
 
 Answers without a nonce are pre-signed and stored in ``ocsp_responses`` (one row per issuer,
 serial and CertID hash algorithm). Answering is a lookup: the row is served while it is *fresh*
-— ``thisUpdate <= now < nextUpdate``, signed under the responder certificate in force, and saying
+— ``thisUpdate <= now < nextUpdate`` and saying
 what ``status_at`` says now (status, since, reason). Otherwise it is re-signed, stored and served;
 so a status change is never hidden by a stored answer, whether or not the revoking transaction
 called :func:`sign_statuses`. Answers with a nonce, and *unknown* answers, are signed per
@@ -40,7 +40,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -259,18 +259,6 @@ def _responder(session: Session, issuer: _Issuer, now: datetime) -> _Responder:
     return _Responder(cert, row.key_label, include_cert=True)
 
 
-def _responder_serial(session: Session, issuer: _Issuer) -> str:
-    """The serial of whoever signs for ``issuer`` now, without touching the HSM."""
-    if issuer.name == ROOT_CA.name:
-        return format(issuer.cert.serial_number, "x")
-    serial = session.scalars(
-        select(CACertificate.serial)
-        .where(CACertificate.name == OCSP.name, CACertificate.active.is_(True))
-        .order_by(CACertificate.id.desc())
-    ).first()
-    return serial or ""
-
-
 def _signature_hash(cert: x509.Certificate) -> hashes.HashAlgorithm:
     key = cert.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size > 256:
@@ -389,12 +377,20 @@ def _store(
     )
 
 
-def _fresh(row: OCSPResponseRow, said: _Said, responder_serial: str, now: datetime) -> bool:
-    return (
-        row.this_update <= now < row.next_update
-        and row.responder_serial == responder_serial
-        and (row.status, row.revoked_at, row.reason) == (said.status.value, said.since, said.reason)
-    )
+def _fresh(row: OCSPResponseRow, said: _Said, now: datetime) -> bool:
+    """Within its validity and saying what status_at says now.
+
+    An answer signed under the previous responder certificate stays fresh: its nextUpdate is
+    capped at that certificate's notAfter, and renewal happens ``renew_before`` (longer than
+    ``response_validity``, policies.ocsp checks it) before then, so the refresh queue re-signs
+    it under the new certificate while the old one is still valid — no burst of signing on the
+    request path after a renewal, and no scan of the table for another responder serial.
+    """
+    return row.this_update <= now < row.next_update and (
+        row.status,
+        row.revoked_at,
+        row.reason,
+    ) == (said.status.value, said.since, said.reason)
 
 
 # --- answering -------------------------------------------------------------------------------
@@ -486,7 +482,7 @@ def respond(
             signed.der, Outcome.FRESH, signed.this_update, signed.next_update, signed.produced_at
         )
     row = session.get(OCSPResponseRow, (issuer.name, f"{serial:x}", algorithm))
-    if row is not None and _fresh(row, said, _responder_serial(session, issuer), now):
+    if row is not None and _fresh(row, said, now):
         return OCSPAnswer(
             row.der, Outcome.SUCCESSFUL, row.this_update, row.next_update, row.produced_at
         )
@@ -561,8 +557,8 @@ def refresh_responses(
     policy: OCSPProfile = OCSP,
     limit: int | None = None,
 ) -> int:
-    """Re-sign one batch of stored answers that are due: nextUpdate within the refresh margin,
-    or signed by another responder certificate than the one in force; the number re-signed.
+    """Re-sign one batch of stored answers that are due (nextUpdate within the refresh margin),
+    oldest first, under the responder certificate in force; the number re-signed.
 
     Rows are taken with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers on several nodes
     share the queue; call it in a loop of transactions until it returns 0. One journal entry
@@ -575,19 +571,12 @@ def refresh_responses(
     if not issuers:
         return 0
     batch = limit or policy.refresh_batch
-    due = or_(
-        *(
-            (OCSPResponseRow.issuer == name)
-            & (
-                (OCSPResponseRow.next_update <= now + policy.refresh_margin)
-                | (OCSPResponseRow.responder_serial != _responder_serial(session, issuer))
-            )
-            for name, issuer in issuers.items()
-        )
-    )
     rows = session.scalars(
         select(OCSPResponseRow)
-        .where(due)
+        .where(
+            OCSPResponseRow.next_update <= now + policy.refresh_margin,  # the index's range
+            OCSPResponseRow.issuer.in_(issuers),
+        )
         .order_by(OCSPResponseRow.next_update)
         .limit(batch)
         .with_for_update(skip_locked=True)

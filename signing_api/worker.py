@@ -11,8 +11,8 @@ agency, idempotent by report id, still sees one report.
 
 Each pass also renews the OCSP responder certificate when less than a third of it is left
 (``ca.ocsp_responder``; only once ``tamga init`` made one) and re-signs, in batches of their own
-transactions, the stored OCSP answers whose nextUpdate is within the refresh margin or that
-another responder certificate signed (``crl.refresh_responses``: ``FOR UPDATE SKIP LOCKED`` on
+transactions, the stored OCSP answers whose nextUpdate is within the refresh margin
+(``crl.refresh_responses``: ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so workers on several nodes share the queue). In steady state no OCSP request
 reaches the HSM.
 
