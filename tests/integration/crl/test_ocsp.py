@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import urllib.parse
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ from signing_api.app import create_app
 from signing_api.runtime import Runtime
 from signing_api.worker import Worker
 from tests.ca_fixtures import CA_NOW, CA_URL, CaApi, register
+from tests.hsm_fixtures import TEST_PINS
+from tests.integration.ca.test_dispatch import _assert_sign_only_and_locked, _token_keys
 from tests.integration.ca.test_issuance import _paid_first
 from tests.pki_tools import pkilint, write_pem
 
@@ -581,3 +584,9 @@ def test_an_external_national_root_is_not_answered_for(runtime: Runtime) -> None
         "/ocsp", data=_request(None, national, serial=12345), content_type=OCSP_REQUEST
     )
     assert _answer(reply).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def test_the_responder_key_is_sensitive_and_never_extractable(ocsp_api: CaApi) -> None:
+    keys = _token_keys(Path(os.environ["SOFTHSM2_CONF"]), TEST_PINS["tamga-ca"])
+    (key,) = [k for k in keys if k["label"] == OCSP.key_label]
+    _assert_sign_only_and_locked(key)
