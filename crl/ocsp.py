@@ -29,6 +29,7 @@ worker batch, a nonce answer), never per cached answer.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ __all__ = [
     "sign_statuses",
     "unsuccessful_response",
 ]
+
+log = logging.getLogger("tamga.ocsp")
 
 # CertID hash algorithms we match (RFC 5019 §2.1.1 requires SHA-1; SHA-256 and up are common).
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -517,17 +520,25 @@ def sign_statuses(
     Call it in the transaction that suspends, resumes or revokes, after the change: OCSP then
     answers from a stored row at once, and the CRL and OCSP never disagree. Each serial gets its
     stored hash algorithms re-signed, or SHA-1 and SHA-256 when none is stored yet. Serials the
-    CA never issued are skipped. One journal entry for the whole call. Raises
-    :class:`OCSPUnavailable` without a valid responder certificate.
+    CA never issued are skipped. One journal entry for the whole call.
+
+    A status change never fails for OCSP's sake: without an issuing CA or a valid responder
+    certificate it signs nothing and returns 0 (the lookup path re-signs on the next request,
+    or answers tryLater). ``HSMError`` propagates (nothing is written to the database before the
+    HSM signs); a caller that must not depend on the HSM catches it, for the same reason.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
-    issuer = _issuer_by_name(session, ISSUING_CA.name)
     wanted = sorted({_serial_int(s) for s in serials})
     if not wanted:
         return 0
-    responder = _responder(session, issuer, now)
+    try:
+        issuer = _issuer_by_name(session, ISSUING_CA.name)
+        responder = _responder(session, issuer, now)
+    except (HierarchyNotReady, OCSPUnavailable) as ex:
+        log.warning("OCSP answers not pre-signed: %s", ex)
+        return 0
     entries: list[tuple[str, str, str]] = []
     for serial in wanted:
         said = _said(session, issuer, serial, now)

@@ -552,6 +552,14 @@ def test_no_valid_responder_certificate_is_try_later(ocsp_api: CaApi) -> None:
     assert reply.status_code == 503 and reply.mimetype == "application/ocsp-response"
     answer = ocsp.load_der_ocsp_response(reply.data)
     assert answer.response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    # The revoking transaction's pre-signing does not fail the revocation: it signs nothing.
+    serial = format(cert.serial_number, "x")
+    assert api.post(f"{CERTS}/{serial}/revoke", {"reason": "keyCompromise"}).status_code == 200
+    with api.runtime.transaction() as session:
+        assert sign_statuses(
+            session, serials=[serial], token=api.runtime.ca_token, now=api.clock.now, actor="t"
+        ) == 0  # fmt: skip
+    assert _rows(api) == []
 
 
 def test_an_external_national_root_is_not_answered_for(runtime: Runtime) -> None:
