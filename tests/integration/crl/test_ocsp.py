@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+import time
 import urllib.parse
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ca import active_certificate, ensure_hierarchy
 from ca.ocsp_responder import ensure_ocsp_responder
@@ -598,3 +600,57 @@ def test_the_responder_key_is_sensitive_and_never_extractable(ocsp_api: CaApi) -
     keys = _token_keys(Path(os.environ["SOFTHSM2_CONF"]), TEST_PINS["tamga-ca"])
     (key,) = [k for k in keys if k["label"] == OCSP.key_label]
     _assert_sign_only_and_locked(key)
+
+
+def _waiting_on_a_lock(api: CaApi) -> list[str]:
+    """The statements of this database's sessions waiting for a lock (PostgreSQL)."""
+    with api.runtime.engine.connect() as conn:
+        query = text(
+            "SELECT query FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return list(conn.execute(query).scalars())
+
+
+def test_workers_share_the_refresh_queue(ocsp_api: CaApi) -> None:
+    """Two workers refreshing at once never re-sign the same stored answer: on PostgreSQL the
+    second skips the rows the first holds (FOR UPDATE SKIP LOCKED) and takes the rest; on
+    SQLite (one writer at a time) the second finds only what the first left."""
+    api = ocsp_api
+    serials = [format(_issue(api, inn=f"0123456789012{n}").serial_number, "x") for n in (3, 4)]
+    with api.runtime.transaction() as session:
+        assert sign_statuses(
+            session, serials=serials, token=api.runtime.ca_token, now=api.clock.now, actor="t"
+        ) == 4  # fmt: skip
+    due = api.clock.now + OCSP.response_validity
+    token = api.runtime.ca_token
+    if api.runtime.engine.dialect.name == "postgresql":
+        done: list[int] = []
+
+        def second_worker() -> None:
+            with api.runtime.transaction() as second:
+                done.append(refresh_responses(second, token=token, now=due, actor="w2", limit=10))
+
+        with api.runtime.transaction() as first:
+            taken = refresh_responses(first, token=token, now=due, actor="w1", limit=1)
+            worker = threading.Thread(target=second_worker)
+            worker.start()
+            # The second worker has taken its rows once it waits for the journal's lock, which
+            # the first holds until it commits: only then let the first commit.
+            deadline = time.monotonic() + 60
+            while not (waiting := _waiting_on_a_lock(api)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # ... and not for the row the first holds: SKIP LOCKED passed over it.
+            assert waiting and not any("ocsp_responses" in q for q in waiting), waiting
+        worker.join(60)
+        rest = done[0]
+    else:
+        with api.runtime.transaction() as first:
+            taken = refresh_responses(first, token=token, now=due, actor="w1", limit=1)
+        with api.runtime.transaction() as second:
+            # what the first re-signed is no longer due at `due`: its nextUpdate moved on
+            rest = refresh_responses(second, token=token, now=due, actor="w2", limit=10)
+    assert (taken, rest) == (1, 3)
+    assert all(r[3] for r in _rows(api))
+    with api.runtime.transaction() as session:
+        assert refresh_responses(session, token=token, now=due, actor="w3") == 0
