@@ -396,6 +396,8 @@ def test_refusals_are_ocsp_responses_or_http_envelope_errors(
         assert status(_get(api, garbage)) is malformed
     assert status(api.client.get("/ocsp/not*base64!")) is malformed
     assert status(api.client.get("/ocsp/QUJD%")) is malformed
+    # "//" is base64 too: routed as it is (no slash merging, no redirect).
+    assert status(api.client.get("/ocsp/MA//MA==")) is malformed
     # RFC 8954 §2.1: at most 32 octets of nonce.
     assert status(_post(api, _request(cert, issuing, nonce=b"x" * 33))) is malformed
     # RFC 5019 §2.1.1: one CertID per request (openssl makes one with two).
