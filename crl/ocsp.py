@@ -52,8 +52,9 @@ from crl.models import OCSPResponseRow
 from crl.status import Status, status_at
 from db import audit
 from hsm import HSMToken
-from policies.ca_profiles import ISSUING_CA, ROOT_CA
+from policies.ca_profiles import DISPATCH, ISSUING_CA, ROOT_CA
 from policies.ocsp import OCSP, OCSPProfile
+from policies.tsa import TSA
 
 __all__ = [
     "OCSPAnswer",
@@ -79,7 +80,7 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 # SHA-1, and SHA-256.
 _PRESIGNED = ("sha1", "sha256")
 # Operator certificates issued by the issuing CA (ca.operator_keys): answered good.
-_OPERATOR_NAMES = ("tsa", "dispatch", OCSP.name)
+_OPERATOR_NAMES = (TSA.name, DISPATCH.name, OCSP.name)
 
 
 class OCSPUnavailable(CRLError):

@@ -127,3 +127,7 @@ def test_openssl_asks_a_live_responder(run_tamga: RunTamga, tmp_path: Path) -> N
             published = x509.load_der_x509_certificate(served.read())
         assert published == x509.load_pem_x509_certificate(responder.read_bytes())
         assert response.certificates == [published]
+
+    # A worker pass: nothing due yet (answers last 24 hours), the responder has 30 days left.
+    passed = tamga("worker", "--once", "--no-mail").stdout
+    assert "OCSP answers re-signed 0" in passed and "renewed" not in passed, passed
