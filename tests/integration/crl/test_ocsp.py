@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -656,3 +657,17 @@ def test_workers_share_the_refresh_queue(ocsp_api: CaApi) -> None:
     assert all(r[3] for r in _rows(api))
     with api.runtime.transaction() as session:
         assert refresh_responses(session, token=token, now=due, actor="w3") == 0
+
+
+def test_ocsp_is_limited_per_address_with_the_public_routes(runtime: Runtime) -> None:
+    app = create_app(replace(runtime.config, limit_public="3/minute"))
+    app.extensions["tamga"] = runtime
+    client = app.test_client()
+
+    def ask(address: str) -> int:
+        reply = client.post("/ocsp", data=b"garbage", content_type=OCSP_REQUEST,
+                            environ_base={"REMOTE_ADDR": address})  # fmt: skip
+        return int(reply.status_code)
+
+    assert [ask("198.51.100.7") for _ in range(4)] == [200, 200, 200, 429]
+    assert ask("192.0.2.44") == 200
