@@ -22,8 +22,9 @@ so a status change is never hidden by a stored answer, whether or not the revoki
 called :func:`sign_statuses`. Answers with a nonce, and *unknown* answers, are signed per
 request and not stored (a cache of unknown serials would grow with whatever a client sends).
 
-Every signing is journalled: one ``ocsp.signed`` entry per batch (a miss, a status change, a
-worker batch, a nonce answer), never per cached answer.
+Every answer stored is journalled: one ``ocsp.signed`` entry per batch (a miss, a status
+change, a worker batch), never per cached answer. Answers signed per request and not stored
+(a nonce, an unknown serial) change nothing and anyone may ask for them: they are not journalled.
 """
 
 from __future__ import annotations
@@ -480,8 +481,8 @@ def respond(
         signed = _sign(
             token, responder, issuer, serial, algorithm, said, now, nonce=asked.nonce, policy=policy
         )
-        why = "nonce" if asked.nonce is not None else "unknown"
-        _journal(session, actor=actor, now=now, why=why, entries=entry)
+        # Not journalled: it changes nothing, and anyone may ask for any number of them (a
+        # journal entry each would let any client grow the journal and queue on its head).
         return OCSPAnswer(
             signed.der, Outcome.FRESH, signed.this_update, signed.next_update, signed.produced_at
         )
