@@ -236,7 +236,12 @@ def _make_issuing(
                     x509.AccessDescription(
                         AuthorityInformationAccessOID.CA_ISSUERS,
                         x509.UniformResourceIdentifier(f"{public_url}/ca/root.crt"),
-                    )
+                    ),
+                    # The root's own key answers for the issuing CA at the same responder URL.
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier(f"{public_url}/ocsp"),
+                    ),
                 ]
             ),
             critical=False,

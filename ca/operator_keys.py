@@ -7,13 +7,22 @@ issuing key's type, and only a clean body signed by the issuing key on the HSM, 
 the linted one — stored and journalled. What differs between them is an
 :class:`OperatorCertificate`: names, key, validity, subject, key usage and the extensions
 proper to the purpose.
+
+A short-lived certificate (the OCSP responder's: ``validity`` in days, ``renew_before``) is
+renewed by the same call once less than ``renew_before`` of it is left: a new certificate for
+the same key, journalled with the serial it replaces; the old one stays in ``ca_certificates``
+(inactive), valid until its own notAfter.
+
+Every certificate names the issuing CA's certificate (caIssuers) and its OCSP responder
+(id-ad-ocsp, ``<public_url>/ocsp``) in authorityInformationAccess — except a certificate with
+id-pkix-ocsp-nocheck, which no client asks about (RFC 6960 §4.2.2.2.1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -51,11 +60,40 @@ class OperatorCertificate:
     purpose: str  # the journal's word for what the key is for
     key_label: str
     key_spec: KeySpec
-    validity_years: int
     subject: tuple[tuple[str, str], ...]
     key_usage: x509.KeyUsage
     # Extensions proper to the purpose, after the key usage (extendedKeyUsage, policies).
     extensions: Sequence[tuple[x509.ExtensionType, bool]]
+    validity_years: int = 0  # long-lived certificates (TSA, dispatch): whole years
+    validity: timedelta | None = None  # short-lived ones (OCSP responder), instead of years
+    renew_before: timedelta | None = None  # renewed when less than this is left; None: never
+
+    def __post_init__(self) -> None:
+        if (self.validity_years > 0) == (self.validity is not None):
+            raise ValueError("give validity_years or validity, not both")
+        if self.validity is not None and self.validity <= timedelta(0):
+            raise ValueError("validity must be positive")
+        if self.renew_before is not None and not (
+            timedelta(0) < self.renew_before < (self.validity or timedelta(days=366))
+        ):
+            raise ValueError("renew_before must be positive and shorter than the validity")
+
+    def not_after(self, now: datetime) -> datetime:
+        """The end of a certificate issued ``now``, before the issuing CA's cap."""
+        if self.validity is not None:
+            return now + self.validity
+        return _add_years(now, self.validity_years)
+
+    @property
+    def no_check(self) -> bool:
+        """id-pkix-ocsp-nocheck among the extensions: a responder certificate."""
+        return any(isinstance(ext, x509.OCSPNoCheck) for ext, _ in self.extensions)
+
+    def due_for_renewal(self, cert: x509.Certificate, now: datetime) -> bool:
+        """Less than ``renew_before`` of ``cert``'s validity is left (never for long-lived)."""
+        if self.renew_before is None:
+            return False
+        return cert.not_valid_after_utc - now < self.renew_before
 
 
 def same_key(cert: x509.Certificate, public: PublicKey) -> bool:
@@ -99,12 +137,21 @@ def _builder(
     now: datetime,
 ) -> x509.CertificateBuilder:
     # The certificate must not outlive the issuing CA that vouches for it.
-    not_after = min(_add_years(now, spec.validity_years), issuing.not_valid_after_utc)
+    not_after = min(spec.not_after(now), issuing.not_valid_after_utc)
     serial = reserve_serial(
         session, issuer=ISSUING_CA.name, purpose=f"{spec.name} certificate", now=now
     )
     ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     uri = x509.UniformResourceIdentifier
+    access = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, uri(f"{public_url}/ca/issuing.crt")
+        )
+    ]
+    if not spec.no_check:
+        access.append(
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, uri(f"{public_url}/ocsp"))
+        )
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NAME_OIDS[k], v) for k, v in spec.subject]))
@@ -129,17 +176,7 @@ def _builder(
             ),
             critical=False,
         )
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        uri(f"{public_url}/ca/issuing.crt"),
-                    )
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.AuthorityInformationAccess(access), critical=False)
     )
 
 
@@ -185,7 +222,9 @@ def ensure_operator_certificate(
 ) -> x509.Certificate:
     """The key's certificate, making the key and the certificate first if they are missing.
 
-    Idempotent: an installed certificate for the key on the token is returned unchanged.
+    Idempotent: an installed certificate for the key on the token is returned unchanged, unless
+    ``spec.renew_before`` says it is due for renewal (less than that left, or issued by another
+    issuing CA certificate than the active one): then a new one for the same key replaces it.
     Raises ``HierarchyNotReady`` while the issuing CA has no certificate (production path
     before ``tamga ca issuer-import``) and ``CertificateMismatch`` when the installed
     certificate is not for the key on the token.
@@ -203,7 +242,8 @@ def ensure_operator_certificate(
                 f"the {spec.title} key on the token does not match the installed {spec.title}"
                 " certificate"
             )
-        return current
+        if not _due(spec, current, issuing, now):
+            return current
     cert = _issue(session, ca_token, spec, issuing, public, public_url.rstrip("/"), now)
     store_certificate(session, spec.name, cert, key_label=spec.key_label, now=now)
     audit.append(
@@ -215,7 +255,26 @@ def ensure_operator_certificate(
             "serial": format(cert.serial_number, "x"),
             "subject": cert.subject.rfc4514_string(),
             "not_after": cert.not_valid_after_utc.isoformat(),
+            **({"renews": format(current.serial_number, "x")} if current is not None else {}),
         },
         now=now,
     )
     return cert
+
+
+def _due(
+    spec: OperatorCertificate, current: x509.Certificate, issuing: x509.Certificate, now: datetime
+) -> bool:
+    """A renewable certificate near its end, or certified by an issuing CA no longer active."""
+    if spec.renew_before is None:
+        return False
+    return (
+        spec.due_for_renewal(current, now)
+        or current.issuer != issuing.subject
+        or (
+            current.extensions.get_extension_for_class(
+                x509.AuthorityKeyIdentifier
+            ).value.key_identifier
+            != issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        )
+    )

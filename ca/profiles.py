@@ -259,6 +259,9 @@ def build_certificate(
         AuthorityInformationAccessOID.CA_ISSUERS,
         x509.UniformResourceIdentifier(f"{url}/ca/issuing.crt"),
     )
+    ocsp = x509.AccessDescription(
+        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{url}/ocsp")
+    )
     return (
         x509.CertificateBuilder()
         .subject_name(_subject(request.identity))
@@ -284,7 +287,7 @@ def build_certificate(
             critical=False,
         )
         .add_extension(x509.CRLDistributionPoints([crl]), critical=False)
-        .add_extension(x509.AuthorityInformationAccess([ca_issuers]), critical=False)
+        .add_extension(x509.AuthorityInformationAccess([ca_issuers, ocsp]), critical=False)
     )
 
 

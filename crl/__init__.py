@@ -1,10 +1,13 @@
-"""Revocation status for relying parties: CRLs (and later OCSP) built from ca/ data.
+"""Revocation status for relying parties: CRLs and OCSP built from ca/ data.
 
 ``issue_crl`` signs a full CRL for the root or the issuing CA from the revoked entries it is
 given; ``refresh_crl`` reissues when the schedule (:mod:`policies.crl`) says so;
 ``write_crl_files`` publishes one for static serving. ``check_signature`` checks a subscriber's
 detached CMS signature the §8 way (filing's intake and the dispute procedure share it).
 ``export_archive`` writes every CRL ever issued and every CA certificate for a commission.
+``respond`` answers an OCSP request from pre-signed responses; ``sign_statuses`` (re)signs the
+answers of certificates whose status just changed; ``refresh_responses`` re-signs a batch of
+stored answers before their nextUpdate.
 """
 
 from crl.archive import ArchiveDirectoryNotEmpty, ExportedArchive, export_archive
@@ -19,7 +22,17 @@ from crl.builder import (
     same_second_issues,
 )
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
-from crl.models import CRLIssue
+from crl.models import CRLIssue, OCSPResponseRow
+from crl.ocsp import (
+    OCSPAnswer,
+    OCSPUnavailable,
+    Outcome,
+    malformed_response,
+    refresh_responses,
+    respond,
+    sign_statuses,
+    unsuccessful_response,
+)
 from crl.publish import write_crl_files
 from crl.signatures import SignatureCheck, Step, check_signature
 from crl.status import CertificateStatus, Status, status_at
@@ -32,6 +45,10 @@ __all__ = [
     "ExportedArchive",
     "ForeignIssuer",
     "IssuedCRL",
+    "OCSPAnswer",
+    "OCSPResponseRow",
+    "OCSPUnavailable",
+    "Outcome",
     "RevokedEntry",
     "SignatureCheck",
     "Status",
@@ -42,9 +59,14 @@ __all__ = [
     "current_crl",
     "export_archive",
     "issue_crl",
+    "malformed_response",
     "refresh_crl",
+    "refresh_responses",
+    "respond",
     "revoked_entries",
     "same_second_issues",
+    "sign_statuses",
     "status_at",
+    "unsuccessful_response",
     "write_crl_files",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base, UTCDateTime
 
-__all__ = ["CRLIssue"]
+__all__ = ["CRLIssue", "OCSPResponseRow"]
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,3 +44,32 @@ class CRLIssue(Base):
     # The newest certificate status change this CRL reflects, to the microsecond, as
     # ``certificate_events.at`` records it: a later change makes the CRL due (issue #12).
     status_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OCSPResponseRow(Base):
+    """One pre-signed OCSP response: per issuer, certificate serial and CertID hash algorithm.
+
+    A cache, not evidence (migration 0013): rows are re-signed in place (upsert) when the
+    certificate's status changes, when their nextUpdate comes near, or when the responder
+    certificate is renewed. ``status``/``revoked_at``/``reason`` are what the response says, to
+    compare with ``crl.status_at`` now: a difference means the row is stale.
+    """
+
+    __tablename__ = "ocsp_responses"
+    __table_args__ = (
+        CheckConstraint("issuer IN ('root', 'issuing')", name="issuer_known"),
+        CheckConstraint("status IN ('good', 'revoked', 'on_hold')", name="status_known"),
+        CheckConstraint("next_update > this_update", name="next_after_this"),
+    )
+
+    issuer: Mapped[str] = mapped_column(String(16), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # lowercase hex
+    hash_algorithm: Mapped[str] = mapped_column(String(16), primary_key=True)  # "sha1", ...
+    status: Mapped[str] = mapped_column(String(16))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # as status_at says
+    reason: Mapped[str | None] = mapped_column(String(32))  # ReasonFlags name
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    produced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responder_serial: Mapped[str] = mapped_column(String(40))  # the signing certificate's
+    der: Mapped[bytes] = mapped_column(LargeBinary)

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from ca import active_certificate, ensure_hierarchy, load_certificate
 from ca.dispatch import ensure_dispatch
 from ca.errors import HierarchyNotReady
+from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import ensure_tsa
 from db import audit, check_connection, migrate
 from hsm.softhsm import init_token, is_softhsm, token_labels, write_config
 from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN, DISPATCH
+from policies.ocsp import OCSP
 from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
 from signing_api.runtime import Runtime, point_softhsm_at_home
@@ -83,7 +85,7 @@ def _ensure_softhsm_tokens(config: Config, created: list[str]) -> None:
 
 def publish_ca_files(session: Session, public_dir: Path) -> None:
     """Write the CA certificates (DER ``.crt`` and ``.pem``) for a web server or CDN."""
-    for name in ("root", "issuing", TSA.name, DISPATCH.name):
+    for name in ("root", "issuing", TSA.name, DISPATCH.name, OCSP.name):
         try:
             cert = active_certificate(session, name)
         except HierarchyNotReady:
@@ -137,6 +139,27 @@ def _ensure_dispatch(
     )
 
 
+def _ensure_ocsp(
+    session: Session, runtime: Runtime, public_url: str, now: datetime, created: list[str]
+) -> None:
+    """The OCSP responder's key and certificate (renewed when due), once the issuing CA has its
+    certificate."""
+    had_key = runtime.ca_token.has_key(OCSP.key_label)
+    try:
+        before = active_certificate(session, OCSP.name).serial_number
+    except HierarchyNotReady:
+        before = None
+    cert = ensure_ocsp_responder(
+        session, runtime.ca_token, public_url=public_url, now=now, actor="tamga-init"
+    )
+    if not had_key:
+        created.append("ocsp key")
+    if before is None:
+        created.append("ocsp certificate")
+    elif cert.serial_number != before:
+        created.append("ocsp certificate (renewed)")
+
+
 def _restrict_sqlite_file(runtime: Runtime) -> None:
     """The embedded database holds the audit journal and token hashes: owner-only (0600)."""
     database = runtime.engine.url.database
@@ -146,7 +169,7 @@ def _restrict_sqlite_file(runtime: Runtime) -> None:
 
 def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
     """Idempotent set-up of ``config.home``: secrets, tokens, schema, keys, CA hierarchy, and the
-    TSA and dispatch-confirmation signers."""
+    TSA, dispatch-confirmation and OCSP signers."""
     now = now or datetime.now(UTC)
     created: list[str] = []
     _prepare_home(config)
@@ -191,6 +214,7 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
         if status.issuing is not None:  # production: the TSA waits for the imported issuing CA
             _ensure_tsa(session, runtime, config.public_url, now, created)
             _ensure_dispatch(session, runtime, config.public_url, now, created)
+            _ensure_ocsp(session, runtime, config.public_url, now, created)
         publish_ca_files(session, config.public_dir)
     runtime.engine.dispose()
     return InitReport(created=tuple(created), awaiting_issuer_import=status.issuing is None)

@@ -1,4 +1,5 @@
-"""``tamga worker``: releases reports a top-up paid for, delivers queued reports, sends mail.
+"""``tamga worker``: releases reports a top-up paid for, delivers queued reports, sends mail,
+keeps OCSP answers and the OCSP responder certificate fresh.
 
 Any number of workers may run, on any machines sharing the database: each loop releases
 waiting reports (``filing.release_waiting``, under each subscriber's account lock), takes due
@@ -7,6 +8,13 @@ signs the dispatch confirmation as a report first leaves, sends it to the agency
 outside any transaction, and records the signed receipt or the failure (retried with backoff).
 A worker killed mid-delivery leaves a lease that expires; another worker then resends, and the
 agency, idempotent by report id, still sees one report.
+
+Each pass also renews the OCSP responder certificate when less than a third of it is left
+(``ca.ocsp_responder``; only once ``tamga init`` made one) and re-signs, in batches of their own
+transactions, the stored OCSP answers whose nextUpdate is within the refresh margin
+(``crl.refresh_responses``: ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so workers on several nodes share the queue). In steady state no OCSP request
+reaches the HSM.
 
 PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
 ``tamga-ca``), never inherited across a fork.
@@ -27,11 +35,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import filing
+from ca import active_certificate
 from ca.dispatch import confirm_dispatch
+from ca.errors import HierarchyNotReady
+from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import TSAUnavailable
+from crl import OCSPUnavailable, refresh_responses
 from filing.delivery import Confirmer
 from hsm import HSMError
 from policies.filing import FILING_POLICY, FilingPolicy
+from policies.ocsp import OCSP
 from signing_api.runtime import Runtime
 
 __all__ = ["Tally", "Worker", "worker_name"]
@@ -49,11 +62,15 @@ class Tally:
     delivered: int = 0
     failed: int = 0
     mailed: int = 0
+    ocsp_signed: int = 0  # stored OCSP answers re-signed this pass
+    ocsp_renewed: bool = False  # a new OCSP responder certificate this pass
     errors: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
-        return bool(self.released or self.delivered or self.failed or self.mailed)
+        return bool(
+            self.released or self.delivered or self.failed or self.mailed or self.ocsp_signed
+        )
 
 
 class _AgencyError(Exception):
@@ -122,7 +139,39 @@ class Worker:
                 tally.failed += 1
         if self.mail:
             tally.mailed = self._send_mail()
+        self.refresh_ocsp(tally)
         return tally
+
+    # OCSP batches one pass re-signs at most, so that deliveries and mail are not starved.
+    OCSP_BATCHES_PER_PASS = 20
+
+    def refresh_ocsp(self, tally: Tally) -> None:
+        """Renew the responder certificate when due, then re-sign due stored answers."""
+        try:
+            with self.rt.transaction() as session:
+                try:
+                    before = active_certificate(session, OCSP.name).serial_number
+                except HierarchyNotReady:
+                    return  # no responder yet: `tamga init` makes it (or awaits issuer-import)
+                cert = ensure_ocsp_responder(
+                    session,
+                    self.rt.ca_token,
+                    public_url=self.rt.config.public_url,
+                    now=self.rt.now(),
+                    actor=self.actor,
+                )
+                tally.ocsp_renewed = cert.serial_number != before
+            for _ in range(self.OCSP_BATCHES_PER_PASS):
+                with self.rt.transaction() as session:
+                    signed = refresh_responses(
+                        session, token=self.rt.ca_token, now=self.rt.now(), actor=self.actor
+                    )
+                tally.ocsp_signed += signed
+                if signed == 0:
+                    break
+        except (HSMError, OCSPUnavailable, HierarchyNotReady) as ex:
+            log.warning("OCSP refresh failed: %s", ex)
+            tally.errors.append(f"ocsp: {ex}")
 
     def _send_mail(self) -> int:
         from signing_api.mail import deliver

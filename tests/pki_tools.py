@@ -29,9 +29,10 @@ def openssl_verify(ca_file: Path, cert_file: Path, *extra: str) -> str:
     return result.stdout
 
 
-def pkilint(cert_file: Path) -> str:
-    """pkilint's RFC 5280 linter; fails on any ERROR or FATAL finding."""
-    tool = shutil.which("lint_pkix_cert") or str(_VENV_BIN / "lint_pkix_cert")
+def pkilint(cert_file: Path, linter: str = "lint_pkix_cert") -> str:
+    """pkilint's RFC 5280 linter (or another of its linters taking ``lint -s``, such as
+    ``lint_ocsp_response``); fails on any ERROR or FATAL finding."""
+    tool = shutil.which(linter) or str(_VENV_BIN / linter)
     result = subprocess.run(
         [tool, "lint", "-s", "ERROR", str(cert_file)], capture_output=True, text=True, check=False
     )

@@ -24,17 +24,28 @@ def ca() -> None:
 
 
 @ca.command("export")
-@click.argument("name", type=click.Choice(["root", "issuing", "tsa"]))
+@click.argument("name", type=click.Choice(["root", "issuing", "tsa", "ocsp"]))
 @click.option("--der", "der", is_flag=True, help="DER instead of PEM (binary on stdout)")
-def ca_export(name: str, der: bool) -> None:
-    """Print the root or issuing CA certificate, or the time-stamping authority's."""
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the certificate to this file instead of stdout",
+)
+def ca_export(name: str, der: bool, out: Path | None) -> None:
+    """Print the root or issuing CA certificate, the time-stamping authority's or the OCSP
+    responder's."""
     runtime = open_runtime()
     with runtime.transaction() as session:
         cert = active_certificate(session, name)
-    if der:
-        sys.stdout.buffer.write(cert.public_bytes(serialization.Encoding.DER))
+    data = cert.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM)
+    if out is not None:
+        out.write_bytes(data)
+        click.echo(f"wrote the {name} certificate (serial {cert.serial_number:x}) to {out}")
+    elif der:
+        sys.stdout.buffer.write(data)
     else:
-        click.echo(cert.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
+        click.echo(data.decode(), nl=False)
 
 
 @ca.command("issuer-csr")
@@ -50,6 +61,7 @@ def ca_issuer_csr() -> None:
 def ca_issuer_import(file: Path) -> None:
     """Install the issuing CA certificate signed by the root (PEM or DER)."""
     from ca.dispatch import ensure_dispatch
+    from ca.ocsp_responder import ensure_ocsp_responder
     from ca.tsa import ensure_tsa
     from signing_api.bootstrap import publish_ca_files
 
@@ -62,9 +74,9 @@ def ca_issuer_import(file: Path) -> None:
             now=now(),
             actor=f"cli:{operator()}",
         )
-        # The TSA's and the dispatch certificates come from the issuing CA: make them now
-        # rather than at the next init.
-        for ensure in (ensure_tsa, ensure_dispatch):
+        # The TSA's, the dispatch and the OCSP responder certificates come from the issuing CA:
+        # make them now rather than at the next init.
+        for ensure in (ensure_tsa, ensure_dispatch, ensure_ocsp_responder):
             ensure(
                 session,
                 runtime.ca_token,

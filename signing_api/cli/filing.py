@@ -41,7 +41,8 @@ __all__: list[str] = []
     help="seconds a report stays this worker's; after that another worker takes it over",
 )
 def worker(once: bool, batch: int, idle: float, no_mail: bool, lease: float) -> None:
-    """Release paid reports, deliver queued ones to agencies, send mail (until SIGTERM)."""
+    """Release paid reports, deliver queued ones to agencies, send mail, keep OCSP fresh
+    (until SIGTERM)."""
     from signing_api.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -51,7 +52,8 @@ def worker(once: bool, batch: int, idle: float, no_mail: bool, lease: float) -> 
         tally = runner.run_once()
         click.echo(
             f"released {tally.released}, delivered {tally.delivered}, failed {tally.failed},"
-            f" mailed {tally.mailed}"
+            f" mailed {tally.mailed}, OCSP answers re-signed {tally.ocsp_signed}"
+            + (", OCSP responder certificate renewed" if tally.ocsp_renewed else "")
         )
         return
     stop = threading.Event()

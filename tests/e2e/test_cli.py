@@ -67,12 +67,13 @@ def test_init_twice_same_keys_same_certificates(
     )
     assert {label: _token_keys(home, label) for label in ("tamga-ca", "tamga-cloud")} == keys_before
     assert _counts(database_url) == counts_before
-    assert counts_before["ca_certificates"] == 4  # root, issuing, tsa, dispatch
+    assert counts_before["ca_certificates"] == 5  # root, issuing, tsa, dispatch, ocsp
 
     # Every private key on both tokens: sensitive, never extractable, sign-only, unreadable.
     labels = {k["label"] for keys in keys_before.values() for k in keys}
     assert labels == {
-        "tamga-root-ca", "tamga-issuing-ca", "tamga-tsa", "tamga-dispatch", "tamga-healthcheck",
+        "tamga-root-ca", "tamga-issuing-ca", "tamga-tsa", "tamga-dispatch", "tamga-ocsp",
+        "tamga-healthcheck",
     }  # fmt: skip
     for keys in keys_before.values():
         for key in keys:
