@@ -13,6 +13,7 @@ latest reason and dates, which is what the CRL entry says (``crl_entries``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,16 +33,19 @@ __all__ = [
     "Actor",
     "CertificateHistory",
     "CrlEntry",
+    "StatusChange",
     "StatusEvent",
     "authorise",
     "certificate_history",
     "crl_entries",
+    "crl_rows",
     "destroy_revoked_key",
     "head_holders",
     "last_status_change",
     "parse_reason",
     "resume",
     "revoke",
+    "status_changes_since",
     "suspend",
 ]
 
@@ -299,6 +303,71 @@ def crl_entries(session: Session, now: datetime) -> list[CrlEntry]:
             not_after=row.not_after,
         )
         for row in session.scalars(query)
+    ]
+
+
+def crl_rows(
+    session: Session, now: datetime
+) -> Iterator[tuple[str, datetime, str | None, datetime | None]]:
+    """What ``crl_entries`` says, as plain rows streamed from the database, for large CRLs:
+    (serial hex, revoked_at, reason name, invalidity_date); no ORM object per certificate."""
+    query = (
+        select(
+            Certificate.serial,
+            Certificate.revoked_at,
+            Certificate.revocation_reason,
+            Certificate.invalidity_date,
+        )
+        .where(
+            Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.SUSPENDED)),
+            Certificate.not_after > now,
+            Certificate.revoked_at <= now,
+        )
+        .execution_options(yield_per=20_000)
+    )
+    for serial, revoked_at, reason, invalidity_date in session.execute(query):
+        # revoked_at is set with the status (and filtered on above): never None here
+        yield serial, revoked_at or now, reason, invalidity_date
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A certificate whose status changed at or after some moment, as it stands now."""
+
+    serial: int
+    status: str  # CertificateStatus: active (resumed), suspended or revoked
+    revoked_at: datetime | None
+    reason: str | None
+    invalidity_date: datetime | None
+    not_after: datetime
+    changed_at: datetime  # its latest suspension, resumption or revocation
+
+
+def status_changes_since(session: Session, since: datetime | None) -> list[StatusChange]:
+    """Every certificate suspended, resumed or revoked at or after ``since`` (None: ever),
+    with its status now — what a delta CRL relative to a CRL of ``since`` must say."""
+    changes = select(
+        CertificateEvent.certificate_id, func.max(CertificateEvent.at).label("changed_at")
+    ).where(
+        CertificateEvent.action.in_(
+            (CertificateChange.SUSPENDED, CertificateChange.RESUMED, CertificateChange.REVOKED)
+        )
+    )
+    if since is not None:
+        changes = changes.where(CertificateEvent.at >= since)
+    latest = changes.group_by(CertificateEvent.certificate_id).subquery()
+    query = select(
+        Certificate.serial,
+        Certificate.status,
+        Certificate.revoked_at,
+        Certificate.revocation_reason,
+        Certificate.invalidity_date,
+        Certificate.not_after,
+        latest.c.changed_at,
+    ).join(latest, latest.c.certificate_id == Certificate.id)
+    return [
+        StatusChange(int(serial, 16), str(status), revoked_at, reason, invalid, not_after, at)
+        for serial, status, revoked_at, reason, invalid, not_after, at in session.execute(query)
     ]
 
 
