@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,7 +156,6 @@ def _openssl_setup(directory: Path, size: int) -> list[str]:
 
 
 def _pg_database(admin_url: str, name: str) -> str:
-    sys.path.insert(0, str(ROOT))
     from sqlalchemy import text
 
     from db import make_engine
@@ -166,6 +166,17 @@ def _pg_database(admin_url: str, name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import text
+
+    from db import make_engine
+
+    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
 
 
 def main() -> None:
@@ -179,6 +190,7 @@ def main() -> None:
             "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres",
         ),
     )
+    parser.add_argument("--keep", action="store_true", help="keep the homes and databases")
     parser.add_argument("--child", choices=("seed", "build", "idle"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -191,9 +203,11 @@ def main() -> None:
     if args.child == "idle":
         return _idle()
 
+    sys.path[0] = str(ROOT)  # db, for the PostgreSQL databases (after the crl name clash)
     sizes = [int(s) for s in args.sizes.split(",")]
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=True)
     print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}")  # fmt: skip
+          f"{version.stdout.strip()}")  # fmt: skip
     print(f"{'':<34}{'entries':>9} {'time':>9} {'peak RSS':>10} {'DER size':>10}")
     idle_shown = False
     for backend in args.backends.split(","):
@@ -215,13 +229,18 @@ def main() -> None:
             assert int(entries) == size, (entries, size)
             label = f"Tamga refresh_crl, {backend}"
             print(f"{label:<34}{size:>9} {float(took):>7.2f} s {rss:>7.0f} MB "
-                  f"{int(der_size) / 1e6:>7.1f} MB")  # fmt: skip
+                  f"{int(der_size) / 1e6:>7.1f} MB", flush=True)  # fmt: skip
+            if not args.keep:
+                shutil.rmtree(home, ignore_errors=True)
+                if url is not None:
+                    _drop_database(args.pg_admin_url, f"tamga_bench_crl_{size}")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="tamga-bench-openssl-") as tmp:
             command = _openssl_setup(Path(tmp), size)
             took, rss, _ = _measured(command)
-            der = subprocess.run(["openssl", "crl", "-in", str(Path(tmp) / "crl.pem"),
-                                  "-outform", "DER"], capture_output=True, check=True).stdout  # fmt: skip
+            pem = str(Path(tmp) / "crl.pem")
+            der = subprocess.run(["openssl", "crl", "-in", pem, "-outform", "DER"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
             print(f"{'openssl ca -gencrl (file key)':<34}{size:>9} {took:>7.2f} s {rss:>7.0f} MB "
                   f"{len(der) / 1e6:>7.1f} MB")  # fmt: skip
     return None

@@ -369,21 +369,23 @@ def _freshest_for(public_url: str | None, issuer: str) -> bytes | None:
 
 def _registry_entries(session: Session, issuer: str, now: datetime) -> list[bytes]:
     """The issuer's revoked and suspended certificates, encoded, in serial order: read as
-    plain rows (``ca.revocation.crl_rows``) and encoded one by one (a million take seconds)."""
+    raw rows (``ca.revocation.crl_rows``) and encoded one by one (a million take seconds)."""
     if issuer != ISSUING_CA.name:
         return []
-    codes = _CODES
-    encoded = [
-        (
-            int(serial, 16),
-            der.revoked_entry(
-                int(serial, 16), revoked_at, codes[reason or "unspecified"], invalidity
-            ),
-        )
-        for serial, revoked_at, reason, invalidity in crl_rows(session, now)
-    ]
+    extensions: dict[str | None, bytes] = {
+        name: der.reason_extension(code) for name, code in _CODES.items()
+    }
+    extensions[None] = b""  # no reason recorded: unspecified
+    time_of, entry, invalidity = der.time_of, der.entry, der.invalidity_extension
+    encoded = []
+    for serial_hex, revoked_at, reason, invalid in crl_rows(session, now):
+        serial = int(serial_hex, 16)
+        extra = extensions[reason]
+        if invalid is not None:
+            extra += invalidity(invalid)
+        encoded.append((serial, entry(serial, time_of(revoked_at), extra)))
     encoded.sort(key=_first)
-    return [entry for _, entry in encoded]
+    return [item for _, item in encoded]
 
 
 def _first(pair: tuple[int, bytes]) -> int:

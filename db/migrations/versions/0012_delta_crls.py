@@ -7,6 +7,10 @@ Base (full) and delta CRLs share one cRLNumber sequence per issuer (RFC 5280 §5
 so they stay in one table under the same UNIQUE(issuer, number). The columns are added in
 place (``ALTER TABLE ... ADD COLUMN`` with a server default), never through SQLite's batch
 mode: that recreates the table and would drop the append-only triggers of migration 0005.
+``certificate_events.at`` gets an index: a delta CRL reads the changes since its base's, and
+``last_status_change`` the newest one, at every status change and CRL fetch — without it, a
+scan of the whole history (millions of rows at a million certificates).
+
 A CHECK constraint cannot be added to an SQLite table in place, so the rule "a delta names its
 base, a full CRL names none" is kept by the code (``crl.builder``) and by a trigger on SQLite.
 """
@@ -31,8 +35,9 @@ _RULE = (
 def upgrade() -> None:
     op.add_column(TABLE, sa.Column("kind", sa.String(8), nullable=False, server_default="full"))
     op.add_column(TABLE, sa.Column("base_number", sa.BigInteger(), nullable=True))
+    op.create_index(op.f("ix_certificate_events_at"), "certificate_events", ["at"])
     if op.get_context().dialect.name == "postgresql":
-        op.create_check_constraint("ck_crl_issues_kind_base", TABLE, _RULE)
+        op.create_check_constraint(op.f("ck_crl_issues_kind_base"), TABLE, _RULE)
     else:
         op.execute(
             f"CREATE TRIGGER {TABLE}_kind_base BEFORE INSERT ON {TABLE}"
@@ -44,10 +49,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_certificate_events_at"), table_name="certificate_events")
     if op.get_context().dialect.name == "postgresql":
-        op.drop_constraint("ck_crl_issues_kind_base", TABLE, type_="check")
-        op.drop_column(TABLE, "base_number")
-        op.drop_column(TABLE, "kind")
+        op.drop_constraint(op.f("ck_crl_issues_kind_base"), TABLE, type_="check")
     else:
-        # SQLite cannot drop these columns without recreating the table (and its triggers).
         op.execute(f"DROP TRIGGER {TABLE}_kind_base")
+    # In place on SQLite too (ALTER TABLE ... DROP COLUMN, SQLite >= 3.35): no table rebuild,
+    # so the append-only triggers of 0005 stay.
+    op.drop_column(TABLE, "base_number")
+    op.drop_column(TABLE, "kind")

@@ -11,19 +11,21 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from ca.issuance import get_certificate
 from ca.models import Certificate
-from ca.revocation import Actor, resume, revoke, suspend
+from ca.revocation import Actor, crl_entries, resume, revoke, suspend
 from crl import CRLIssue, IssuedCRL, current_crl, refresh_crl, refresh_delta, status_changed
 from db import verify_chain
 from policies.crl import CRL_POLICY
@@ -336,3 +338,40 @@ def test_revocations_and_fetches_concurrently_on_postgresql(ca_api: CaApi) -> No
     deltas: list[Any] = [(number, base) for number, kind, base in rows if kind == "delta"]
     assert len(deltas) >= 24 + 12
     assert all(base in full and base < number for number, base in deltas)
+
+
+def test_registry_crl_is_what_pyca_writes_for_the_same_rows(ca_api: CaApi) -> None:
+    """``refresh_crl`` reads the rows raw (times as the database's UTC text) and encodes them
+    itself: its TBSCertList is pyca's for the same registry entries, byte for byte."""
+    runtime = ca_api.runtime
+    holder = register(ca_api)
+    now = CA_NOW + timedelta(minutes=7, microseconds=654_321)
+    with runtime.transaction() as session:
+        seed_certificates(session, inn="01234567890123", holder_id=holder, count=60, now=now)
+        ours, _ = refresh_crl(session, issuer="issuing", token=runtime.ca_token, now=now,
+                              actor="test", public_url=CA_URL)  # fmt: skip
+        entries = crl_entries(session, now)
+    crl = ours.load()
+    assert ours.entries == len(entries) == 60
+    builder = x509.CertificateRevocationListBuilder(
+        revoked_certificates=[
+            _pyca_entry(e.serial, e.revoked_at, e.reason, e.invalidity_date)
+            for e in sorted(entries, key=lambda e: e.serial)
+        ]
+    )
+    builder = builder.issuer_name(crl.issuer).last_update(crl.last_update_utc)
+    builder = builder.next_update(crl.next_update_utc)  # type: ignore[arg-type]
+    for extension in crl.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    expected = builder.sign(ec.generate_private_key(ec.SECP384R1()), hashes.SHA384())
+    assert crl.tbs_certlist_bytes == expected.tbs_certlist_bytes
+
+
+def _pyca_entry(serial: int, at: datetime, reason: x509.ReasonFlags,
+                invalid: datetime | None) -> x509.RevokedCertificate:  # fmt: skip
+    builder = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at)
+    if reason is not x509.ReasonFlags.unspecified:
+        builder = builder.add_extension(x509.CRLReason(reason), critical=False)
+    if invalid is not None:
+        builder = builder.add_extension(x509.InvalidityDate(invalid), critical=False)
+    return builder.build()
