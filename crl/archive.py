@@ -9,8 +9,8 @@ append-only or only deactivated):
   ``<issuer>-<number, 6 digits>-<thisUpdate>-<nextUpdate>.crl`` (``issuing-000042-20261203T101500Z-
   20261204T101500Z.crl``), so a directory listing sorts them by issuer and number; a delta CRL
   (RFC 5280 §5.2.4) is named ``<issuer>-delta-<number>-...`` and its manifest entry has
-  ``"kind": "delta"`` and the ``base_number`` of the full CRL it is relative to (a full CRL's
-  has ``"kind": "full"`` and ``"base_number": null``);
+  ``"crl_kind": "delta"`` and the ``base_number`` of the full CRL it is relative to (a full
+  CRL's has ``"crl_kind": "full"`` and ``"base_number": null``);
 - every CA certificate of ``ca_certificates`` (the roots, the issuing CAs including replaced
   ones, the TSA's and the dispatch key's) as PEM, named
   ``<name>-<notBefore>-<serial>.crt``;
@@ -146,7 +146,7 @@ def _crl_files(session: Session) -> list[tuple[str, bytes, dict[str, Any]]]:
             {
                 "issuer": row.issuer,
                 "number": row.number,
-                "kind": row.kind,
+                "crl_kind": row.kind,  # "full" or "delta" ("kind" says crl or certificate)
                 "base_number": row.base_number,
                 "this_update": _iso(row.this_update),
                 "next_update": _iso(row.next_update),

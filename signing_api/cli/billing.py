@@ -336,7 +336,8 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
     if act is not None and act.exists() and not force:
         raise click.ClickException(f"{act} exists; pass --force to overwrite it")
     now = root.now()
-    with _runtime().transaction() as session:
+    rt = _runtime()
+    with rt.transaction() as session:
         done = terminate_subscriber(
             session, inn=inn, reason=reason, debt=debt or 0, now=now, actor=root.actor()
         )
@@ -344,7 +345,7 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
         opened, ended = account_period(session, inn)
         final = reconciliation_act(session, inn, opened, ended or opened)
         # the certificates revoked with the contract: their delta CRL, in this transaction
-        hooked = status_changed_in(session, done.revoked_ids, now) if done.revoked_ids else None
+        hooked = status_changed_in(rt, session, done.revoked_ids, now) if done.revoked_ids else None
     state = "already terminated" if info.replayed else "terminated"
     click.echo(
         f"{inn} {state}: refund {som(info.refund)} som, debt {som(info.debt)} som "

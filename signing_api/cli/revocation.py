@@ -21,20 +21,22 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from crl import StatusPublished
+    from signing_api.runtime import Runtime
 
 __all__ = ["after_changes", "status_changed_in"]
 
 
-def status_changed_in(session: Session, row_ids: Iterable[int], now: datetime) -> StatusPublished:
-    """The status-change hook, in the change's transaction: sign the delta CRL listing the
+def status_changed_in(
+    rt: Runtime, session: Session, row_ids: Iterable[int], now: datetime
+) -> StatusPublished:
+    """The status-change hook, in the change's transaction (``session`` of ``rt``: a second
+    connection would wait for this one's lock on SQLite): sign the delta CRL listing the
     certificates ``row_ids``."""
     from sqlalchemy import select
 
     from ca.models import Certificate
     from crl import status_changed
-    from signing_api.cli.root import open_runtime as _runtime
 
-    rt = _runtime()
     ids = tuple(row_ids)
     serials = session.scalars(select(Certificate.serial).where(Certificate.id.in_(ids)))
     return status_changed(session, token=rt.ca_token, now=now, actor=root.actor(),
@@ -87,7 +89,8 @@ def _change(serial: str, action: str, **options: object) -> None:
 
     now = datetime.now(UTC)
     who = Actor(root.actor(), officer=True)
-    with _runtime().transaction() as session:
+    rt = _runtime()
+    with rt.transaction() as session:
         row = get_certificate(session, serial)
         if action == "revoke":
             row = revoke(session, row, now=now, who=who, **options)  # type: ignore[arg-type]
@@ -96,7 +99,7 @@ def _change(serial: str, action: str, **options: object) -> None:
         else:
             row = resume(session, row, now=now, who=who, **options)
         row_id, status, serial = row.id, row.status, row.serial
-        published = status_changed_in(session, (row_id,), now)  # the hook: same transaction
+        published = status_changed_in(rt, session, (row_id,), now)  # the hook: same transaction
     click.echo(f"{serial} {status}; {after_changes((row_id,), now, published)}")
 
 
