@@ -27,7 +27,8 @@ from ca.issuance import get_certificate
 from ca.models import Certificate
 from ca.revocation import Actor, crl_entries, resume, revoke, suspend
 from crl import CRLIssue, IssuedCRL, current_crl, refresh_crl, refresh_delta, status_changed
-from db import verify_chain
+from db import AuditEntry, verify_chain
+from hsm import HSMError
 from policies.crl import CRL_POLICY
 from tests.ca_fixtures import CA_NOW, CA_URL, CaApi, register
 from tests.crl_seed import seed_certificates
@@ -375,3 +376,41 @@ def _pyca_entry(serial: int, at: datetime, reason: x509.ReasonFlags,
     if invalid is not None:
         builder = builder.add_extension(x509.InvalidityDate(invalid), critical=False)
     return builder.build()
+
+
+class _NoSignatures:
+    """The CA token, except that it cannot sign (a dead HSM); everything else is the token's."""
+
+    def __init__(self, token: Any) -> None:
+        self.token = token
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.token, name)
+
+    def sign_digest(self, *_args: Any) -> bytes:
+        raise HSMError("the token went away")
+
+
+def test_a_status_change_without_its_delta_crl_is_refused(ca_api: CaApi) -> None:
+    """The hook runs in the change's transaction: an HSM that cannot sign the delta makes the
+    change a 503 and nothing of it is written."""
+    head = register(ca_api)
+    _paid_first(ca_api, head)
+    serial = _issue(ca_api, head)
+    assert ca_api.client.get("/crl/issuing-delta.crl").status_code == 200
+    before = len(_crls(ca_api))
+    real = ca_api.runtime.ca_token
+    ca_api.runtime.__dict__["ca_token"] = _NoSignatures(real)
+    try:
+        refused = ca_api.post(f"{URL}/{serial}/suspend", {})
+    finally:
+        ca_api.runtime.__dict__["ca_token"] = real
+    assert refused.status_code == 503 and refused.json["status"] == 503, refused.json
+    assert ca_api.get(f"{URL}/{serial}").json["status"] == "active"
+    assert len(_crls(ca_api)) == before
+    with ca_api.runtime.transaction() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.object == f"certificate:{serial}")
+        ).all()
+    assert "ca.certificate.suspended" not in actions
+    assert ca_api.post(f"{URL}/{serial}/suspend", {}).status_code == 200  # the HSM is back
