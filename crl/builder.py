@@ -42,6 +42,7 @@ from policies.ca_profiles import ISSUING_CA, ROOT_CA, CAProfile
 from policies.crl import CRL_ISSUERS, CRL_POLICY, DELTA_ISSUERS, CRLPolicy, delta_name
 
 __all__ = [
+    "BaseInfo",
     "IssuedCRL",
     "RevokedEntry",
     "crl_due",
@@ -50,6 +51,7 @@ __all__ = [
     "delta_url",
     "issue_crl",
     "issue_delta_crl",
+    "newest_base",
     "newest_base_number",
     "refresh_crl",
     "refresh_delta",
@@ -498,8 +500,10 @@ def refresh_crl(
     """(the full CRL to publish, whether it was just issued): the current one unless due
     (:func:`crl_due`) or forced. The entries are read from the registry as plain rows."""
     current = current_crl(session, issuer, now)
-    if current is not None and not force and not crl_due(session, issuer, now, policy):
-        return current, False
+    if current is not None and not force:  # crl_due, on the CRL already read (59 MB at 1M)
+        due = _stale(current, now, policy) or _follows_change(session, issuer, current, policy)
+        if not due:
+            return current, False
     as_of = last_status_change(session) if issuer == ISSUING_CA.name else None  # read first
     signing = _signing(session, issuer, token)
     this_update = _aware(now, "now").replace(microsecond=0)
@@ -519,8 +523,29 @@ def refresh_crl(
     return issued, True
 
 
+@dataclass(frozen=True)
+class BaseInfo:
+    """The newest full CRL of an issuer, without its DER (a million entries are 59 MB)."""
+
+    number: int
+    entries: int
+    status_as_of: datetime | None
+
+
+def newest_base(session: Session, issuer: str) -> BaseInfo | None:
+    """Number, entry count and ``status_as_of`` of ``issuer``'s newest full CRL (a delta's base)."""
+    query = (
+        select(CRLIssue.number, CRLIssue.entries, CRLIssue.status_as_of)
+        .where(CRLIssue.issuer == issuer, CRLIssue.kind == FULL)
+        .order_by(CRLIssue.number.desc())
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return None if row is None else BaseInfo(int(row[0]), int(row[1]), row[2])
+
+
 def _delta_entries(
-    session: Session, base: IssuedCRL, this_update: datetime, policy: CRLPolicy
+    session: Session, base: BaseInfo, this_update: datetime, policy: CRLPolicy
 ) -> list[bytes]:
     """What changed since ``base``, as delta CRL entries in serial order (RFC 5280 §5.2.4):
     a certificate revoked or suspended now is listed with its reason now (a hold the base
@@ -564,7 +589,7 @@ def issue_delta_crl(
         raise UnknownIssuer(f"no delta CRL is published for {issuer!r}")
     signing = _signing(session, issuer, token)
     audit.lock_head(session)  # the lock order of _record, before the base is read
-    base = _newest(session, issuer, FULL, None)
+    base = newest_base(session, issuer)
     if base is None:
         raise CRLError(f"the {issuer} CA has no full CRL yet: a delta needs a base")
     as_of = last_status_change(session)  # read before the changes

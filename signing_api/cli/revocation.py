@@ -49,7 +49,7 @@ def after_changes(row_ids: tuple[int, ...], now: datetime, published: StatusPubl
     it is small, destroy revoked cloud keys."""
     from ca.models import Certificate
     from ca.revocation import destroy_revoked_key
-    from crl import current_crl, refresh_crl, refresh_delta, write_crl_files
+    from crl import newest_base, refresh_crl, refresh_delta, write_crl_files
     from policies.crl import CRL_POLICY
     from signing_api.cli.root import open_runtime as _runtime
 
@@ -60,8 +60,8 @@ def after_changes(row_ids: tuple[int, ...], now: datetime, published: StatusPubl
     write_crl_files(published.delta.der, "issuing", folder, delta=True)
     issued = published.delta
     with rt.transaction() as session:
-        current = current_crl(session, "issuing", now)
-    if current is None or current.entries <= CRL_POLICY.full_after_change_up_to:
+        base = newest_base(session, "issuing")  # number and size only, not the DER
+    if base is None or base.entries <= CRL_POLICY.full_after_change_up_to:
         with rt.transaction() as session:
             full, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
                                   actor=root.actor(), force=True,

@@ -27,7 +27,7 @@ from crl import (
     ForeignIssuer,
     IssuedCRL,
     StatusPublished,
-    current_crl,
+    newest_base,
     refresh_crl,
     refresh_delta,
     same_second_issues,
@@ -129,8 +129,8 @@ def after_status_change_committed(
         _write(runtime, published.full)
     _write(runtime, published.delta)
     with runtime.transaction() as session:
-        current = current_crl(session, "issuing", moment)
-    if current is not None and current.entries > CRL_POLICY.full_after_change_up_to:
+        base = newest_base(session, "issuing")  # number and size only, not the DER
+    if base is not None and base.entries > CRL_POLICY.full_after_change_up_to:
         return
     try:
         refresh_published(runtime, "issuing", moment, force=True)
