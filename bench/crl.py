@@ -237,11 +237,12 @@ def main() -> None:
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="tamga-bench-openssl-") as tmp:
             command = _openssl_setup(Path(tmp), size)
-            took, rss, _ = _measured(command)
+            seconds, rss, _ = _measured(command)
             pem = str(Path(tmp) / "crl.pem")
             der = subprocess.run(["openssl", "crl", "-in", pem, "-outform", "DER"],
                                  capture_output=True, check=True).stdout  # fmt: skip
-            print(f"{'openssl ca -gencrl (file key)':<34}{size:>9} {took:>7.2f} s {rss:>7.0f} MB "
+            label = "openssl ca -gencrl (file key)"
+            print(f"{label:<34}{size:>9} {seconds:>7.2f} s {rss:>7.0f} MB "
                   f"{len(der) / 1e6:>7.1f} MB")  # fmt: skip
     return None
 

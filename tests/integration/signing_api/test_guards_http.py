@@ -164,7 +164,7 @@ def test_revocation_api_publishes_the_crl_before_any_fetch(ca_api: CaApi) -> Non
     number, _, crl = _published(ca_api)
     assert _reason(crl, serial) == "absent"
 
-    steps = (
+    steps: tuple[tuple[str, dict[str, str], object, object], ...] = (
         ("suspend", {}, x509.ReasonFlags.certificate_hold, x509.ReasonFlags.certificate_hold),
         ("resume", {}, "absent", x509.ReasonFlags.remove_from_crl),
         ("revoke", {"reason": "keyCompromise"}, x509.ReasonFlags.key_compromise,
