@@ -336,8 +336,8 @@ def issue_crl(
     """Sign and record a new full CRL for ``issuer`` listing ``revoked`` (minus expired ones).
 
     ``status_as_of``: the newest status change ``revoked`` reflects (read before it).
-    ``public_url``: where the delta CRLs are published; the CRL then carries freshestCRL
-    (only for an issuer that publishes deltas, :data:`policies.crl.DELTA_ISSUERS`).
+    ``public_url``: where the delta CRLs are published; with ``policy.freshest_in_base`` the
+    CRL then carries freshestCRL (only for an issuer that publishes deltas).
 
     1. check the issuer and that its key is on ``token``;
     2. keep the entries whose certificate has not expired by thisUpdate;
@@ -356,15 +356,19 @@ def issue_crl(
         next_update=this_update + policy.next_update,
         kind=FULL,
         base_number=None,
-        freshest=_freshest_for(public_url, issuer),
+        freshest=_freshest_for(public_url, issuer, policy),
         status_as_of=status_as_of,
         now=now,
         actor=actor,
     )
 
 
-def _freshest_for(public_url: str | None, issuer: str) -> bytes | None:
-    if public_url is None or issuer not in DELTA_ISSUERS:
+def _freshest_for(public_url: str | None, issuer: str, policy: CRLPolicy) -> bytes | None:
+    """freshestCRL for a full CRL: only with ``policy.freshest_in_base`` (off by default: the
+    dispute engine's pyhanko-certvalidator then demands a delta CRL beside every full CRL, and
+    takes the first one of the issuer whatever its base; OpenSSL finds the deltas through the
+    certificates' own freshestCRL, docs/crl.md)."""
+    if public_url is None or issuer not in DELTA_ISSUERS or not policy.freshest_in_base:
         return None
     return _freshest(public_url, issuer)
 
@@ -515,7 +519,7 @@ def refresh_crl(
         next_update=this_update + policy.next_update,
         kind=FULL,
         base_number=None,
-        freshest=_freshest_for(public_url, issuer),
+        freshest=_freshest_for(public_url, issuer, policy),
         status_as_of=as_of,
         now=now,
         actor=actor,

@@ -9,7 +9,8 @@ Delta CRLs (RFC 5280 §5.2.4) of the issuing CA are issued at every status chang
 transaction, and at least every ``delta_every``; each is good for ``delta_next_update``. The
 full CRL is also reissued right after a status change only while the last one listed at most
 ``full_after_change_up_to`` entries: beyond that the delta is what is published at once, and
-the full CRL keeps its daily schedule.
+the full CRL keeps its daily schedule. ``freshest_in_base`` puts freshestCRL in the full CRLs as
+well (off: see the field).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class CRLPolicy:
     delta_every: timedelta = timedelta(hours=1)
     delta_next_update: timedelta = timedelta(hours=2)
     full_after_change_up_to: int = 50_000
+    # freshestCRL in the full CRLs too (RFC 5280 §5.2.6). Off: pyhanko-certvalidator (the
+    # dispute engine) then requires a delta CRL beside every full CRL and takes the issuer's
+    # first one whatever its base; subscriber certificates carry freshestCRL, which is where
+    # OpenSSL looks (docs/crl.md).
+    freshest_in_base: bool = False
 
     def __post_init__(self) -> None:
         names = ("next_update", "reissue_every", "after_revocation_within", "delta_every",
