@@ -255,6 +255,10 @@ def build_certificate(
     crl = x509.DistributionPoint(
         [x509.UniformResourceIdentifier(f"{url}/crl/issuing.crl")], None, None, None
     )
+    # RFC 5280 §4.2.1.15: where the delta CRLs of the issuing CA are (docs/crl.md).
+    delta = x509.DistributionPoint(
+        [x509.UniformResourceIdentifier(f"{url}/crl/issuing-delta.crl")], None, None, None
+    )
     ca_issuers = x509.AccessDescription(
         AuthorityInformationAccessOID.CA_ISSUERS,
         x509.UniformResourceIdentifier(f"{url}/ca/issuing.crt"),
@@ -288,6 +292,7 @@ def build_certificate(
         )
         .add_extension(x509.CRLDistributionPoints([crl]), critical=False)
         .add_extension(x509.AuthorityInformationAccess([ca_issuers, ocsp]), critical=False)
+        .add_extension(x509.FreshestCRL([delta]), critical=False)
     )
 
 

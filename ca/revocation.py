@@ -13,11 +13,13 @@ latest reason and dates, which is what the CRL entry says (``crl_entries``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from cryptography import x509
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from ca.errors import Conflict, InvalidField, NotAllowed
@@ -32,16 +34,19 @@ __all__ = [
     "Actor",
     "CertificateHistory",
     "CrlEntry",
+    "StatusChange",
     "StatusEvent",
     "authorise",
     "certificate_history",
     "crl_entries",
+    "crl_rows",
     "destroy_revoked_key",
     "head_holders",
     "last_status_change",
     "parse_reason",
     "resume",
     "revoke",
+    "status_changes_since",
     "suspend",
 ]
 
@@ -299,6 +304,83 @@ def crl_entries(session: Session, now: datetime) -> list[CrlEntry]:
             not_after=row.not_after,
         )
         for row in session.scalars(query)
+    ]
+
+
+_RawRow = tuple[str, str, str | None, str | None]
+
+
+def _utc_text(column: Any, dialect: str) -> Any:
+    """A time column as UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, made by the database: what
+    SQLAlchemy stores on SQLite already; ``to_char`` of the UTC time on PostgreSQL."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS")
+    return type_coerce(column, String)
+
+
+def crl_rows(session: Session, now: datetime) -> Iterator[_RawRow]:
+    """What ``crl_entries`` says, as raw rows from the database, for large CRLs: (serial hex,
+    revoked_at, reason name, invalidity_date), no ORM object per certificate, and the two
+    times as UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]`` made by the database, not as datetimes
+    (a million rows; ``crl.der.time`` reads that text)."""
+    dialect = session.get_bind().dialect.name
+    query = select(
+        Certificate.serial,
+        _utc_text(Certificate.revoked_at, dialect),
+        Certificate.revocation_reason,
+        _utc_text(Certificate.invalidity_date, dialect),
+    ).where(
+        Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.SUSPENDED)),
+        Certificate.not_after > now,
+        Certificate.revoked_at <= now,
+    )
+    # A client-side cursor read in batches: psycopg holds the rows as PostgreSQL sent them
+    # (about 100 MB for a million); a server-side one (yield_per) cost a round trip per batch,
+    # and Connection.execution_options() would change the transaction's connection for good
+    # (a later SAVEPOINT inside a server-side cursor). SQLite steps through its rows.
+    result = session.connection().execute(query)
+    for batch in result.partitions(10_000):
+        yield from cast("list[_RawRow]", batch)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A certificate whose status changed at or after some moment, as it stands now."""
+
+    serial: int
+    status: str  # CertificateStatus: active (resumed), suspended or revoked
+    revoked_at: datetime | None
+    reason: str | None
+    invalidity_date: datetime | None
+    not_after: datetime
+    changed_at: datetime  # its latest suspension, resumption or revocation
+
+
+def status_changes_since(session: Session, since: datetime | None) -> list[StatusChange]:
+    """Every certificate suspended, resumed or revoked at or after ``since`` (None: ever),
+    with its status now — what a delta CRL relative to a CRL of ``since`` must say."""
+    changes = select(
+        CertificateEvent.certificate_id, func.max(CertificateEvent.at).label("changed_at")
+    ).where(
+        CertificateEvent.action.in_(
+            (CertificateChange.SUSPENDED, CertificateChange.RESUMED, CertificateChange.REVOKED)
+        )
+    )
+    if since is not None:
+        changes = changes.where(CertificateEvent.at >= since)
+    latest = changes.group_by(CertificateEvent.certificate_id).subquery()
+    query = select(
+        Certificate.serial,
+        Certificate.status,
+        Certificate.revoked_at,
+        Certificate.revocation_reason,
+        Certificate.invalidity_date,
+        Certificate.not_after,
+        latest.c.changed_at,
+    ).join(latest, latest.c.certificate_id == Certificate.id)
+    return [
+        StatusChange(int(serial, 16), str(status), revoked_at, reason, invalid, not_after, at)
+        for serial, status, revoked_at, reason, invalid, not_after, at in session.execute(query)
     ]
 
 

@@ -7,7 +7,10 @@ append-only or only deactivated):
 
 - every CRL of ``crl_issues`` as DER, named
   ``<issuer>-<number, 6 digits>-<thisUpdate>-<nextUpdate>.crl`` (``issuing-000042-20261203T101500Z-
-  20261204T101500Z.crl``), so a directory listing sorts them by issuer and number;
+  20261204T101500Z.crl``), so a directory listing sorts them by issuer and number; a delta CRL
+  (RFC 5280 §5.2.4) is named ``<issuer>-delta-<number>-...`` and its manifest entry has
+  ``"crl_kind": "delta"`` and the ``base_number`` of the full CRL it is relative to (a full
+  CRL's has ``"crl_kind": "full"`` and ``"base_number": null``);
 - every CA certificate of ``ca_certificates`` (the roots, the issuing CAs including replaced
   ones, the TSA's and the dispatch key's) as PEM, named
   ``<name>-<notBefore>-<serial>.crt``;
@@ -101,8 +104,10 @@ def _iso(moment: datetime) -> str:
 
 
 def crl_file_name(row: CRLIssue) -> str:
-    """``issuing-000042-20261203T101500Z-20261204T101500Z.crl``."""
-    return f"{row.issuer}-{row.number:06d}-{_stamp(row.this_update)}-{_stamp(row.next_update)}.crl"
+    """``issuing-000042-20261203T101500Z-20261204T101500Z.crl`` for a full CRL,
+    ``issuing-delta-000043-...crl`` for a delta CRL."""
+    name = f"{row.issuer}-delta" if row.kind == "delta" else row.issuer
+    return f"{name}-{row.number:06d}-{_stamp(row.this_update)}-{_stamp(row.next_update)}.crl"
 
 
 def certificate_file_name(row: CACertificate) -> str:
@@ -141,6 +146,8 @@ def _crl_files(session: Session) -> list[tuple[str, bytes, dict[str, Any]]]:
             {
                 "issuer": row.issuer,
                 "number": row.number,
+                "crl_kind": row.kind,  # "full" or "delta" ("kind" says crl or certificate)
+                "base_number": row.base_number,
                 "this_update": _iso(row.this_update),
                 "next_update": _iso(row.next_update),
                 "entries": row.entries,

@@ -30,6 +30,11 @@ class CRLIssue(Base):
         CheckConstraint("number > 0", name="number_positive"),
         CheckConstraint("entries >= 0", name="entries_not_negative"),
         CheckConstraint("next_update > this_update", name="next_after_this"),
+        CheckConstraint(
+            "(kind = 'full' AND base_number IS NULL) OR "
+            "(kind = 'delta' AND base_number IS NOT NULL AND base_number < number)",
+            name="kind_base",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -44,6 +49,10 @@ class CRLIssue(Base):
     # The newest certificate status change this CRL reflects, to the microsecond, as
     # ``certificate_events.at`` records it: a later change makes the CRL due (issue #12).
     status_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 'full' (a base CRL) or 'delta' (RFC 5280 §5.2.4); both share the issuer's number sequence.
+    kind: Mapped[str] = mapped_column(String(8), server_default="full", default="full")
+    # A delta's BaseCRLNumber: the number of the full CRL it is relative to (None for a full).
+    base_number: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class OCSPResponseRow(Base):

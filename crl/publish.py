@@ -1,4 +1,5 @@
-"""CRL files for a web server or CDN: ``<directory>/<issuer>.crl``, replaced atomically.
+"""CRL files for a web server or CDN: ``<directory>/<issuer>.crl`` (the full CRL) and
+``<directory>/<issuer>-delta.crl`` (the delta CRL), replaced atomically.
 
 A reader (nginx, a CDN pulling the origin) sees either the old file or the new one, never a
 partial write: the DER goes to a temporary file in the same directory, is flushed to disk and
@@ -12,18 +13,20 @@ import tempfile
 from pathlib import Path
 
 from crl.errors import UnknownIssuer
-from policies.crl import CRL_ISSUERS
+from policies.crl import CRL_ISSUERS, DELTA_ISSUERS, delta_name
 
 __all__ = ["write_crl_files"]
 
 
-def write_crl_files(der: bytes, issuer: str, directory: Path) -> Path:
-    """Write ``directory/<issuer>.crl`` (mode 0644) atomically; return its path."""
-    if issuer not in CRL_ISSUERS:
-        raise UnknownIssuer(f"no CRL is published for {issuer!r}")
+def write_crl_files(der: bytes, issuer: str, directory: Path, *, delta: bool = False) -> Path:
+    """Write ``directory/<issuer>.crl`` (``delta``: ``<issuer>-delta.crl``), mode 0644,
+    atomically; return its path."""
+    if issuer not in (DELTA_ISSUERS if delta else CRL_ISSUERS):
+        raise UnknownIssuer(f"no {'delta ' if delta else ''}CRL is published for {issuer!r}")
+    name = delta_name(issuer) if delta else issuer
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{issuer}.crl"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{issuer}.", suffix=".tmp", dir=directory)
+    target = directory / f"{name}.crl"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(der)

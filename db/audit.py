@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from db.base import Base, UTCDateTime
 from db.errors import AuditChainBroken
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "AuditHead", "append", "verify_chain"]
+__all__ = ["GENESIS_HASH", "AuditEntry", "AuditHead", "append", "lock_head", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
@@ -65,6 +65,15 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_sequence: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+def lock_head(session: Session) -> None:
+    """Take the journal head's lock now (FOR UPDATE), as :func:`append` will.
+
+    For a writer that must take other locks after it, so that every path takes them in one
+    order: the CRL issuers lock the head before they choose a CRL number (crl.builder).
+    """
+    session.execute(select(AuditHead.id).where(AuditHead.id == HEAD_ID).with_for_update())
 
 
 def append(

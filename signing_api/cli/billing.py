@@ -327,7 +327,7 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
     """Terminate a contract: the balance moves to refunds payable; no more payments or charges."""
     from billing.document_data import account_period, reconciliation_act, render
     from ca.termination import terminate_subscriber
-    from signing_api.cli.revocation import after_changes
+    from signing_api.cli.revocation import after_changes, status_changed_in
     from signing_api.cli.root import open_runtime as _runtime
 
     reason = " ".join(reason.split())
@@ -336,20 +336,23 @@ def terminate(inn: str, reason: str, debt: int | None, act: Path | None, force: 
     if act is not None and act.exists() and not force:
         raise click.ClickException(f"{act} exists; pass --force to overwrite it")
     now = root.now()
-    with _runtime().transaction() as session:
+    rt = _runtime()
+    with rt.transaction() as session:
         done = terminate_subscriber(
             session, inn=inn, reason=reason, debt=debt or 0, now=now, actor=root.actor()
         )
         info = done.info
         opened, ended = account_period(session, inn)
         final = reconciliation_act(session, inn, opened, ended or opened)
+        # the certificates revoked with the contract: their delta CRL, in this transaction
+        hooked = status_changed_in(rt, session, done.revoked_ids, now) if done.revoked_ids else None
     state = "already terminated" if info.replayed else "terminated"
     click.echo(
         f"{inn} {state}: refund {som(info.refund)} som, debt {som(info.debt)} som "
         f"due {info.debt_due_on}"
     )
-    if done.revoked_ids:
-        published = after_changes(done.revoked_ids, now)
+    if hooked is not None:
+        published = after_changes(done.revoked_ids, now, hooked)
         serials = ", ".join(done.revoked_serials)
         click.echo(f"revoked (cessationOfOperation): {serials}; {published}")
     if act is not None:

@@ -1,37 +1,75 @@
 """``tamga ca revoke|suspend|resume``: an officer changes a certificate's status.
 
-After the change the issuing CA's CRL is reissued and written to ``$TAMGA_HOME/publish/crl``
-at once, and a revoked cloud key is destroyed in the HSM, as the API does.
+Inside the change's transaction the issuing CA's delta CRL listing it is signed
+(``crl.status_changed``, the hook); after the commit it is written to
+``$TAMGA_HOME/publish/crl/issuing-delta.crl``, the full CRL is reissued too while it is small
+(``full_after_change_up_to``), and a revoked cloud key is destroyed in the HSM, as the API does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from signing_api.cli import root
 from signing_api.cli.ca import ca
 
-__all__ = ["after_changes"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from crl import StatusPublished
+    from signing_api.runtime import Runtime
+
+__all__ = ["after_changes", "status_changed_in"]
 
 
-def _after(row_id: int, now: datetime) -> str:
-    return after_changes((row_id,), now)
+def status_changed_in(
+    rt: Runtime, session: Session, row_ids: Iterable[int], now: datetime
+) -> StatusPublished:
+    """The status-change hook, in the change's transaction (``session`` of ``rt``: a second
+    connection would wait for this one's lock on SQLite): sign the delta CRL listing the
+    certificates ``row_ids``."""
+    from sqlalchemy import select
+
+    from ca.models import Certificate
+    from crl import status_changed
+
+    ids = tuple(row_ids)
+    serials = session.scalars(select(Certificate.serial).where(Certificate.id.in_(ids)))
+    return status_changed(session, token=rt.ca_token, now=now, actor=root.actor(),
+                          serials=[int(s, 16) for s in serials],
+                          public_url=rt.config.public_url)  # fmt: skip
 
 
-def after_changes(row_ids: tuple[int, ...], now: datetime) -> str:
-    """Publish the issuing CA's CRL and destroy revoked cloud keys (after the commit)."""
+def after_changes(row_ids: tuple[int, ...], now: datetime, published: StatusPublished) -> str:
+    """After the commit: write the delta signed in the transaction, reissue the full CRL while
+    it is small, destroy revoked cloud keys."""
     from ca.models import Certificate
     from ca.revocation import destroy_revoked_key
-    from crl import refresh_crl, write_crl_files
+    from crl import newest_base, refresh_crl, refresh_delta, write_crl_files
+    from policies.crl import CRL_POLICY
     from signing_api.cli.root import open_runtime as _runtime
 
     rt = _runtime()
+    folder = rt.config.crl_publish_dir
+    if published.full is not None:
+        write_crl_files(published.full.der, "issuing", folder)
+    write_crl_files(published.delta.der, "issuing", folder, delta=True)
+    issued = published.delta
     with rt.transaction() as session:
-        issued, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
-                                actor=root.actor(), force=True)  # fmt: skip
-    write_crl_files(issued.der, "issuing", rt.config.crl_publish_dir)
+        base = newest_base(session, "issuing")  # number and size only, not the DER
+    if base is None or base.entries <= CRL_POLICY.full_after_change_up_to:
+        with rt.transaction() as session:
+            full, _ = refresh_crl(session, issuer="issuing", token=rt.ca_token, now=now,
+                                  actor=root.actor(), force=True,
+                                  public_url=rt.config.public_url)  # fmt: skip
+            issued, _ = refresh_delta(session, token=rt.ca_token, now=now, actor=root.actor())
+        write_crl_files(full.der, "issuing", folder)
+        write_crl_files(issued.der, "issuing", folder, delta=True)
+    done = f"issuing delta CRL number {issued.number} (base {issued.base_number}) published"
     destroyed = 0
     for row_id in row_ids:
         with rt.transaction() as session:
@@ -39,9 +77,9 @@ def after_changes(row_ids: tuple[int, ...], now: datetime) -> str:
             if destroy_revoked_key(session, row, rt.cloud_token, now=now) and row.key_label:
                 destroyed += 1
     if not destroyed:
-        return f"issuing CRL number {issued.number} published"
+        return done
     keys = "its cloud key was" if len(row_ids) == 1 else f"{destroyed} cloud keys were"
-    return f"issuing CRL number {issued.number} published; {keys} destroyed"
+    return f"{done}; {keys} destroyed"
 
 
 def _change(serial: str, action: str, **options: object) -> None:
@@ -51,7 +89,8 @@ def _change(serial: str, action: str, **options: object) -> None:
 
     now = datetime.now(UTC)
     who = Actor(root.actor(), officer=True)
-    with _runtime().transaction() as session:
+    rt = _runtime()
+    with rt.transaction() as session:
         row = get_certificate(session, serial)
         if action == "revoke":
             row = revoke(session, row, now=now, who=who, **options)  # type: ignore[arg-type]
@@ -60,7 +99,8 @@ def _change(serial: str, action: str, **options: object) -> None:
         else:
             row = resume(session, row, now=now, who=who, **options)
         row_id, status, serial = row.id, row.status, row.serial
-    click.echo(f"{serial} {status}; {_after(row_id, now)}")
+        published = status_changed_in(rt, session, (row_id,), now)  # the hook: same transaction
+    click.echo(f"{serial} {status}; {after_changes((row_id,), now, published)}")
 
 
 def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:

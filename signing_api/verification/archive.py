@@ -76,7 +76,10 @@ def _crls_after(session: Session, last_id: int) -> tuple[list[NamedBytes], tuple
     newest = (last_id, "")
     query = (
         select(CRLIssue.id, CRLIssue.issuer, CRLIssue.number, CRLIssue.der, CRLIssue.sha256)
-        .where(CRLIssue.id > last_id)
+        # Full CRLs only: the engine's CRL choice (_crls_for) works on complete CRLs; a delta
+        # CRL's changes are in the full CRL reissued after each change while the list is small
+        # (docs/crl.md, "Disputes"). Deltas stay in crl_issues and in export-archive.
+        .where(CRLIssue.id > last_id, CRLIssue.kind == "full")
         .order_by(CRLIssue.id)
     )
     for row_id, issuer, number, der, sha256 in session.execute(query):

@@ -30,7 +30,9 @@ from tests.tamga_fixtures import RunTamga, tamga_env
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]
 
 INN = "01234567890123"
-CRL_NAME = re.compile(r"^(root|issuing)-([0-9]{6})-([0-9]{8}T[0-9]{6}Z)-([0-9]{8}T[0-9]{6}Z)\.crl$")
+CRL_NAME = re.compile(
+    r"^(root|issuing)(-delta)?-([0-9]{6})-([0-9]{8}T[0-9]{6}Z)-([0-9]{8}T[0-9]{6}Z)\.crl$"
+)
 
 
 def _pay(home: Path, account: str, amount: int, receipt: str) -> None:
@@ -97,7 +99,8 @@ def test_export_archive_writes_every_crl_and_ca_certificate(
     # every CRL ever issued, each a DER CRL openssl reads, named issuer-number-dates
     issued = [CRL_NAME.match(n) for n in crls]
     assert all(issued), crls
-    numbers = {(m[1], int(m[2])) for m in issued if m}
+    numbers = {(m[1], int(m[3])) for m in issued if m}
+    # base and delta CRLs share the issuer's one number sequence
     issuing_numbers = sorted(n for issuer, n in numbers if issuer == "issuing")
     assert len(issuing_numbers) >= 3 and issuing_numbers == list(range(1, len(issuing_numbers) + 1))
     assert any(issuer == "root" for issuer, _ in numbers)
@@ -122,6 +125,17 @@ def test_export_archive_writes_every_crl_and_ca_certificate(
     assert {f["file"] for f in manifest["files"]} == set(crls) | set(certs)
     described = {f["file"]: f for f in manifest["files"]}
     assert all(described[n]["kind"] == "crl" and described[n]["number"] > 0 for n in crls)
+    # deltas are told apart: by name, and by crl_kind and the base they are relative to
+    deltas = [m for m in issued if m and m[2]]
+    assert deltas, crls
+    for m in issued:
+        assert m is not None
+        about = described[m[0]]
+        if m[2]:
+            assert about["crl_kind"] == "delta" and 0 < about["base_number"] < about["number"]
+            assert (m[1], about["base_number"]) in numbers
+        else:
+            assert about["crl_kind"] == "full" and about["base_number"] is None
 
     # openssl verify -crl_check with the exported certificates and the newest issuing CRL
     by_kind = {kind: sorted(n for n in certs if n.startswith(f"{kind}-")) for kind in kinds}
@@ -129,7 +143,8 @@ def test_export_archive_writes_every_crl_and_ca_certificate(
     ca_file.write_bytes(b"".join((archive / n).read_bytes() for n in by_kind["root"]))
     untrusted = tmp_path / "issuing.pem"
     untrusted.write_bytes(b"".join((archive / n).read_bytes() for n in by_kind["issuing"]))
-    newest = max((m for m in issued if m and m[1] == "issuing"), key=lambda m: int(m[2]))
+    fulls = (m for m in issued if m and m[1] == "issuing" and not m[2])
+    newest = max(fulls, key=lambda m: int(m[3]))
     crl_pem = tmp_path / "issuing-crl.pem"
     converted = _openssl("crl", "-inform", "DER", "-in", archive / newest[0], "-out", crl_pem)
     assert converted.returncode == 0, converted.stderr

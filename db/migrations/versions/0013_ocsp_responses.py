@@ -1,7 +1,7 @@
 """OCSP: pre-signed responses, one per issuer, certificate serial and CertID hash algorithm.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 A cache, not evidence: unlike ``crl_issues`` the rows are updated in place (the responder
 re-signs them on a status change, before their nextUpdate and after its certificate is renewed).
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"  # 0012 (delta CRLs) is written on another branch: re-chained at merge
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -57,7 +57,7 @@ from signing_api.web.billing.schemas import (
     Termination,
     TerminationRequest,
 )
-from signing_api.web.ca.revocation import after_status_changes
+from signing_api.web.ca.revocation import after_status_changes, status_changed_in
 from signing_api.web.common import require_visible
 from signing_api.web.context import actor, reply, transaction
 from signing_api.web.contract import Reply, operation
@@ -419,8 +419,10 @@ def terminate(inn: str, body: TerminationRequest) -> Response:
         )
         info = done.info
         opened_on, _ = account_period(session, inn)
-    # The certificates revoked with the contract: the CRL says so at once, cloud keys go.
-    after_status_changes(done.revoked_ids, now)
+        # The certificates revoked with the contract: their delta CRL, in this transaction.
+        published = status_changed_in(session, done.revoked_ids, now) if done.revoked_ids else None
+    if published is not None:  # published at once after the commit; cloud keys go
+        after_status_changes(done.revoked_ids, now, published)
     view = termination_json(info, opened_on=opened_on)
     return reply(view, 200 if info.replayed else 201, location=view["final_act"])
 

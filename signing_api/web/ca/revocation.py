@@ -3,8 +3,9 @@
 ``POST /api/v1/certificates/<serial>/revoke`` ``{reason, invalidity_date?, note?}``,
 ``.../suspend`` ``{note?}``, ``.../resume`` ``{note?}``. An officer may act on any certificate;
 a portal acts for the holder it names in ``X-Tamga-Holder`` (its own certificate, or any of
-its company's when it heads the company). After the change commits, the issuing CA's CRL is
-reissued and written for static serving at once (the policy allows 5 minutes; we take none),
+its company's when it heads the company). Inside the change's transaction the issuing CA's
+delta CRL that lists it is signed (``crl.status_changed``); after the commit it is written for
+static serving, the full CRL is reissued too while it is small (``full_after_change_up_to``),
 and a revoked cloud key is destroyed in the HSM.
 """
 
@@ -15,10 +16,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Blueprint, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ca.issuance import get_certificate
 from ca.models import Certificate
 from ca.revocation import Actor, destroy_revoked_key, resume, revoke, suspend
+from crl import StatusPublished
 from hsm import HSMError
 from policies.roles import ClientRole
 from signing_api.web.ca.certificates import certificate_json
@@ -32,31 +36,34 @@ from signing_api.web.ca.schemas import Certificate as CertificateView
 from signing_api.web.common import acting_holder, ca_transaction, is_officer, require_visible
 from signing_api.web.context import actor, now, reply, runtime
 from signing_api.web.contract import Reply, operation
-from signing_api.web.problems import Problem
-from signing_api.web.public.crl import refresh_published
+from signing_api.web.public.crl import after_status_change_committed, sign_status_change
 
-__all__ = ["after_status_change", "after_status_changes", "blueprint"]
+__all__ = ["after_status_changes", "blueprint", "status_changed_in"]
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("revocation", __name__)
 _CALLERS = (ClientRole.OFFICER, ClientRole.PORTAL)
 
 
-def after_status_change(row_id: int, moment: datetime) -> None:
-    """Reissue the issuing CA's CRL and destroy a revoked cloud key (after the commit)."""
-    after_status_changes((row_id,), moment)
+def status_changed_in(
+    session: Session, row_ids: Iterable[int], moment: datetime
+) -> StatusPublished:
+    """The status-change hook, in the change's transaction: sign the delta CRL listing the
+    certificates ``row_ids`` (the issuing CA's)."""
+    ids = tuple(row_ids)
+    serials = session.scalars(select(Certificate.serial).where(Certificate.id.in_(ids)))
+    return sign_status_change(
+        session, runtime(), now=moment, actor=actor(), serials=[int(s, 16) for s in serials]
+    )
 
 
-def after_status_changes(row_ids: Iterable[int], moment: datetime) -> None:
-    """After certificates changed status (committed): reissue the issuing CA's CRL once, then
-    destroy each revoked cloud key."""
+def after_status_changes(
+    row_ids: Iterable[int], moment: datetime, published: StatusPublished
+) -> None:
+    """After certificates changed status (committed): publish the delta signed in the
+    transaction (and the full CRL while it is small), then destroy each revoked cloud key."""
     rt = runtime()
-    try:
-        # Forced: two status changes committed in the other order than their times must not
-        # leave the later commit out of the CRL (``_changed_since`` compares times).
-        refresh_published(rt, "issuing", moment, force=True)
-    except Problem:
-        log.error("the CRL could not be reissued now; the next fetch reissues it")
+    after_status_change_committed(rt, published, moment)
     for row_id in row_ids:
         with rt.transaction() as session:
             row = session.get_one(Certificate, row_id)
@@ -81,7 +88,8 @@ def _change(serial: str, action: str, body: StatusNote | Revocation) -> Response
         else:
             row = resume(session, row, note=body.note, now=moment, who=who)
         row_id = row.id
-    after_status_change(row_id, moment)
+        published = status_changed_in(session, (row_id,), moment)  # the hook: same transaction
+    after_status_changes((row_id,), moment, published)
     with ca_transaction() as session:
         view = certificate_json(session, session.get_one(Certificate, row_id), now=moment)
     return reply(view)
@@ -92,7 +100,8 @@ _PARAMETERS = [SERIAL_PARAMETER, HOLDER_PARAMETER]
 _WHO = (
     "An officer acts on any certificate; a portal for the holder named in X-Tamga-Holder: its"
     " own certificate, or any of its company's when it heads the company (403 otherwise). The"
-    " issuing CA's CRL is reissued at once."
+    " issuing CA's delta CRL listing the change is signed in the same transaction and published"
+    " at once (503 and nothing changed when the HSM cannot sign it)."
 )
 
 
@@ -105,7 +114,7 @@ _WHO = (
     parameters=_PARAMETERS,
     tag="ca",
     roles=_CALLERS,
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
     refusals={422: "invalidity_date is not within the certificate's validity, up to now"},
     description=f"{_WHO} A revoked cloud key is destroyed in the HSM.",
 )
@@ -122,7 +131,7 @@ def revoke_certificate(serial: str, body: Revocation) -> Response:
     parameters=_PARAMETERS,
     tag="ca",
     roles=_CALLERS,
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
     description=_WHO,
 )
 def suspend_certificate(serial: str, body: StatusNote) -> Response:
@@ -138,7 +147,7 @@ def suspend_certificate(serial: str, body: StatusNote) -> Response:
     parameters=_PARAMETERS,
     tag="ca",
     roles=_CALLERS,
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
     description=_WHO,
 )
 def resume_certificate(serial: str, body: StatusNote) -> Response:

@@ -58,7 +58,12 @@ def _expanded(
         found = [
             (
                 p.replace("{" + name + "}", value),
-                replace(o, operation_id=o.operation_id.replace("{" + name + "}", value.title())),
+                replace(
+                    o,
+                    operation_id=o.operation_id.replace(
+                        "{" + name + "}", value.title().replace("-", "")
+                    ),
+                ),
                 [x for x in ps if x[0] != name],
             )
             for p, o, ps in found

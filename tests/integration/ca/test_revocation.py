@@ -238,8 +238,14 @@ def test_crl_freshness_is_compared_at_one_precision(ca_api: CaApi) -> None:
     )
     with ca_api.runtime.transaction() as session:
         crls = session.scalars(
-            select(AuditEntry).where(
-                AuditEntry.action == "crl.issued", AuditEntry.object == "crl:issuing"
-            )
+            select(AuditEntry)
+            .where(AuditEntry.action == "crl.issued", AuditEntry.object == "crl:issuing")
+            .order_by(AuditEntry.sequence)
         ).all()
-    assert len(crls) == number(fresh)  # one per number: nothing issued for nothing
+    # One per number (base and delta CRLs share the sequence): nothing issued for nothing.
+    numbers = sorted(entry.details_dict()["number"] for entry in crls)
+    assert numbers == list(range(1, len(crls) + 1)) and number(fresh) in numbers
+    kinds = [entry.details_dict()["kind"] for entry in crls]
+    # the first fetch's full CRL; the suspension's delta (in its transaction), the full CRL
+    # reissued after the commit and a delta relative to it
+    assert kinds == ["full", "delta", "full", "delta"]

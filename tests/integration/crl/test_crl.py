@@ -403,15 +403,25 @@ def test_cli_publish_and_show(run_tamga: RunTamga, tmp_path: Path) -> None:
     run_tamga(home, "init")
     first = run_tamga(home, "crl", "publish").stdout
     assert "root: CRL number 1" in first and "issuing: CRL number 1" in first
+    # the issuing CA's delta follows its base, in the same number sequence
+    assert "issuing: delta CRL number 2 (base 1)" in first
     second = run_tamga(home, "crl", "publish", "--issuer", "issuing").stdout
-    assert "issuing: CRL number 2" in second and "root:" not in second
+    assert "issuing: CRL number 3" in second and "root:" not in second
+    assert "issuing: delta CRL number 4 (base 3)" in second
+    delta_only = run_tamga(home, "crl", "publish", "--delta").stdout
+    assert "issuing: delta CRL number 5 (base 3)" in delta_only
+    assert "issuing: CRL number" not in delta_only
     root_pem = run_tamga(home, "ca", "export", "root").stdout
     issuing_pem = run_tamga(home, "ca", "export", "issuing").stdout
     chain = tmp_path / "chain.pem"
     chain.write_text(issuing_pem + root_pem)
-    for name in ("root", "issuing"):
+    for name in ("root", "issuing", "issuing-delta"):
         _openssl_crl_verified(home / "publish" / "crl" / f"{name}.crl", chain)
+        _pkilint_crl(home / "publish" / "crl" / f"{name}.crl")
     shown = run_tamga(home, "crl", "show", "issuing").stdout
-    assert "number:     2" in shown and "entries:    0" in shown
+    assert "number:     3" in shown and "entries:    0" in shown and "kind:       full" in shown
+    delta = run_tamga(home, "crl", "show", "issuing", "--delta").stdout
+    assert "number:     5" in delta and "base:       3" in delta and "kind:       delta" in delta
+    assert run_tamga(home, "crl", "show", "root", "--delta", check=False).returncode == 2
     bad = run_tamga(home, "crl", "show", "nope", check=False)
     assert bad.returncode == 2

@@ -206,13 +206,11 @@ class OpenSSL:
 # --- tests -----------------------------------------------------------------------------------
 
 
-def test_statuses_follow_the_api_without_the_hook_and_openssl_agrees(
-    ocsp_api: CaApi, tmp_path: Path
-) -> None:
+def test_statuses_follow_the_api_and_openssl_agrees(ocsp_api: CaApi, tmp_path: Path) -> None:
     """good → suspend (certificateHold) → resume (good) → revoke (keyCompromise, its time),
-    each change made through the HTTP API with no call to sign_statuses: the stored answer no
-    longer says what status_at says, so it is re-signed. openssl checks every answer, with and
-    without a nonce, POST and GET."""
+    each change made through the HTTP API, whose transaction re-signs the stored answers of
+    every CertID hash already asked for (crl.status_changed). openssl checks every answer, with
+    and without a nonce, POST and GET."""
     api = ocsp_api
     cert = _issue(api)
     serial = format(cert.serial_number, "x")
@@ -272,9 +270,8 @@ def test_statuses_follow_the_api_without_the_hook_and_openssl_agrees(
     assert "unknown" in seen, seen
     assert status(nonce=b"n" * 16).certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert len(_rows(api)) == rows_before
-    # The SHA-256 row still says on hold: stale, so asking re-signs it.
-    stale = {r[1]: r[2] for r in _rows(api)}
-    assert stale == {"sha1": "revoked", "sha256": "on_hold"}
+    # The SHA-256 row, last asked for while on hold, was re-signed by the revocation itself.
+    assert {r[1]: r[2] for r in _rows(api)} == {"sha1": "revoked", "sha256": "revoked"}
     assert status(algorithm=hashes.SHA256()).revocation_reason is x509.ReasonFlags.key_compromise
     # Stored: the revoked answer for SHA-1 and SHA-256 CertIDs, nothing else.
     assert {(r[0], r[1], r[2]) for r in _rows(api)} == {
@@ -334,7 +331,7 @@ def test_a_fresh_stored_answer_is_a_lookup_with_rfc5019_caching(ocsp_api: CaApi)
     assert _journal(api) == signed + 1 and len(_rows(api)) == 1
 
 
-def test_sign_statuses_in_the_changing_transaction_makes_the_next_answer_a_lookup(
+def test_a_status_change_stores_its_answers_so_the_next_request_is_a_lookup(
     ocsp_api: CaApi,
 ) -> None:
     api = ocsp_api
@@ -342,19 +339,25 @@ def test_sign_statuses_in_the_changing_transaction_makes_the_next_answer_a_looku
     serial = format(cert.serial_number, "x")
     _, issuing = _chain(api)
     api.clock.now += timedelta(minutes=5)
+    journal = _journal(api)
     done = api.post(f"{CERTS}/{serial}/revoke", {"reason": "superseded"})
     assert done.status_code == 200, done.json
-    with api.runtime.transaction() as session:  # as the merge's hook will, after the change
-        signed = sign_statuses(
-            session, serials=[serial], token=api.runtime.ca_token, now=api.clock.now, actor="test"
-        )
-    assert signed == 2  # SHA-1 and SHA-256 CertIDs
-    rows, journal = _rows(api), _journal(api)
+    # The revocation's own transaction stored the answers (SHA-1 and SHA-256 CertIDs), signed
+    # at the change's moment, and journalled them once: before any OCSP request.
+    rows = _rows(api)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (serial, "sha1", "revoked"),
+        (serial, "sha256", "revoked"),
+    ]
+    moment = api.clock.now.replace(microsecond=0)
+    assert all(ocsp.load_der_ocsp_response(r[4]).this_update_utc == moment for r in rows)
+    assert _journal(api) == journal + 1
+    journal = _journal(api)
     for algorithm in (SHA1, hashes.SHA256()):
         answer = _answer(_post(api, _request(cert, issuing, algorithm=algorithm)))
         assert answer.revocation_reason is x509.ReasonFlags.superseded
     assert _rows(api) == rows and _journal(api) == journal  # lookups only
-    with api.runtime.transaction() as session:
+    with api.runtime.transaction() as session:  # a serial never issued: nothing to sign
         assert sign_statuses(
             session, serials=[cert.serial_number + 2], token=api.runtime.ca_token,
             now=api.clock.now, actor="test",
@@ -671,3 +674,33 @@ def test_ocsp_is_limited_per_address_with_the_public_routes(runtime: Runtime) ->
 
     assert [ask("198.51.100.7") for _ in range(4)] == [200, 200, 200, 429]
     assert ask("192.0.2.44") == 200
+
+
+def test_a_change_made_without_the_hook_is_never_hidden_by_a_stored_answer(
+    ocsp_api: CaApi,
+) -> None:
+    """Defence in depth: a status change committed by code that does not call
+    crl.status_changed (a future path, a repair by hand) leaves a stored 'good' answer behind;
+    the responder sees it no longer says what status_at says and re-signs it."""
+    from ca.issuance import get_certificate
+    from ca.revocation import Actor, revoke
+
+    api = ocsp_api
+    cert = _issue(api)
+    _, issuing = _chain(api)
+    der = _request(cert, issuing)
+    assert _answer(_post(api, der)).certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert [r[2] for r in _rows(api)] == ["good"]
+    api.clock.now += timedelta(minutes=1)
+    with api.runtime.transaction() as session:
+        row = get_certificate(session, format(cert.serial_number, "x"))
+        revoke(
+            session, row, reason="keyCompromise", now=api.clock.now, who=Actor("test", officer=True)
+        )
+    assert [r[2] for r in _rows(api)] == ["good"]  # nothing re-signed it
+
+    answer = _answer(_post(api, der))
+
+    assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason is x509.ReasonFlags.key_compromise
+    assert [r[2] for r in _rows(api)] == ["revoked"]

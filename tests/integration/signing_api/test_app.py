@@ -134,7 +134,7 @@ def test_openapi_documents_every_route(app: Flask) -> None:
     documented = set(doc["paths"])
     expanded = {r for r in routes if "{name}" not in r}
     expanded |= {"/ca/root.crt", "/ca/issuing.crt", "/ca/dispatch.crt"}
-    expanded |= {"/crl/root.crl", "/crl/issuing.crl"}
+    expanded |= {"/crl/root.crl", "/crl/issuing.crl", "/crl/issuing-delta.crl"}
     assert expanded == documented
 
 

@@ -121,22 +121,23 @@ def test_osmp_forwarded_headers_do_not_shut_out_an_allowed_peer(
 URL = "/api/v1/certificates"
 
 
-def _stored(api: CaApi) -> tuple[int, bytes]:
-    """(number, DER) of the newest issuing-CA CRL in the database."""
+def _stored(api: CaApi, kind: str = "full") -> tuple[int, bytes]:
+    """(number, DER) of the newest issuing-CA CRL of ``kind`` (full or delta) in the database."""
     with api.runtime.transaction() as session:
         row = session.scalars(
             select(CRLIssue)
-            .where(CRLIssue.issuer == "issuing")
+            .where(CRLIssue.issuer == "issuing", CRLIssue.kind == kind)
             .order_by(CRLIssue.number.desc())
             .limit(1)
         ).one()
         return row.number, row.der
 
 
-def _published(api: CaApi) -> tuple[int, bytes, x509.CertificateRevocationList]:
+def _published(api: CaApi, kind: str = "full") -> tuple[int, bytes, x509.CertificateRevocationList]:
     """The stored CRL, checked to be the very file written for static serving."""
-    number, der = _stored(api)
-    on_disk = (api.runtime.config.crl_publish_dir / "issuing.crl").read_bytes()
+    number, der = _stored(api, kind)
+    name = "issuing-delta.crl" if kind == "delta" else "issuing.crl"
+    on_disk = (api.runtime.config.crl_publish_dir / name).read_bytes()
     assert on_disk == der, "the file for static serving is not the newest stored CRL"
     return number, der, x509.load_der_x509_crl(der)
 
@@ -163,21 +164,28 @@ def test_revocation_api_publishes_the_crl_before_any_fetch(ca_api: CaApi) -> Non
     number, _, crl = _published(ca_api)
     assert _reason(crl, serial) == "absent"
 
-    steps = (
-        ("suspend", {}, x509.ReasonFlags.certificate_hold),
-        ("resume", {}, "absent"),
-        ("revoke", {"reason": "keyCompromise"}, x509.ReasonFlags.key_compromise),
-    )
-    for action, body, expected in steps:
+    steps: tuple[tuple[str, dict[str, str], object, object], ...] = (
+        ("suspend", {}, x509.ReasonFlags.certificate_hold, x509.ReasonFlags.certificate_hold),
+        ("resume", {}, "absent", x509.ReasonFlags.remove_from_crl),
+        ("revoke", {"reason": "keyCompromise"}, x509.ReasonFlags.key_compromise,
+         x509.ReasonFlags.key_compromise),
+    )  # fmt: skip
+    for action, body, expected, in_delta in steps:
         ca_api.clock.now += timedelta(minutes=1)
         changed = ca_api.post(f"{URL}/{serial}/{action}", body)
         assert changed.status_code == 200, changed.json
-        # No GET /crl/... here: what agencies and the CDN read must already say it.
+        # No GET /crl/... here: what agencies and the CDN read must already say it — the full
+        # CRL (reissued after the change while it is small) and the delta CRL relative to it.
         later, _, crl = _published(ca_api)
-        assert later == number + 1, f"{action}: no new CRL was published"
+        assert later > number, f"{action}: no new CRL was published"
         assert _reason(crl, serial) == expected, action
         assert crl.last_update_utc == ca_api.clock.now.replace(microsecond=0)
-        number = later
+        delta_number, _, delta = _published(ca_api, "delta")
+        assert delta_number > later, f"{action}: no delta relative to the new CRL"
+        indicator = delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+        assert indicator.value.crl_number == later
+        assert _reason(delta, serial) == in_delta, action
+        number = delta_number
 
 
 # --- the default linter is pkilint ----------------------------------------------------------------
