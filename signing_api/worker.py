@@ -1,5 +1,5 @@
 """``tamga worker``: releases reports a top-up paid for, delivers queued reports, sends mail,
-keeps OCSP answers and the OCSP responder certificate fresh.
+keeps the CRLs, OCSP answers and the OCSP responder certificate fresh.
 
 Any number of workers may run, on any machines sharing the database: each loop releases
 waiting reports (``filing.release_waiting``, under each subscriber's account lock), takes due
@@ -15,6 +15,12 @@ transactions, the stored OCSP answers whose nextUpdate is within the refresh mar
 (``crl.refresh_responses``: ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so workers on several nodes share the queue). In steady state no OCSP request
 reaches the HSM.
+
+Each pass also publishes what the CRL schedule (:mod:`policies.crl`) makes due: a full CRL per
+CA a day, the issuing CA's delta CRL every hour (``crl.refresh_crl``, ``crl.refresh_delta``),
+signed and written to the publish directory, so static files served by nginx or a CDN stay
+fresh without any HTTP fetch reaching the service (the HTTP routes issue on demand as well).
+A root whose key we do not hold (an external national root) is skipped.
 
 PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
 ``tamga-ca``), never inherited across a fork.
@@ -40,9 +46,18 @@ from ca.dispatch import confirm_dispatch
 from ca.errors import HierarchyNotReady
 from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import TSAUnavailable
-from crl import OCSPUnavailable, refresh_responses
+from crl import (
+    ForeignIssuer,
+    IssuedCRL,
+    OCSPUnavailable,
+    refresh_crl,
+    refresh_delta,
+    refresh_responses,
+    write_crl_files,
+)
 from filing.delivery import Confirmer
 from hsm import HSMError
+from policies.crl import CRL_ISSUERS, DELTA_ISSUERS, delta_name
 from policies.filing import FILING_POLICY, FilingPolicy
 from policies.ocsp import OCSP
 from signing_api.runtime import Runtime
@@ -64,6 +79,7 @@ class Tally:
     mailed: int = 0
     ocsp_signed: int = 0  # stored OCSP answers re-signed this pass
     ocsp_renewed: bool = False  # a new OCSP responder certificate this pass
+    crls: list[str] = field(default_factory=list)  # CRLs signed and written this pass
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -139,8 +155,43 @@ class Worker:
                 tally.failed += 1
         if self.mail:
             tally.mailed = self._send_mail()
+        self.refresh_crls(tally)
         self.refresh_ocsp(tally)
         return tally
+
+    def refresh_crls(self, tally: Tally) -> None:
+        """Sign and write the full CRLs and the delta CRL that the schedule makes due."""
+        directory = self.rt.config.crl_publish_dir
+        for issuer in CRL_ISSUERS:
+            fresh: list[IssuedCRL] = []
+            try:
+                with self.rt.transaction() as session:
+                    now, token, url = self.rt.now(), self.rt.ca_token, self.rt.config.public_url
+                    full, new = refresh_crl(
+                        session, issuer=issuer, token=token, now=now, actor=self.actor,
+                        public_url=url,
+                    )  # fmt: skip
+                    fresh += [full] if new else []
+                    if issuer in DELTA_ISSUERS:
+                        delta, new = refresh_delta(
+                            session, issuer=issuer, token=token, now=now, actor=self.actor,
+                            public_url=url,
+                        )  # fmt: skip
+                        fresh += [delta] if new else []
+            except (ForeignIssuer, HierarchyNotReady):
+                continue  # not our key (an external root), or no CA yet
+            except HSMError as ex:
+                log.warning("the %s CRL could not be signed: %s", issuer, ex)
+                tally.errors.append(f"crl {issuer}: {ex}")
+                continue
+            for issued in fresh:
+                try:  # the database copy is authoritative; the file is for static serving
+                    write_crl_files(issued.der, issuer, directory, delta=issued.is_delta)
+                except OSError as ex:
+                    log.error("cannot write the %s CRL file: %s", issuer, ex)
+                    tally.errors.append(f"crl {issuer}: {ex}")
+                name = delta_name(issuer) if issued.is_delta else issuer
+                tally.crls.append(f"{name} #{issued.number}")
 
     # OCSP batches one pass re-signs at most, so that deliveries and mail are not starved.
     OCSP_BATCHES_PER_PASS = 20

@@ -54,6 +54,7 @@ def worker(once: bool, batch: int, idle: float, no_mail: bool, lease: float) -> 
             f"released {tally.released}, delivered {tally.delivered}, failed {tally.failed},"
             f" mailed {tally.mailed}, OCSP answers re-signed {tally.ocsp_signed}"
             + (", OCSP responder certificate renewed" if tally.ocsp_renewed else "")
+            + (f", CRLs signed: {' '.join(tally.crls)}" if tally.crls else "")
         )
         return
     stop = threading.Event()

@@ -422,3 +422,39 @@ def test_a_status_change_without_its_delta_crl_is_refused(ca_api: CaApi) -> None
         ).all()
     assert "ca.certificate.suspended" not in actions
     assert ca_api.post(f"{URL}/{serial}/suspend", {}).status_code == 200  # the HSM is back
+
+
+def test_the_worker_publishes_full_crls_daily_and_the_delta_hourly(ca_api: CaApi) -> None:
+    """No HTTP fetch needed: each ``tamga worker`` pass signs what the schedule makes due and
+    writes it to the publish directory (static files for nginx or a CDN)."""
+    from signing_api.worker import Worker
+
+    runtime = ca_api.runtime
+    directory = runtime.config.crl_publish_dir
+
+    def worker_pass(at: datetime) -> list[str]:
+        ca_api.clock.now = at
+        tally = Worker(runtime, mail=False).run_once()
+        assert not tally.errors, tally.errors
+        return [name.split(" #")[0] for name in tally.crls]
+
+    def published(name: str, *, delta: bool = False) -> IssuedCRL:
+        with runtime.transaction() as session:
+            current = current_crl(session, name, ca_api.clock.now, delta=delta)
+        assert current is not None
+        file = directory / f"{name}{'-delta' if delta else ''}.crl"
+        assert file.read_bytes() == current.der  # the file is the database's newest
+        return current
+
+    start = CA_NOW + timedelta(minutes=1)
+    assert worker_pass(start) == ["root", "issuing", "issuing-delta"]
+    first = published("issuing", delta=True)
+    assert first.base_number == published("issuing").number
+    assert worker_pass(start + timedelta(minutes=59)) == []  # nothing due within the hour
+    assert worker_pass(start + timedelta(minutes=61)) == ["issuing-delta"]
+    assert published("issuing", delta=True).number > first.number
+    day = start + CRL_POLICY.reissue_every + timedelta(minutes=1)
+    assert worker_pass(day) == ["root", "issuing", "issuing-delta"]
+    delta = published("issuing", delta=True)
+    assert delta.base_number == published("issuing").number
+    assert published("root").this_update == day.replace(microsecond=0)
