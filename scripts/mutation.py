@@ -122,8 +122,19 @@ AREAS: dict[str, Area] = {
             CRL + "test_crl.py",
             CRL + "test_crl_guards.py",
             CRL + "test_crl_status.py",
+            CRL + "test_delta.py",
             SIG + "test_guards_http.py",
         ],
+    ),
+    # OCSP answers and the status-change hook that stores them (docs/ocsp.md, docs/crl.md)
+    "ocsp": Area(
+        modules=["crl/ocsp.py", "crl/changes.py"],
+        tests=[CRL + "test_ocsp.py", CRL + "test_delta.py"],
+    ),
+    # the DER encoder of large CRLs: byte for byte what pyca writes (docs/crl.md, no DB or HSM)
+    "crl-der": Area(
+        modules=["crl/der.py"],
+        tests=["tests/unit/crl/test_der.py"],
     ),
     # filing: the charge at completion, the awaiting-payment queue, delivery (docs/filing.md)
     "filing": Area(
