@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
@@ -158,3 +158,75 @@ def test_long_lengths_and_sign_bit() -> None:
     assert der.object_identifier("1.2.840.10045.4.3.3") == bytes.fromhex("06082a8648ce3d040303")
     with pytest.raises(ValueError):
         der.time(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "2.5.29.20",
+        "2.5.29.21",
+        "1.2.840.10045.4.3.3",
+        "1.2.840.113549.1.1.11",
+        "1.3.6.1.4.1.2097152.1",
+    ],
+)
+def test_object_identifiers_are_what_asn1crypto_writes(dotted: str) -> None:
+    """Arcs of one, two, three and four base-128 digits (113549 and 2097152 need more than two)."""
+    from asn1crypto import core
+
+    assert der.object_identifier(dotted) == core.ObjectIdentifier(dotted).dump()
+
+
+def _pyca_crl(moment: datetime) -> bytes:
+    """A CRL by pyca listing one entry revoked at ``moment``."""
+    builder = x509.CertificateRevocationListBuilder(
+        revoked_certificates=[_pyca_entry(1, moment, None, None)]
+    )
+    built = (
+        builder.issuer_name(ISSUER)
+        .last_update(NOW)
+        .next_update(NOW + timedelta(days=1))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    )
+    return built.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-23 09:30:15",
+        "2026-11-23T09:30:15",
+        "2026-11-23 09:30:15.123456",
+        "2026-11-23 09:30:15+00:00",
+    ],
+)
+def test_database_time_texts_in_every_form_are_read(text: str) -> None:
+    """A database's UTC text, with a space or a T, with or without a fraction or an offset of
+    zero: all the same second as the datetime."""
+    assert der.time(text) == der.time(datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC))
+    assert der.time(text) == b"\x17\x0d261123093015Z"
+
+
+def test_a_time_with_another_offset_is_written_in_utc() -> None:
+    bishkek = timezone(timedelta(hours=6))
+    local = datetime(2026, 11, 23, 15, 30, 15, tzinfo=bishkek)
+    assert der.time(local) == b"\x17\x0d261123093015Z"
+    assert der.time(local) in _pyca_crl(local)  # pyca wrote the same UTC time
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-23", "2026/11/23 09:30:15", "2026-11-23_09:30:15", "2026-11-23 09-30-15", ""]
+)
+def test_a_text_that_is_not_a_time_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^not a time: "):
+        der.time(text)
+
+
+def test_a_naive_datetime_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^a CRL time must be timezone-aware$"):
+        der.time(datetime(2026, 1, 1))
+
+
+def test_an_unknown_signature_scheme_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^no CRL encoding for the signature scheme 'md5-rsa'$"):
+        der.algorithm_identifier("md5-rsa")
