@@ -1252,3 +1252,86 @@ def test_a_signer_named_by_subject_key_identifier_is_found_and_named(pki: PKI) -
         f"the signature names subject key identifier {ski.hex()}: Common Name: Holder, "
         "Organization: Тест PKI, Country: KG"
     )
+
+
+# --- step 3: the earliest proof of existence (mutants of _signing_time) ----------------------
+
+
+def _value_sha256(signature: bytes) -> str:
+    signer = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]
+    return hashlib.sha256(signer["signature"].native).hexdigest()
+
+
+@pytest.mark.parametrize("record_first", [True, False], ids=["record-earlier", "stamp-earlier"])
+def test_the_earliest_of_a_time_stamp_and_an_operator_record_is_the_signing_time(
+    pki: PKI, record_first: bool
+) -> None:
+    """Two proofs of existence: the earlier one decides, whichever kind it is; the claim is
+    shown beside it."""
+    from signing_api.verification import OperatorEvidence
+
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    stamp, record = (at(10, 2), at(10, 1)) if record_first else (at(10, 1), at(10, 2))
+    signature = pki.sign(DOCUMENT, holder, at(10), stamp_at=stamp)
+    pki.issue_crl(at(10, 3))
+    proof = OperatorEvidence(_value_sha256(signature), record, "accepted at intake")
+
+    report = verify_signature(
+        signature=NamedBytes("signature.p7s", signature),
+        document=NamedBytes("report.xml", DOCUMENT),
+        trust=trust_of(pki),
+        now=at(20),
+        evidence=[proof],
+    )
+
+    assert report.indication is Indication.TOTAL_PASSED, report.to_json()
+    [sig] = report.signatures
+    assert sig.signing_time is not None
+    earliest = min(stamp, record)
+    assert sig.signing_time.at == earliest
+    expected = TimeProof.OPERATOR_EVIDENCE if record_first else TimeProof.TIME_STAMP
+    assert sig.signing_time.proof is expected
+    assert sig.signing_time.claimed == at(10)
+    step = sig.step(3)
+    source = "the operator's record" if record_first else "a verified signature-time-stamp"
+    assert step.detail == f"signed no later than {earliest:%Y-%m-%dT%H:%M:%SZ}, proven by {source}"
+    [claim] = [e for e in step.evidence if e.kind == "attribute"]
+    assert claim.description == "signingTime claimed by the signer: 2026-01-11T00:00:00Z"
+    assert claim.at == at(10)
+    if record_first:
+        [used] = [e for e in step.evidence if e.kind == "operator-record"]
+        assert (used.description, used.at) == ("accepted at intake", record)
+
+
+def test_without_a_proof_the_claim_is_named_and_proves_nothing(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(10))
+    pki.issue_crl(at(10, 1))
+
+    [sig] = check(pki, signature, now=at(10, 2)).signatures
+
+    step = sig.step(3)
+    assert step.status is StepStatus.INFORMATIONAL
+    assert step.detail == (
+        "no proof of existence (no usable signature-time-stamp, no operator record): the "
+        "signature is judged as of the validation time 2026-01-11T02:00:00Z; the signer claims "
+        "2026-01-11T00:00:00Z, which proves nothing"
+    )
+    assert sig.signing_time is not None and sig.signing_time.claimed == at(10)
+
+
+def test_a_claimed_time_after_the_proof_and_in_the_future_is_noted(pki: PKI) -> None:
+    holder = pki.subscriber("Holder")
+    pki.issue_crl(at(0))
+    signature = pki.sign(DOCUMENT, holder, at(40), stamp_at=at(10))  # claims a later day
+    pki.issue_crl(at(10, 1))
+
+    [sig] = check(pki, signature, now=at(20)).signatures
+
+    assert "the claimed signing time 2026-02-10T00:00:00Z lies in the future" in sig.notes
+    assert (
+        "the claimed signing time 2026-02-10T00:00:00Z is after the proof of existence "
+        "2026-01-11T00:00:00Z"
+    ) in sig.notes
