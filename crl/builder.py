@@ -9,11 +9,12 @@ issuer's key, Boulder-style; the DER is written by :mod:`crl.der`, byte for byte
 writes.
 
 Base and delta CRLs share one cRLNumber sequence per issuer, strictly increasing across every
-node. **Lock order**: every issuance first takes the audit journal's head lock
-(``audit.lock_head``), then chooses the number (the issuer's highest + 1), inserts its row and
-journals. A status change holds the head lock (it journaled first) when its delta is issued in
-its transaction (``crl.changes``), so a concurrent HTTP fetch that reissues waits for the head
-before it touches a number: nobody holds a number while waiting for the head. The head lock
+node. **Lock order**: every issuance first takes the named lock ``crl`` (``db.locks``: an
+advisory transaction lock on PostgreSQL), then chooses the number (the issuer's highest + 1),
+inserts its row and journals. A status change takes it after its certificate row, when its
+delta is issued in its transaction (``crl.changes``); a concurrent HTTP fetch that reissues
+waits for it before it touches a number: nobody holds a number while waiting for the lock. (It
+was the audit journal's head lock until appends stopped locking anything, issue #16.) The lock
 also makes the number race rare; ``UNIQUE(issuer, number)`` still catches one (a second node
 that picked the same number fails its insert, rolls back to a savepoint and takes the next).
 """
@@ -37,6 +38,7 @@ from crl import der
 from crl.errors import CRLError, ForeignIssuer, UnknownIssuer
 from crl.models import CRLIssue
 from db import audit
+from db.locks import lock_name
 from hsm import HSMToken, KeyNotFound
 from policies.ca_profiles import ISSUING_CA, ROOT_CA, CAProfile
 from policies.crl import CRL_ISSUERS, CRL_POLICY, DELTA_ISSUERS, CRLPolicy, delta_name
@@ -72,6 +74,7 @@ FULL, DELTA = "full", "delta"
 _SERIAL_LIMIT = 1 << (20 * 8 - 1)
 # Concurrent issuers each lose at most one race per other issuer; 32 covers any sane cluster.
 _NUMBER_ATTEMPTS = 32
+CRL_LOCK = "crl"  # the named lock of every CRL issuance (db.locks)
 
 
 def _aware(moment: datetime, what: str) -> datetime:
@@ -267,7 +270,7 @@ def _record(
 ) -> IssuedCRL:
     """Lock the journal head, take the next number, sign, insert, journal (the one lock order)."""
     issuer = signing.issuer
-    audit.lock_head(session)  # before the number: see the module docstring (lock order)
+    lock_name(session, CRL_LOCK)  # before the number: see the module docstring (lock order)
     authority = signing.authority_key_identifier()
     for _ in range(_NUMBER_ATTEMPTS):
         number = _highest_number(session, issuer) + 1
@@ -592,7 +595,7 @@ def issue_delta_crl(
     if issuer not in DELTA_ISSUERS:
         raise UnknownIssuer(f"no delta CRL is published for {issuer!r}")
     signing = _signing(session, issuer, token)
-    audit.lock_head(session)  # the lock order of _record, before the base is read
+    lock_name(session, CRL_LOCK)  # the lock order of _record, before the base is read
     base = newest_base(session, issuer)
     if base is None:
         raise CRLError(f"the {issuer} CA has no full CRL yet: a delta needs a base")

@@ -5,7 +5,16 @@ Imports nothing of Tamga's other packages. Domain packages derive their models f
 journal security and money events with :func:`append`.
 """
 
-from db.audit import GENESIS_HASH, AuditEntry, AuditHead, append, verify_chain
+from db.audit import (
+    GENESIS_HASH,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditHead,
+    JournalCheck,
+    append,
+    verify_chain,
+    verify_journal,
+)
 from db.base import Base, UTCDateTime
 from db.engine import check_connection, default_sqlite_url, make_engine, make_session_factory
 from db.errors import AuditChainBroken, DatabaseUnavailable, DBError
@@ -14,11 +23,13 @@ from db.migrate import current_revision, head_revision, upgrade
 __all__ = [
     "GENESIS_HASH",
     "AuditChainBroken",
+    "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
     "Base",
     "DBError",
     "DatabaseUnavailable",
+    "JournalCheck",
     "UTCDateTime",
     "append",
     "check_connection",
@@ -29,4 +40,5 @@ __all__ = [
     "make_session_factory",
     "upgrade",
     "verify_chain",
+    "verify_journal",
 ]

@@ -39,9 +39,23 @@ def make_engine(url: str) -> Engine:
     raise DBError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose objects stay readable after commit (services return them to callers)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, *, inline_audit: bool | None = None
+) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (services return them to callers).
+
+    ``inline_audit``: run the audit sequencer after each commit that appended entries
+    (:func:`db.sequencer.install_inline`); by default on SQLite only (the embedded mode, one
+    writer at a time anyway), while on PostgreSQL ``tamga worker`` sequences in batches.
+    """
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    if inline_audit is None:
+        inline_audit = engine.dialect.name == "sqlite"
+    if inline_audit:
+        from db.sequencer import install_inline
+
+        install_inline(factory)
+    return factory
 
 
 def check_connection(engine: Engine) -> None:

@@ -17,6 +17,8 @@ from policies.cert_profiles import POLICY_ARC
 from policies.keys import KeyAlgorithm, KeySpec
 
 __all__ = [
+    "AUDIT_LOG",
+    "AUDIT_LOG_POLICY_OID",
     "CA_TOKEN",
     "CLOUD_TOKEN",
     "DISPATCH",
@@ -87,6 +89,8 @@ ISSUING_CA = CAProfile(
 # <arc>.3 is the branch of the operator's own statements (.1 role policies, .2 time-stamping);
 # .3.1: dispatch confirmations, signed by an HSM key of the operator in the CA token.
 DISPATCH_POLICY_OID = f"{POLICY_ARC}.3.1"
+# .3.2: checkpoints of the audit journal (signed Merkle tree heads, db.sequencer).
+AUDIT_LOG_POLICY_OID = f"{POLICY_ARC}.3.2"
 
 
 @dataclass(frozen=True)
@@ -128,4 +132,21 @@ DISPATCH = OperatorSignerProfile(
         ("CN", "Tamga dispatch confirmations"),
     ),
     policy_oid=DISPATCH_POLICY_OID,
+)
+
+
+# The audit journal's checkpoints: P-256 like the other operator signers; a checkpoint is a
+# short text signed with ECDSA-SHA256, checked with the certificate from /ca/audit.crt.
+AUDIT_LOG = OperatorSignerProfile(
+    name="audit",
+    key_label="tamga-audit",
+    key_spec=KeySpec.parse("ec-p256"),
+    validity_years=5,
+    subject=(
+        ("C", "KG"),
+        ("O", "DOS TEK GROUP LLC"),
+        ("organizationIdentifier", "NTRKG-00211200910051"),
+        ("CN", "Tamga audit log checkpoints"),
+    ),
+    policy_oid=AUDIT_LOG_POLICY_OID,
 )

@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from ca import active_certificate, ensure_hierarchy, load_certificate
+from ca.audit_log import ensure_audit_signer, sign_checkpoint
 from ca.dispatch import ensure_dispatch
 from ca.errors import HierarchyNotReady
 from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import ensure_tsa
 from db import audit, check_connection, migrate
+from db.sequencer import run_pending
 from hsm.softhsm import init_token, is_softhsm, token_labels, write_config
-from policies.ca_profiles import CA_TOKEN, CLOUD_TOKEN, DISPATCH
+from policies.ca_profiles import AUDIT_LOG, CA_TOKEN, CLOUD_TOKEN, DISPATCH
 from policies.ocsp import OCSP
 from policies.tsa import TSA
 from signing_api.config import Config, ConfigError
@@ -85,7 +87,7 @@ def _ensure_softhsm_tokens(config: Config, created: list[str]) -> None:
 
 def publish_ca_files(session: Session, public_dir: Path) -> None:
     """Write the CA certificates (DER ``.crt`` and ``.pem``) for a web server or CDN."""
-    for name in ("root", "issuing", TSA.name, DISPATCH.name, OCSP.name):
+    for name in ("root", "issuing", TSA.name, DISPATCH.name, OCSP.name, AUDIT_LOG.name):
         try:
             cert = active_certificate(session, name)
         except HierarchyNotReady:
@@ -160,6 +162,26 @@ def _ensure_ocsp(
         created.append("ocsp certificate (renewed)")
 
 
+def _ensure_audit_log(
+    session: Session, runtime: Runtime, public_url: str, now: datetime, created: list[str]
+) -> None:
+    """The audit checkpoint key and certificate, then a first checkpoint (issue #16)."""
+    had_key = runtime.ca_token.has_key(AUDIT_LOG.key_label)
+    try:
+        active_certificate(session, AUDIT_LOG.name)
+        had_certificate = True
+    except HierarchyNotReady:
+        had_certificate = False
+    ensure_audit_signer(
+        session, runtime.ca_token, public_url=public_url, now=now, actor="tamga-init"
+    )
+    created.extend(
+        what
+        for what, had in (("audit key", had_key), ("audit certificate", had_certificate))
+        if not had
+    )
+
+
 def _restrict_sqlite_file(runtime: Runtime) -> None:
     """The embedded database holds the audit journal and token hashes: owner-only (0600)."""
     database = runtime.engine.url.database
@@ -215,6 +237,13 @@ def initialise(config: Config, *, now: datetime | None = None) -> InitReport:
             _ensure_tsa(session, runtime, config.public_url, now, created)
             _ensure_dispatch(session, runtime, config.public_url, now, created)
             _ensure_ocsp(session, runtime, config.public_url, now, created)
+            _ensure_audit_log(session, runtime, config.public_url, now, created)
         publish_ca_files(session, config.public_dir)
+    if status.issuing is not None:
+        # Every entry so far numbered and a first checkpoint signed (later ones: tamga worker).
+        run_pending(runtime.session_factory)
+        with runtime.transaction() as session:
+            if sign_checkpoint(session, runtime.ca_token, public_url=config.public_url, now=now):
+                created.append("audit checkpoint")
     runtime.engine.dispose()
     return InitReport(created=tuple(created), awaiting_issuer_import=status.issuing is None)

@@ -45,6 +45,16 @@ class Config:
     limit_auth_failures: str = "10/minute"
     limit_client: str = "6000/minute"
     limit_public: str = "300/minute"
+    # Who sequences the audit journal (db.sequencer): "inline" after each commit (the default on
+    # SQLite), or "worker": `tamga worker`'s sequencer thread alone (the default on PostgreSQL).
+    audit_sequencer: str = "auto"
+
+    @property
+    def inline_audit(self) -> bool:
+        """Whether this process sequences audit entries after each of its commits."""
+        if self.audit_sequencer == "auto":
+            return self.database_url.startswith("sqlite")
+        return self.audit_sequencer == "inline"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -83,6 +93,11 @@ class Config:
                 ("public", cls.limit_public),
             )
         }
+        audit_sequencer = env.get("TAMGA_AUDIT_SEQUENCER", "auto").lower()
+        if audit_sequencer not in ("auto", "inline", "worker"):
+            raise ConfigError(
+                f"TAMGA_AUDIT_SEQUENCER is auto, inline or worker, not {audit_sequencer!r}"
+            )
         return cls(
             home=home,
             database_url=env.get("TAMGA_DATABASE_URL") or f"sqlite:///{home / 'tamga.db'}",
@@ -102,6 +117,7 @@ class Config:
             limit_auth_failures=limits["auth_failures"],
             limit_client=limits["client"],
             limit_public=limits["public"],
+            audit_sequencer=audit_sequencer,
         )
 
     @property

@@ -72,7 +72,7 @@ class Runtime:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        return make_session_factory(self.engine, inline_audit=self.config.inline_audit)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -22,6 +22,11 @@ signed and written to the publish directory, so static files served by nginx or 
 fresh without any HTTP fetch reaching the service (the HTTP routes issue on demand as well).
 A root whose key we do not hold (an external national root) is skipped.
 
+The worker is also the audit journal's sequencer (issue #16): a thread of its own numbers,
+chains and tree-integrates committed entries in batches (``db.sequencer``, under the journal
+head's row lock, so workers on several nodes take turns), polling every 0.2 s while idle; each
+pass signs a checkpoint of the tree when one is due (``ca.audit_log``, :mod:`policies.audit`).
+
 PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
 ``tamga-ca``), never inherited across a fork.
 """
@@ -42,6 +47,7 @@ from datetime import datetime
 
 import filing
 from ca import active_certificate
+from ca.audit_log import ensure_audit_signer, sign_checkpoint
 from ca.dispatch import confirm_dispatch
 from ca.errors import HierarchyNotReady
 from ca.ocsp_responder import ensure_ocsp_responder
@@ -55,8 +61,10 @@ from crl import (
     refresh_responses,
     write_crl_files,
 )
+from db.sequencer import run_pending
 from filing.delivery import Confirmer
 from hsm import HSMError
+from policies.audit import AUDIT_LOG_POLICY
 from policies.crl import CRL_ISSUERS, DELTA_ISSUERS, delta_name
 from policies.filing import FILING_POLICY, FilingPolicy
 from policies.ocsp import OCSP
@@ -80,6 +88,7 @@ class Tally:
     ocsp_signed: int = 0  # stored OCSP answers re-signed this pass
     ocsp_renewed: bool = False  # a new OCSP responder certificate this pass
     crls: list[str] = field(default_factory=list)  # CRLs signed and written this pass
+    checkpoint: int | None = None  # tree size of the audit checkpoint signed this pass
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -128,6 +137,10 @@ class Worker:
 
     def run(self, stop: threading.Event, *, idle: float = 1.0) -> None:
         log.info("worker %s started", self.owner)
+        sequencer = threading.Thread(
+            target=self.run_sequencer, args=(stop,), name="audit-sequencer", daemon=True
+        )
+        sequencer.start()
         while not stop.is_set():
             try:
                 tally = self.run_once()
@@ -136,7 +149,42 @@ class Worker:
                 tally = Tally()
             if not tally.busy:
                 stop.wait(idle)
+        sequencer.join(timeout=30)
         log.info("worker %s stopped", self.owner)
+
+    def run_sequencer(self, stop: threading.Event) -> None:
+        """The audit sequencer's loop (its own thread): batches while entries wait, a short
+        sleep when none do. Workers on several nodes take turns under the head row lock."""
+        while not stop.is_set():
+            try:
+                done = self.sequence_audit()
+            except Exception:  # the database restarting...: the entries wait, none is lost
+                log.exception("audit sequencing failed")
+                done = 0
+            if done == 0:
+                stop.wait(AUDIT_LOG_POLICY.poll_seconds)
+
+    def sequence_audit(self) -> int:
+        """Number, chain and tree-integrate every committed audit entry waiting."""
+        return run_pending(self.rt.session_factory, limit=AUDIT_LOG_POLICY.batch)
+
+    def checkpoint_audit(self, tally: Tally) -> None:
+        """Sign a checkpoint of the audit journal's tree when one is due (policies.audit),
+        making the checkpoint key and certificate first on a home older than them."""
+        try:
+            with self.rt.transaction() as session:
+                now, token, url = self.rt.now(), self.rt.ca_token, self.rt.config.public_url
+                ensure_audit_signer(session, token, public_url=url, now=now, actor=self.actor)
+            with self.rt.transaction() as session:
+                signed = sign_checkpoint(session, token, public_url=url, now=now)
+        except HierarchyNotReady:
+            return  # no issuing CA yet
+        except HSMError as ex:
+            log.warning("the audit checkpoint could not be signed: %s", ex)
+            tally.errors.append(f"audit checkpoint: {ex}")
+            return
+        if signed is not None:
+            tally.checkpoint = signed.tree_size
 
     def run_once(self) -> Tally:
         tally = Tally()
@@ -157,6 +205,8 @@ class Worker:
             tally.mailed = self._send_mail()
         self.refresh_crls(tally)
         self.refresh_ocsp(tally)
+        self.sequence_audit()
+        self.checkpoint_audit(tally)
         return tally
 
     def refresh_crls(self, tally: Tally) -> None:

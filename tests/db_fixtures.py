@@ -120,8 +120,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions on this test's database."""
-    return make_session_factory(engine)
+    """Sessions on this test's database; the audit sequencer runs inline after each commit on
+    PostgreSQL as well (tests read sequence numbers right after acting). ``tamga worker``'s
+    batched sequencing has tests of its own (tests/integration/db/test_sequencer.py)."""
+    return make_session_factory(engine, inline_audit=True)
 
 
 def _fresh_sqlite(tmp_path: Path) -> str:

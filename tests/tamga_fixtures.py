@@ -77,7 +77,8 @@ def runtime(hsm_home: Path, database_url: str, engine: Engine) -> Runtime:
         workers=1,
         ca_pin=TEST_PINS["tamga-ca"],
         cloud_pin=TEST_PINS["tamga-cloud"],
-    )
+        audit_sequencer="inline",  # tests read sequence numbers at once; test_sequencer.py
+    )  # has the worker's batched mode
     rt = Runtime(config)
     rt.__dict__["engine"] = engine  # share the fixture's engine (disposed by that fixture)
     return rt

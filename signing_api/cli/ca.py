@@ -60,6 +60,7 @@ def ca_issuer_csr() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ca_issuer_import(file: Path) -> None:
     """Install the issuing CA certificate signed by the root (PEM or DER)."""
+    from ca.audit_log import ensure_audit_signer
     from ca.dispatch import ensure_dispatch
     from ca.ocsp_responder import ensure_ocsp_responder
     from ca.tsa import ensure_tsa
@@ -76,7 +77,7 @@ def ca_issuer_import(file: Path) -> None:
         )
         # The TSA's, the dispatch and the OCSP responder certificates come from the issuing CA:
         # make them now rather than at the next init.
-        for ensure in (ensure_tsa, ensure_dispatch, ensure_ocsp_responder):
+        for ensure in (ensure_tsa, ensure_dispatch, ensure_ocsp_responder, ensure_audit_signer):
             ensure(
                 session,
                 runtime.ca_token,

@@ -12,7 +12,7 @@ from signing_api.web.billing import accounts, osmp
 from signing_api.web.ca import certificates, registry, renewals, revocation
 from signing_api.web.disputes import cases
 from signing_api.web.filing import agencies, reports
-from signing_api.web.public import crl, ocsp, routes, tsa
+from signing_api.web.public import audit, crl, ocsp, routes, tsa
 from signing_api.web.signing import csc, signatures
 from signing_api.web.ui import disputes
 
@@ -25,6 +25,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     crl,
     tsa,  # its static /ca/tsa.crt outranks /ca/<name>.crt
     ocsp,  # likewise /ca/ocsp.crt
+    audit,
     registry,
     certificates,
     revocation,

@@ -62,17 +62,18 @@ def openapi() -> Response:
 @blueprint.get("/ca/<name>.crt")
 @operation(
     "get{name}Certificate",
-    "A certificate of the CA (DER): root, issuing, or the dispatch-confirmation signer's",
+    "A certificate of the CA (DER): root, issuing, the dispatch-confirmation or the audit"
+    " checkpoint signer's",
     tag="ca",
     roles=None,
-    expand={"name": ("root", "issuing", "dispatch")},
+    expand={"name": ("root", "issuing", "dispatch", "audit")},
     responses={
         200: Reply(None, "DER-encoded X.509 certificate", media_type="application/pkix-cert")
     },
     errors=(404,),
 )
 def ca_certificate(name: str) -> Response:
-    if name not in ("root", "issuing", "dispatch"):
+    if name not in ("root", "issuing", "dispatch", "audit"):
         raise Problem("not-found", f"there is no CA certificate named {name!r}")
     with runtime().transaction() as session:
         try:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import AuditEntry, AuditHead, append, verify_chain
+from db.sequencer import integrate
 from tests.integration.db.test_audit import (
     HEAD,
     JOURNAL,
@@ -52,6 +53,7 @@ def test_forged_row_numbered_below_one_is_reported_at_its_own_number(
 
     def forge(connection: Any) -> None:
         forged = {**journal_row(connection, 1), "sequence": 0, "actor": "mallory"}
+        forged.pop("id")
         forged["hash"] = spec_hash(forged)
         connection.execute(insert(JOURNAL), forged)
 
@@ -72,11 +74,11 @@ def test_append_defaults_to_success_now_in_utc(session_factory: sessionmaker[Ses
         assert verify_chain(session) == 1
 
 
-def test_append_rereads_a_head_cached_in_its_session(
+def test_sequencer_rereads_a_head_cached_in_its_session(
     session_factory: sessionmaker[Session],
 ) -> None:
     """A session that read the head earlier must not chain onto that stale copy after another
-    writer appended (append's ``populate_existing``); kills append 12, 16."""
+    writer's entry was sequenced (``integrate``'s ``populate_existing``)."""
     with session_factory() as stale:
         with stale.begin():
             # Held, or the weakly referencing identity map lets it go; expire_on_commit=False
@@ -87,7 +89,8 @@ def test_append_rereads_a_head_cached_in_its_session(
             append(other, actor="a", action="x.done", object="o:1", now=T0)
         with stale.begin():
             entry = append(stale, actor="b", action="x.done", object="o:2", now=T0)
-            assert entry.sequence == 2
+            assert integrate(stale) == 1
+            assert stale.scalar(select(AuditEntry.sequence).where(AuditEntry.id == entry.id)) == 2
             assert cached.last_sequence == 2
     with session_factory() as session:
         assert verify_chain(session) == 2
