@@ -56,6 +56,8 @@ __all__ = [
     "inclusion_proof",
     "install_inline",
     "integrate",
+    "latest_checkpoint",
+    "root_at",
     "run_pending",
     "tree_head",
 ]

@@ -3,6 +3,7 @@ rotate|grant|revoke-grant``."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from db import check_connection, verify_chain
+from db import AuditChainBroken, check_connection, verify_journal
+from db.sequencer import backlog, run_pending
 from policies.dates import iso_utc
 from signing_api.cli.root import cli, load_config, now, open_runtime, operator
 from signing_api.clients import (
@@ -70,11 +72,50 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Check the whole chain; exit 1 naming the first bad sequence number."""
+    """Check the chain, the Merkle tree and every signed checkpoint; exit 1 naming the first bad
+    sequence number (0: the head, the tree or a checkpoint)."""
+    from ca.audit_log import verify_checkpoint_signatures
+
     runtime = open_runtime()
     with runtime.transaction() as session:
-        count = verify_chain(session)
-    click.echo(f"audit journal intact: {count} entries")
+        check = verify_journal(session)
+        try:
+            signed = verify_checkpoint_signatures(session)
+        except ValueError as ex:
+            raise AuditChainBroken(0, str(ex)) from None
+        waiting = backlog(session)
+    click.echo(f"audit journal intact: {check.entries} entries")
+    click.echo(f"merkle tree: {check.tree_size} leaves, root {check.root_hash}")
+    click.echo(f"checkpoints: {signed} signatures verified, {check.checkpoints} roots matched")
+    delay = waiting.delay(now())
+    click.echo(f"waiting to be sequenced: {waiting.pending} (oldest {delay:.1f} s)")
+
+
+@audit.command("sequence")
+def audit_sequence() -> None:
+    """Number, chain and tree-integrate every entry waiting (what `tamga worker` does)."""
+    runtime = open_runtime()
+    done = run_pending(runtime.session_factory)
+    click.echo(f"sequenced {done} entries")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sequence what waits, then sign a checkpoint of the tree now (one is due or not)."""
+    from ca.audit_log import ensure_audit_signer, sign_checkpoint
+
+    runtime = open_runtime()
+    run_pending(runtime.session_factory)
+    url = runtime.config.public_url
+    with runtime.transaction() as session:
+        ensure_audit_signer(
+            session, runtime.ca_token, public_url=url, now=now(), actor=f"cli:{operator()}"
+        )
+    with runtime.transaction() as session:
+        row = sign_checkpoint(session, runtime.ca_token, public_url=url, now=now(), force=True)
+        assert row is not None  # noqa: S101 - forced
+        click.echo(row.body, nl=False)
+        click.echo(f"signature (DER, base64): {base64.b64encode(row.signature).decode()}")
 
 
 @cli.group()

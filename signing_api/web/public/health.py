@@ -15,9 +15,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
-from db import check_connection
+from db import AuditHead, check_connection
+from db.sequencer import backlog, latest_checkpoint
 from hsm import HSMError, HSMToken
+from policies.dates import iso_utc
 from policies.keys import KeySpec, SignatureScheme
 from signing_api.config import ConfigError
 from signing_api.runtime import Runtime
@@ -72,8 +75,34 @@ def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         except (HSMError, ConfigError) as ex:
             checks[name] = {"status": "failed", "error": str(ex)}
     healthy = all(c["status"] == "ok" for c in checks.values())
+    # Reported, never a reason to leave the load balancer: a lagging sequencer (tamga worker
+    # down) delays numbering, it loses nothing, and signing goes on.
+    checks["audit"] = _audit_check(runtime)
     return healthy, {
         "status": "ok" if healthy else "unavailable",
         "worker_pid": os.getpid(),
         "checks": checks,
+    }
+
+
+AUDIT_LAG_WARNING_SECONDS = 60.0
+
+
+def _audit_check(runtime: Runtime) -> dict[str, Any]:
+    """The audit sequencer's backlog: entries waiting, the oldest one's wait, the tree's size."""
+    try:
+        with runtime.transaction() as session:
+            waiting = backlog(session)
+            size = session.scalar(select(AuditHead.tree_size))
+            checkpoint = latest_checkpoint(session)
+    except Exception as ex:  # the database check above says why
+        return {"status": "failed", "error": str(ex).splitlines()[0]}
+    delay = waiting.delay(runtime.now())
+    return {
+        "status": "ok" if delay <= AUDIT_LAG_WARNING_SECONDS else "lagging",
+        "pending": waiting.pending,
+        "delay_seconds": round(delay, 3),
+        "tree_size": size,
+        "checkpoint_tree_size": None if checkpoint is None else checkpoint.tree_size,
+        "checkpoint_signed_at": None if checkpoint is None else iso_utc(checkpoint.signed_at),
     }
