@@ -22,6 +22,11 @@ signed and written to the publish directory, so static files served by nginx or 
 fresh without any HTTP fetch reaching the service (the HTTP routes issue on demand as well).
 A root whose key we do not hold (an external national root) is skipped.
 
+Each pass also tends the cloud key pool (:mod:`ca.key_pool`, :mod:`policies.key_pool`): it
+destroys pooled keys past their maximum age, then generates a few key pairs in ``tamga-cloud``
+toward the pool's targets (a bounded number and time per pass), so that issuance takes a
+ready key instead of waiting for the token to make one.
+
 PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
 ``tamga-ca``), never inherited across a fork.
 """
@@ -44,6 +49,7 @@ import filing
 from ca import active_certificate
 from ca.dispatch import confirm_dispatch
 from ca.errors import HierarchyNotReady
+from ca.key_pool import PoolPass, tend_key_pool
 from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import TSAUnavailable
 from crl import (
@@ -59,6 +65,7 @@ from filing.delivery import Confirmer
 from hsm import HSMError
 from policies.crl import CRL_ISSUERS, DELTA_ISSUERS, delta_name
 from policies.filing import FILING_POLICY, FilingPolicy
+from policies.key_pool import KEY_POOL, KeyPoolPolicy
 from policies.ocsp import OCSP
 from signing_api.runtime import Runtime
 
@@ -157,6 +164,7 @@ class Worker:
             tally.mailed = self._send_mail()
         self.refresh_crls(tally)
         self.refresh_ocsp(tally)
+        self.tend_key_pool(tally)
         return tally
 
     def refresh_crls(self, tally: Tally) -> None:
@@ -223,6 +231,23 @@ class Worker:
         except (HSMError, OCSPUnavailable, HierarchyNotReady) as ex:
             log.warning("OCSP refresh failed: %s", ex)
             tally.errors.append(f"ocsp: {ex}")
+
+    # The cloud key pool's targets, maximum age and work per pass (tests set a smaller one).
+    key_pool: KeyPoolPolicy = KEY_POOL
+
+    def tend_key_pool(self, tally: Tally) -> PoolPass | None:
+        """Destroy expired pooled cloud keys, then generate a few toward the pool's targets."""
+        try:
+            done = tend_key_pool(
+                self.rt.transaction, self.rt.cloud_token, now=self.rt.now(), actor=self.actor,
+                policy=self.key_pool,
+            )  # fmt: skip
+        except HSMError as ex:
+            log.warning("cloud key pool not tended: %s", ex)
+            tally.errors.append(f"key pool: {ex}")
+            return None
+        tally.errors.extend(done.errors)
+        return done
 
     def _send_mail(self) -> int:
         from signing_api.mail import deliver
