@@ -1,6 +1,7 @@
 """Certificates per second through Tamga's issuance, and CRL generation for big revocation lists.
 
     .venv/bin/python bench/issue.py [--certs 100] [--database-url URL] [--crl-sizes 10000,100000]
+                                    [--profile FILE]
 
 Makes a throwaway ``TAMGA_HOME`` (``tamga init``: SoftHSM2 tokens, root and issuing CA), on the
 embedded SQLite database unless ``--database-url`` names an existing, empty PostgreSQL database,
@@ -8,7 +9,10 @@ registers one subscriber with ``--certs`` holders, funds its balance, and times
 ``ca.issuance.issue_certificate`` end to end — cloud key generation in ``tamga-cloud``, the
 pre-issuance lint, the HSM signature, the payment hold and its posting, four transactions — for
 cloud P-256 certificates with pkilint and without it (``lint=`` a no-op), and for RuToken
-certificates from a CSR (the CSR's P-256 key made here, outside the timing). Beside them, the raw
+certificates from a CSR (the CSR's P-256 key made here, outside the timing); and cloud P-256
+certificates from a warm key pool (issue #16): the pool is filled first with ``--certs`` keys
+by the worker's own pass (``ca.key_pool.tend_key_pool``, untimed but its rate printed), then
+each issuance takes a pooled key instead of generating one. Beside them, the raw
 baselines measured in the same run: key pairs generated per second on ``tamga-cloud`` and
 signatures per second with the issuing CA key (P-384) through ``HSMToken.sign_digest``, and
 pkilint alone on one certificate.
@@ -21,6 +25,7 @@ Nothing is asserted: the figures go to ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
 import secrets
@@ -64,7 +69,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
     parser.add_argument("--certs", type=int, default=100, help="certificates per variant")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
     parser.add_argument("--crl-sizes", default="10000,100000")
+    parser.add_argument(
+        "--profile", help="write cProfile stats of the warm-pool run here (pstats format)"
+    )
     args = parser.parse_args()
+    # Run as a script, this directory comes first on sys.path, where bench/crl.py would hide
+    # the project's ``crl`` package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
 
     home = Path(tempfile.mkdtemp(prefix="tamga-bench-issue-"))
     env = _env(home, args.database_url)
@@ -75,11 +87,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
     import billing
     from ca.errors import PaymentRequired
     from ca.issuance import issue_certificate
+    from ca.key_pool import pool_sizes, tend_key_pool
     from ca.profiles import lint_certificate
-    from ca.registry import create_holder, create_subscriber
+    from ca.registry import create_holder, create_subscriber, verify_holder
     from ca.requests import IssueRequest
     from crl import RevokedEntry, issue_crl
     from policies.ca_profiles import ISSUING_CA
+    from policies.key_pool import KeyPoolPolicy
     from policies.keys import KeySpec, SignatureScheme
     from signing_api.config import Config
     from signing_api.runtime import Runtime
@@ -114,8 +128,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
                 now=now,
                 actor="bench",
             ).id
-            for i in range(3 * n + 1)
+            for i in range(6 * n + 1)
         ]
+        for holder_id in holders:  # §3.3: a certificate needs an identity an officer checked
+            verify_holder(session, holder_id, document="bench", now=now, actor="bench")
         billing.record_payment(
             session,
             channel="cash",
@@ -164,8 +180,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
             actor="bench",
         )
 
-    def run(label: str, ids: list[int], **kw: Any) -> float:
+    def run(label: str, ids: list[int], profile: str | None = None, **kw: Any) -> float:
+        profiler = cProfile.Profile() if profile else None
         start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         for holder in ids:
             issue_certificate(
                 rt.transaction,
@@ -178,6 +197,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
                 **kw,
             )
         rate = len(ids) / (time.perf_counter() - start)
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         print(f"  {label:<44} {rate:8.1f} certificates/s")
         return rate
 
@@ -187,15 +209,45 @@ def main() -> None:  # noqa: PLR0915 - one linear script, top to bottom
         f", {n} certificates per variant"
     )
     print("end to end (issue_certificate: key, lint, HSM signature, hold, four transactions):")
-    run("cloud P-256, pkilint included", holders[1 : n + 1])
-    run(
-        "cloud P-256, pkilint excluded",
-        holders[n + 1 : 2 * n + 1],
-        lint=lambda _c: [],
-    )
+    batches = iter(holders[1:])
+
+    def batch() -> list[int]:
+        return [next(batches) for _ in range(n)]
+
+    def fill_pool() -> None:
+        """The worker's own pass fills the pool with n P-256 keys (untimed, its time printed)."""
+        policy = KeyPoolPolicy(
+            targets=(("ec-p256", n),), max_age=timedelta(days=30), keys_per_pass=n,
+            pass_budget=timedelta(hours=1),
+        )  # fmt: skip
+        start = time.perf_counter()
+        filled = tend_key_pool(
+            rt.transaction, rt.cloud_token, now=datetime.now(UTC), actor="bench", policy=policy
+        )
+        took = time.perf_counter() - start
+        assert filled.added == n and not filled.errors, filled
+        print(f"  {'(untimed: pool filled by the worker pass,':<44} {n / took:8.1f} keys/s)")
+
+    def used_up() -> None:
+        with rt.transaction() as session:
+            left = pool_sizes(session, now=datetime.now(UTC))
+        assert not left, f"the pool was not used up: {left}"
+
+    run("cloud P-256, empty pool, pkilint included", batch())
+    fill_pool()
+    run("cloud P-256, warm key pool, pkilint included", batch())
+    used_up()
+    fill_pool()
+    run("cloud P-256, warm key pool, pkilint excluded", batch(), lint=lambda _c: [])
+    used_up()
+    run("cloud P-256, empty pool, pkilint excluded", batch(), lint=lambda _c: [])
+    if args.profile:
+        fill_pool()
+        run("(cProfile) cloud P-256, warm pool, pkilint", batch(), profile=args.profile)
+        used_up()
     csrs = [_csr() for _ in range(n)]
     start = time.perf_counter()
-    for holder, csr in zip(holders[2 * n + 1 :], csrs, strict=True):
+    for holder, csr in zip(batch(), csrs, strict=True):
         issue_certificate(
             rt.transaction,
             ca_token=rt.ca_token,

@@ -8,8 +8,10 @@ token works:
    account (``billing.issue_payment_account``, purpose ``cert:first:<inn>``), issued and
    committed on its own so that the 402 answer names a real account; while it is unpaid the
    request is refused with ``PaymentRequired``. Later certificates are paid from the balance.
-1. *Reserve*: cloud keys are generated in ``tamga-cloud`` (sensitive, never extractable); a
-   RuToken CSR is checked (proof of possession, key policy, not certified for anybody else).
+1. *Reserve*: a cloud key is taken from the key pool (``ca.key_pool``: made ahead by the
+   worker, taken in its own short transaction, never twice) or, when the pool has none of that
+   spec, generated in ``tamga-cloud`` (sensitive, never extractable either way); a RuToken CSR
+   is checked (proof of possession, key policy, not certified for anybody else).
    In one transaction: the serial is reserved, the body is built from the registry (never
    from the CSR) and linted with pkilint after signing a copy with a throwaway key, the
    ``pending`` row keeps the SHA-256 of the linted to-be-signed bytes and the §18.2.2
@@ -20,8 +22,9 @@ token works:
    certificate that exists), the status history and the journal say ``issued``.
 
 Any failure after step 1 marks the row ``failed``, releases a balance hold (the first
-certificate's payment stays for the next attempt), destroys a generated cloud key and journals
-``ca.certificate.failed``. A lint refusal happens inside step 1, so nothing is signed at all.
+certificate's payment stays for the next attempt), destroys the cloud key (generated or taken
+from the pool: a taken key never returns to it) and journals ``ca.certificate.failed``. A lint
+refusal happens inside step 1, so nothing is signed at all.
 
 Requests are idempotent by ``request_key`` (the API builds it from the client and its
 ``Idempotency-Key``): a replay of an issued request returns the same certificate.
@@ -32,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from sqlalchemy.orm import Session
 import billing
 from ca.errors import CAError, Conflict, InvalidField, KeyRefused, NotFound, PaymentRequired
 from ca.hierarchy import active_certificate
+from ca.key_pool import claim_key, destroy_taken_key, new_cloud_label
 from ca.models import Certificate, CertificateEvent, Holder, Subscriber
 from ca.pricing import certificate_price, first_certificate_purpose
 from ca.profiles import (
@@ -69,6 +72,7 @@ from db import audit
 from hsm import HSMError, HSMToken, PublicKey
 from policies.ca_profiles import ISSUING_CA
 from policies.cert_profiles import CertRole, KeyRejected, Storage
+from policies.key_pool import KEY_POOL, KeyPoolPolicy
 from policies.keys import KeySpec
 from policies.money import som
 from policies.statuses import (
@@ -423,12 +427,14 @@ def issue_certificate(
     renewal_of: int | None = None,
     prepaid_key: str | None = None,
     lint: Linter = lint_certificate,
+    key_pool: KeyPoolPolicy = KEY_POOL,
 ) -> Issued:
     """Issue the certificate ``request`` asks for (see the module docstring for the phases).
 
     ``prepaid_key``: the ledger hold that already pays it (a renewal charged on acceptance
     passes its own; None: the first-certificate payment or a hold on the balance).
     ``not_before`` defaults to ``now`` (a renewal starts when the old certificate ends).
+    ``key_pool``: whose maximum age a pooled cloud key must be under to be taken.
     """
     what = f"holder:{request.holder_id}"
     with _refusal_audited(transaction, actor=actor, now=now, what=what):
@@ -444,18 +450,17 @@ def issue_certificate(
                     amount_due=plan.price - available,
                     payment_account=None,
                 )
-        public_key, label, spec = _subject_key(wanted, cloud_token)
+        key = _subject_key(wanted, cloud_token, transaction, now=now, pool=key_pool)
+    label = key.label
     try:
         with _refusal_audited(transaction, actor=actor, now=now, what=what):
             row_id, builder, linted, algorithm = _reserve(
-                transaction, plan, public_key=public_key, key_label=label, key_spec=spec,
-                public_url=public_url, now=now, actor=actor, request_key=request_key,
-                not_before=not_before or now, renewal_of=renewal_of, prepaid_key=prepaid_key,
-                lint=lint,
+                transaction, plan, key=key, public_url=public_url, now=now, actor=actor,
+                request_key=request_key, not_before=not_before or now, renewal_of=renewal_of,
+                prepaid_key=prepaid_key, lint=lint,
             )  # fmt: skip
     except BaseException:
-        if label is not None:
-            _destroy_quietly(cloud_token, label)
+        _discard_key(transaction, cloud_token, key, now=now, actor=actor)
         raise
     try:
         issuer_key = ca_token.private_key(ISSUING_CA.key_label)
@@ -509,27 +514,50 @@ def _key_request(request: IssueRequest) -> PublicKey | KeySpec:
     return request.key_spec
 
 
+@dataclass(frozen=True)
+class _SubjectKey:
+    """The new certificate's key: a RuToken key (no label) or a cloud key and where it came from."""
+
+    public_key: PublicKey
+    label: str | None  # CKA_LABEL in tamga-cloud
+    spec: str  # KeySpec.name
+    pooled: bool = False  # taken from the key pool (else generated now, or a RuToken key)
+
+    @property
+    def source(self) -> str:
+        if self.label is None:
+            return "csr"
+        return "pool" if self.pooled else "generated"
+
+
 def _subject_key(
-    wanted: PublicKey | KeySpec, cloud_token: HSMToken
-) -> tuple[PublicKey, str | None, str]:
-    """(public key, cloud key label or None, key spec name) for the new certificate."""
+    wanted: PublicKey | KeySpec,
+    cloud_token: HSMToken,
+    transaction: Transaction,
+    *,
+    now: datetime,
+    pool: KeyPoolPolicy,
+) -> _SubjectKey:
+    """The new certificate's key: the CSR's, a ready key from the pool, or one generated now."""
     if not isinstance(wanted, KeySpec):
-        return wanted, None, key_spec_name(wanted)
-    label = f"cloud-{secrets.token_hex(12)}"
+        return _SubjectKey(wanted, None, key_spec_name(wanted))
+    with transaction() as session:  # committed at once: the key is ours, the row lock released
+        taken = claim_key(session, wanted, now=now, policy=pool)
+    if taken is not None:
+        return _SubjectKey(taken.public_key, taken.label, wanted.name, pooled=True)
+    label = new_cloud_label()  # an empty pool never fails an issuance
     try:
         info = cloud_token.generate_key(label, wanted)
     except HSMError as ex:
         raise CAError(f"the cloud HSM could not generate a key: {ex}") from ex
-    return info.public_key, label, wanted.name
+    return _SubjectKey(info.public_key, label, wanted.name)
 
 
 def _reserve(
     transaction: Transaction,
     plan: _Plan,
     *,
-    public_key: PublicKey,
-    key_label: str | None,
-    key_spec: str,
+    key: _SubjectKey,
     public_url: str,
     now: datetime,
     actor: str,
@@ -539,6 +567,7 @@ def _reserve(
     prepaid_key: str | None,
     lint: Linter,
 ) -> tuple[int, x509.CertificateBuilder, x509.Certificate, hashes.SHA256 | hashes.SHA384]:
+    public_key, key_spec = key.public_key, key.spec
     digest = spki_sha256(public_key)
     try:
         with transaction() as session:
@@ -576,7 +605,7 @@ def _reserve(
                 role=plan.role.value,
                 storage=plan.storage.value,
                 key_spec=key_spec,
-                key_label=key_label,
+                key_label=key.label,
                 spki_sha256=digest,
                 subject=linted.subject.rfc4514_string(_NAMES),
                 requisites=requisites(subscriber, holder),
@@ -627,6 +656,8 @@ def _reserve(
                     "role": plan.role.value,
                     "storage": plan.storage.value,
                     "key_spec": key_spec,
+                    "key_label": key.label,
+                    "key_source": key.source,
                     "tbs_sha256": row.tbs_sha256,
                     "payment": row.payment_key,
                 },
@@ -636,6 +667,23 @@ def _reserve(
     except IntegrityError:
         raise Conflict("a request with this Idempotency-Key or renewal is already known") from None
     return row_id, builder, linted, signature_hash(issuer)
+
+
+def _discard_key(
+    transaction: Transaction, cloud_token: HSMToken, key: _SubjectKey, *, now: datetime, actor: str
+) -> None:
+    """Destroy the cloud key of an issuance refused before its reservation was committed."""
+    if key.label is None:
+        return
+    if key.pooled:  # the pool journalled this key's making: journal its end too
+        try:
+            with transaction() as session:
+                destroy_taken_key(session, cloud_token, key.label, reason="issuance refused",
+                                  now=now, actor=actor)  # fmt: skip
+            return
+        except Exception:  # noqa: S110 - the refusal being raised matters more than this entry
+            pass
+    _destroy_quietly(cloud_token, key.label)
 
 
 def _destroy_quietly(token: HSMToken, label: str) -> bool:
@@ -676,6 +724,11 @@ def _fail(
             action="ca.certificate.failed",
             object=f"certificate:{row.serial}",
             outcome="failure",
-            details={"serial": row.serial, "error": f"{type(error).__name__}: {error}"[:500]},
+            details={
+                "serial": row.serial,
+                "error": f"{type(error).__name__}: {error}"[:500],
+                "key_label": label,
+                "key_destroyed": destroyed,
+            },
             now=now,
         )

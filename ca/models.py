@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -29,6 +30,7 @@ __all__ = [
     "CertificateEvent",
     "CertificateSerial",
     "Holder",
+    "PooledKey",
     "PowerOfAttorney",
     "RegistrationRequest",
     "RenewalDocument",
@@ -309,4 +311,25 @@ class ForeignAccess(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+# ---- the cloud key pool (issue #16) ----------------------------------------------------------
+
+
+class PooledKey(Base):
+    """A ready key pair in ``tamga-cloud`` that no certificate names yet (``ca.key_pool``).
+
+    The row is the pool: a key is taken by deleting its row (``claim_key``), so it can be
+    taken once; the label then moves to the certificate (``certificates.key_label``). The
+    public key is kept here so that issuance needs no token call to certify it. Migration 0015.
+    """
+
+    __tablename__ = "cloud_key_pool"
+    __table_args__ = (Index("ix_cloud_key_pool_key_spec_created_at", "key_spec", "created_at"),)
+
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)  # CKA_LABEL in tamga-cloud
+    key_spec: Mapped[str] = mapped_column(String(16))  # KeySpec.name: "ec-p256", "rsa-2048"
+    spki_der: Mapped[bytes] = mapped_column(LargeBinary)  # SubjectPublicKeyInfo, DER
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the key was generated
     created_by: Mapped[str] = mapped_column(String(64))

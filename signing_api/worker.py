@@ -27,6 +27,11 @@ chains and tree-integrates committed entries in batches (``db.sequencer``, under
 head's row lock, so workers on several nodes take turns), polling every 0.2 s while idle; each
 pass signs a checkpoint of the tree when one is due (``ca.audit_log``, :mod:`policies.audit`).
 
+Each pass also tends the cloud key pool (:mod:`ca.key_pool`, :mod:`policies.key_pool`): it
+destroys pooled keys past their maximum age, then generates a few key pairs in ``tamga-cloud``
+toward the pool's targets (a bounded number and time per pass), so that issuance takes a
+ready key instead of waiting for the token to make one.
+
 PKCS#11 is opened in the worker process itself (the dispatch key and the TSA key live in
 ``tamga-ca``), never inherited across a fork.
 """
@@ -50,6 +55,7 @@ from ca import active_certificate
 from ca.audit_log import ensure_audit_signer, sign_checkpoint
 from ca.dispatch import confirm_dispatch
 from ca.errors import HierarchyNotReady
+from ca.key_pool import PoolPass, tend_key_pool
 from ca.ocsp_responder import ensure_ocsp_responder
 from ca.tsa import TSAUnavailable
 from crl import (
@@ -67,6 +73,7 @@ from hsm import HSMError
 from policies.audit import AUDIT_LOG_POLICY
 from policies.crl import CRL_ISSUERS, DELTA_ISSUERS, delta_name
 from policies.filing import FILING_POLICY, FilingPolicy
+from policies.key_pool import KEY_POOL, KeyPoolPolicy
 from policies.ocsp import OCSP
 from signing_api.runtime import Runtime
 
@@ -205,6 +212,7 @@ class Worker:
             tally.mailed = self._send_mail()
         self.refresh_crls(tally)
         self.refresh_ocsp(tally)
+        self.tend_key_pool(tally)
         self.sequence_audit()
         self.checkpoint_audit(tally)
         return tally
@@ -273,6 +281,23 @@ class Worker:
         except (HSMError, OCSPUnavailable, HierarchyNotReady) as ex:
             log.warning("OCSP refresh failed: %s", ex)
             tally.errors.append(f"ocsp: {ex}")
+
+    # The cloud key pool's targets, maximum age and work per pass (tests set a smaller one).
+    key_pool: KeyPoolPolicy = KEY_POOL
+
+    def tend_key_pool(self, tally: Tally) -> PoolPass | None:
+        """Destroy expired pooled cloud keys, then generate a few toward the pool's targets."""
+        try:
+            done = tend_key_pool(
+                self.rt.transaction, self.rt.cloud_token, now=self.rt.now(), actor=self.actor,
+                policy=self.key_pool,
+            )  # fmt: skip
+        except HSMError as ex:
+            log.warning("cloud key pool not tended: %s", ex)
+            tally.errors.append(f"key pool: {ex}")
+            return None
+        tally.errors.extend(done.errors)
+        return done
 
     def _send_mail(self) -> int:
         from signing_api.mail import deliver
