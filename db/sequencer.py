@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from db import audit
 from db.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditTreeNode, tree_nodes
@@ -220,15 +220,17 @@ def install_inline(factory: sessionmaker[Session]) -> None:
 
     def after_commit(session: Session) -> None:
         # A savepoint's release fires this too, inside the still open outer transaction.
-        if session.in_transaction() or not session.info.pop(audit.PENDING_KEY, False):
+        if session.get_nested_transaction() is not None:
+            return
+        if not session.info.pop(audit.PENDING_KEY, False):
             return
         try:
             run_pending(factory)
         except Exception:  # the entries stay pending: the next commit or the worker sequences
             log.exception("inline audit sequencing failed; entries stay pending")
 
-    def after_rollback(session: Session, _previous: object) -> None:
-        if not session.in_transaction():  # a savepoint's rollback leaves the outer's entries
+    def after_rollback(session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:  # a savepoint's rollback leaves the outer's entries
             session.info.pop(audit.PENDING_KEY, None)
 
     event.listen(factory, "after_commit", after_commit)

@@ -602,3 +602,30 @@ def test_the_sequencer_is_one_at_a_time(pg_database_url: str) -> None:
             assert verify_journal(session).entries == 3
     finally:
         engine.dispose()
+
+
+def test_inline_sequencing_runs_at_the_outer_commit_not_at_a_savepoint(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The embedded mode numbers entries after the outermost commit: a savepoint's release is
+    no commit (the outer transaction holds the database), a savepoint's rollback takes only
+    its own entries away."""
+    with session_factory() as session:
+        with session.begin():
+            append(session, actor="a", action="outer", object="o", now=T0)
+            with session.begin_nested():
+                append(session, actor="a", action="kept", object="o", now=T0)
+            savepoint = session.begin_nested()
+            append(session, actor="a", action="undone", object="o", now=T0)
+            savepoint.rollback()
+            assert sequences(session) == [None, None]
+        assert sequences(session) == [1, 2]
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.sequence))
+        assert list(actions) == ["outer", "kept"]
+    with session_factory() as session:
+        session.begin()
+        append(session, actor="a", action="rolled back", object="o", now=T0)
+        session.rollback()
+        session.begin()
+        session.commit()  # nothing appended in this one: no pass needed, none harmful
+        assert sequences(session) == [1, 2]
