@@ -182,6 +182,17 @@ def _ensure_audit_log(
     )
 
 
+def checkpoint_when_due(runtime: Runtime, now: datetime) -> bool:
+    """Number every waiting audit entry, then sign a checkpoint if one is due (the first one
+    always); whether one was signed. Later ones are `tamga worker`'s."""
+    run_pending(runtime.session_factory)
+    with runtime.transaction() as session:
+        signed = sign_checkpoint(
+            session, runtime.ca_token, public_url=runtime.config.public_url, now=now
+        )
+    return signed is not None
+
+
 def _restrict_sqlite_file(runtime: Runtime) -> None:
     """The embedded database holds the audit journal and token hashes: owner-only (0600)."""
     database = runtime.engine.url.database

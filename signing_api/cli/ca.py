@@ -64,7 +64,7 @@ def ca_issuer_import(file: Path) -> None:
     from ca.dispatch import ensure_dispatch
     from ca.ocsp_responder import ensure_ocsp_responder
     from ca.tsa import ensure_tsa
-    from signing_api.bootstrap import publish_ca_files
+    from signing_api.bootstrap import checkpoint_when_due, publish_ca_files
 
     runtime = open_runtime()
     with runtime.transaction() as session:
@@ -86,4 +86,5 @@ def ca_issuer_import(file: Path) -> None:
                 actor=f"cli:{operator()}",
             )
         publish_ca_files(session, runtime.config.public_dir)
+    checkpoint_when_due(runtime, now())  # the audit log's first checkpoint, now it can sign
     click.echo(f"installed issuing CA certificate serial {cert.serial_number:x}")

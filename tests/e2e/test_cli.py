@@ -67,13 +67,13 @@ def test_init_twice_same_keys_same_certificates(
     )
     assert {label: _token_keys(home, label) for label in ("tamga-ca", "tamga-cloud")} == keys_before
     assert _counts(database_url) == counts_before
-    assert counts_before["ca_certificates"] == 5  # root, issuing, tsa, dispatch, ocsp
+    assert counts_before["ca_certificates"] == 6  # root, issuing, tsa, dispatch, ocsp, audit
 
     # Every private key on both tokens: sensitive, never extractable, sign-only, unreadable.
     labels = {k["label"] for keys in keys_before.values() for k in keys}
     assert labels == {
         "tamga-root-ca", "tamga-issuing-ca", "tamga-tsa", "tamga-dispatch", "tamga-ocsp",
-        "tamga-healthcheck",
+        "tamga-audit", "tamga-healthcheck",
     }  # fmt: skip
     for keys in keys_before.values():
         for key in keys:
@@ -98,10 +98,11 @@ def test_init_twice_same_keys_same_certificates(
     openssl_verify(tmp_path / "root.pem", tmp_path / "issuing.pem")
     pkilint(tmp_path / "root.pem")
     pkilint(tmp_path / "issuing.pem")
-    assert (
-        "audit journal intact"
-        in run_tamga(home, "audit", "verify", database_url=database_url).stdout
-    )
+    verified = run_tamga(home, "audit", "verify", database_url=database_url).stdout
+    assert "audit journal intact" in verified
+    # init signed the first checkpoint over every entry it journalled (docs/audit.md)
+    assert "checkpoints: 1 signatures verified, 1 roots matched" in verified
+    assert "waiting to be sequenced: 0" in verified
 
 
 def test_second_home_is_independent(run_tamga: RunTamga, tmp_path: Path) -> None:
@@ -195,6 +196,24 @@ def test_audit_verify_names_the_tampered_row(run_tamga: RunTamga, tmp_path: Path
     db.close()
     result = run_tamga(home, "audit", "verify", check=False)
     _fails(result, "3")
+
+
+def test_audit_checkpoint_and_a_forged_one(run_tamga: RunTamga, tmp_path: Path) -> None:
+    """`tamga audit checkpoint` prints the signed text; a checkpoint whose text was changed
+    behind the triggers fails `tamga audit verify` (exit 1, one line, no traceback)."""
+    home = tmp_path / "home"
+    run_tamga(home, "init")
+    printed = run_tamga(home, "audit", "checkpoint").stdout.splitlines()
+    assert printed[0] == "127.0.0.1:8000/audit"
+    assert int(printed[1]) > 5 and printed[3].startswith("timestamp ")
+    assert printed[4].startswith("signature (DER, base64): ")
+    assert "2 signatures verified" in run_tamga(home, "audit", "verify").stdout
+    db = sqlite3.connect(home / "tamga.db")
+    with db:
+        db.execute("DROP TRIGGER audit_checkpoints_no_update")
+        db.execute("UPDATE audit_checkpoints SET body = replace(body, 'timestamp', 'Timestamp')")
+    db.close()
+    _fails(run_tamga(home, "audit", "verify", check=False), "checkpoint", "signature")
 
 
 def test_clients_create_prints_token_once_on_last_line(
