@@ -64,6 +64,26 @@ while not os.path.exists(stop):
 
 
 @contextmanager
+def sequencer_process(url: str, batch: int = 5000, poll: float = 0.2) -> Iterator[None]:
+    """A sequencer in its own process, as `tamga worker`'s thread runs it, until the block ends;
+    it has imported everything before the block starts."""
+    stop = Path(tempfile.mkdtemp()) / "stop"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SEQUENCER, url, str(stop), str(batch), str(poll)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+    try:
+        yield
+    finally:
+        stop.touch()
+        process.wait(timeout=60)
+
+
+@contextmanager
 def scratch(args: argparse.Namespace) -> Iterator[str]:
     if args.sqlite:
         with tempfile.TemporaryDirectory() as home:
@@ -158,15 +178,6 @@ def appends(url: str, args: argparse.Namespace) -> list[str]:
     factory = make_session_factory(engine, inline_audit=False)
     with factory() as session:
         first = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)) or 0
-    stop = Path(tempfile.mkdtemp()) / "stop"
-    sequencer = subprocess.Popen(
-        [sys.executable, "-c", _SEQUENCER, url, str(stop), str(args.batch), str(args.poll)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-    )
-    assert sequencer.stdout is not None
-    assert sequencer.stdout.readline().strip() == b"ready"  # imports done, before any writer
     committed: dict[int, float] = {}
     numbered: list[tuple[float, int]] = []
     lock = threading.Lock()
@@ -189,29 +200,20 @@ def appends(url: str, args: argparse.Namespace) -> list[str]:
             numbered.append((time.perf_counter(), int(last or 0)))
             time.sleep(0.01)
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(args.writers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    deadline = time.perf_counter() + 30
-    total = len(committed)
-    while time.perf_counter() < deadline:
-        with factory() as session:
-            if (
-                session.scalar(text("SELECT count(*) FROM audit_journal WHERE sequence IS NULL"))
-                == 0
-            ):
-                break
-        time.sleep(0.05)
-    watching.set()
-    watcher.join()
-    stop.touch()
-    sequencer.wait(timeout=30)
+    with sequencer_process(url, args.batch, args.poll):
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(args.writers)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+        total = len(committed)
+        wait_until_sequenced(factory)
+        watching.set()
+        watcher.join()
     with factory() as session:
         sequence_of = dict(
             session.execute(
@@ -236,6 +238,20 @@ def appends(url: str, args: argparse.Namespace) -> list[str]:
         f" {check.pending}"
     )
     return lines
+
+
+def wait_until_sequenced(factory: object, timeout: float = 60) -> None:
+    """Until no committed entry waits for the sequencer."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with factory() as session:  # type: ignore[operator]
+            if session.scalar(text(PENDING)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("the sequencer did not catch up")
+
+
+PENDING = "SELECT count(*) FROM audit_journal WHERE sequence IS NULL"
 
 
 def _delays(

@@ -15,13 +15,15 @@ Beside each figure it prints the raw baseline: the same number of bare single-ro
 ``INSERT ...; COMMIT`` transactions through the same engine with the same number of clients,
 i.e. what PostgreSQL and the driver do by themselves on this machine.
 
-Every money event appends to the hash-chained audit journal in its own transaction, and every
-append locks the single ``audit_head`` row until the commit (``db/audit.py``): writers of all
-subscribers queue there. The script times, from engine events and without touching production
-code, how long each operation waited for the subscriber's row lock (``customer_accounts ... FOR
-UPDATE``) and for the audit head, and how long it then held each until its commit: ``1000 /
-held`` is the most operations per second that row lets through (the audit head for every
-operation; the subscriber's row for operations on one subscriber).
+Every money event appends to the audit journal in its own transaction. Until issue #16 every
+append locked the single ``audit_head`` row until the commit: writers of all subscribers queued
+there. Now appends lock nothing, and a sequencer process runs beside the clients for the whole
+run, as ``tamga worker`` does (``bench/audit.py``); at the end the script waits for it to number
+every entry and verifies the journal. The script times, from engine events and without
+touching production code, how long each operation waited for the subscriber's row lock
+(``customer_accounts ... FOR UPDATE``) and for the audit head (zero since issue #16), and how
+long it then held each until its commit: ``1000 / held`` is the most operations per second that
+row lets through (the subscriber's row for operations on one subscriber).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from audit import sequencer_process, wait_until_sequenced
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +53,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import billing
 from billing import ledger
 from db import make_engine, make_session_factory, upgrade
+from db.audit import verify_journal
 from policies.tariffs import Revenue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,17 +398,23 @@ def run(args: argparse.Namespace, url: str) -> None:
         raw = {n: bench.measure(Config("raw", "", n)).rate for n in args.client_counts}
         print("  raw commits measured", file=sys.stderr, flush=True)
         rows = []
-        for operation in OPERATIONS:
-            for target in ("hot", "many"):
-                for clients in args.client_counts:
-                    result = bench.measure(Config(operation, target, clients))
-                    rows.append(_row(result, raw))
-                    print(f"  {operation} {target} {clients}", file=sys.stderr, flush=True)
+        with sequencer_process(url):
+            for operation in OPERATIONS:
+                for target in ("hot", "many"):
+                    for clients in args.client_counts:
+                        result = bench.measure(Config(operation, target, clients))
+                        rows.append(_row(result, raw))
+                        print(f"  {operation} {target} {clients}", file=sys.stderr, flush=True)
+            wait_until_sequenced(factory)
+        with factory() as session:
+            check = verify_journal(session)
         header = ["ledger", "accounts", "clients", "ops/s", "raw commits/s", "of raw",
                   "latency ms", "customer wait ms", "customer held ms", "audit wait ms",
                   "audit held ms", "bound/s"]  # fmt: skip
         _print_table(header, rows)
         print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
+        print(f"(audit journal: {check.entries:,} entries numbered by the sequencer process"
+              f" beside the clients; chain and tree verified)")  # fmt: skip
         print()
         _legend(args.accounts)
     finally:
