@@ -7,7 +7,7 @@ of :func:`integrate`, in its own transaction:
    IMMEDIATE``): one sequencer at a time cluster-wide, and writers never wait for it;
 2. if entries older than migration 0014 are not yet leaves of the Merkle tree, adds the next
    batch of them (the journal is migrated in place, a batch per pass);
-3. otherwise reads up to ``limit`` committed unsequenced entries in insertion order, checks each
+3. then reads up to the rest of ``limit`` committed unsequenced entries in insertion order, checks each
    one's content hash, gives them the next sequence numbers, chains them (each hash covers the
    entry with its sequence and the previous hash), stores the Merkle nodes they complete and
    moves the head — all in the one transaction.
@@ -15,9 +15,9 @@ of :func:`integrate`, in its own transaction:
 A sequencer killed at any point leaves either the whole batch or none of it: no entry is lost
 (it stays pending for the next pass) and none is numbered twice (the UPDATE is conditional on
 ``sequence IS NULL``, and the database refuses any second one). An entry of a rolled-back
-business transaction never existed. :func:`run_pending` loops until nothing is pending; it is
-called inline after each commit in the embedded SQLite mode (:func:`install_inline`) and by
-``tamga worker``'s sequencer thread in production.
+business transaction never existed. :func:`run_pending` loops until a pass finds less than a
+batch; ``tamga worker``'s sequencer thread calls it in production, and in the embedded SQLite
+mode :func:`install_inline` runs passes inside each committing transaction.
 
 :func:`tree_head` reads the size and root for a checkpoint, :func:`inclusion_proof` and
 :func:`consistency_proof` build the RFC 9162 proofs from the stored nodes.
@@ -81,9 +81,12 @@ def integrate(session: Session, *, limit: int = DEFAULT_BATCH) -> int:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    frontier = _frontier(session, head.tree_size)
+    joined, frontier = 0, None
     if head.tree_size < head.last_sequence:
-        return _join_legacy(session, head, frontier, limit)
+        frontier = _frontier(session, head.tree_size)
+        joined = _join_legacy(session, head, frontier, limit)
+        if head.tree_size < head.last_sequence or joined == limit:
+            return joined
     rows = session.execute(
         select(
             _JOURNAL.c.id,
@@ -97,10 +100,12 @@ def integrate(session: Session, *, limit: int = DEFAULT_BATCH) -> int:
         )
         .where(_JOURNAL.c.sequence.is_(None))
         .order_by(_JOURNAL.c.id)
-        .limit(limit)
+        .limit(limit - joined)
     ).all()
     if not rows:
-        return 0
+        return joined
+    if frontier is None:
+        frontier = _frontier(session, head.tree_size)
     sequence, prev_hash = head.last_sequence, head.last_hash
     numbered: list[dict[str, object]] = []
     nodes: list[dict[str, object]] = []
@@ -147,7 +152,7 @@ def integrate(session: Session, *, limit: int = DEFAULT_BATCH) -> int:
     session.execute(insert(_TREE), nodes)
     head.last_sequence, head.last_hash, head.tree_size = sequence, prev_hash, frontier.size
     session.flush()
-    return len(rows)
+    return joined + len(rows)
 
 
 def _join_legacy(session: Session, head: AuditHead, frontier: Frontier, limit: int) -> int:
@@ -202,38 +207,44 @@ def _frontier(session: Session, size: int) -> Frontier:
 
 
 def run_pending(factory: Callable[[], Session], *, limit: int = DEFAULT_BATCH) -> int:
-    """Run passes, each its own transaction, until nothing is pending; the number integrated."""
+    """Run passes, each its own transaction, until one finds less than a full batch; the number
+    integrated (entries committed meanwhile wait for the next call)."""
     total = 0
     while True:
         with factory() as session, session.begin():
             done = integrate(session, limit=limit)
-        if done == 0:
-            return total
         total += done
+        if done < limit:
+            return total
 
 
 def install_inline(factory: sessionmaker[Session]) -> None:
-    """Sequence inline: after each commit of a session of ``factory`` that appended entries,
-    run the sequencer in a new session (the embedded SQLite mode). A failure is logged and
-    left to the next pass; the business transaction has committed already."""
+    """Sequence inline (the embedded SQLite mode): when a session of ``factory`` that appended
+    entries commits its outermost transaction, the sequencer runs first inside that very
+    transaction, in a savepoint. SQLite has one writer at a time anyway, so this costs no
+    concurrency and no extra commit; the entries are numbered when the commit returns. A
+    failing pass rolls back to its savepoint, is logged, and leaves the entries for the next
+    commit or the worker: the business transaction still commits."""
     from sqlalchemy import event
 
-    def after_commit(session: Session) -> None:
-        # A savepoint's release fires this too, inside the still open outer transaction.
+    def before_commit(session: Session) -> None:
+        # A savepoint's release fires this too: only the outermost commit sequences.
         if session.get_nested_transaction() is not None:
             return
         if not session.info.pop(audit.PENDING_KEY, False):
             return
         try:
-            run_pending(factory)
-        except Exception:  # the entries stay pending: the next commit or the worker sequences
+            with session.begin_nested():
+                while integrate(session) == DEFAULT_BATCH:
+                    pass
+        except Exception:  # the entries stay pending: the next commit or the worker numbers them
             log.exception("inline audit sequencing failed; entries stay pending")
 
     def after_rollback(session: Session, previous: SessionTransaction) -> None:
         if previous.parent is None:  # a savepoint's rollback leaves the outer's entries
             session.info.pop(audit.PENDING_KEY, None)
 
-    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "before_commit", before_commit)
     event.listen(factory, "after_soft_rollback", after_rollback)
 
 
