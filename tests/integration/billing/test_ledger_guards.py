@@ -123,9 +123,7 @@ def test_holds_add_up_and_voiding_one_releases_only_its_amount(db: sessionmaker[
 
 
 def _audit_rows(s: Session, after: int) -> list[tuple[str, str, str, str, dict[str, object]]]:
-    rows = s.scalars(
-        select(AuditEntry).where(AuditEntry.sequence > after).order_by(AuditEntry.sequence)
-    )
+    rows = s.scalars(select(AuditEntry).where(AuditEntry.id > after).order_by(AuditEntry.id))
     return [(e.actor, e.action, e.object, e.outcome, e.details_dict()) for e in rows]
 
 
@@ -136,7 +134,7 @@ def test_every_money_event_has_its_audit_row_with_action_amount_and_key(
     names its action, the subscriber (or account) it touched, the amount, the idempotency key and
     the ledger transaction or hold it wrote, at the event's time; a replay appends none."""
     with db.begin() as s:
-        start = s.scalar(select(func.max(AuditEntry.sequence))) or 0
+        start = s.scalar(select(func.max(AuditEntry.id))) or 0
         credited = _credit(s, 100_00, "cash:1")
         charged = _charge(s, 10_00, "report:1")
         moved = ledger.transfer(
@@ -151,7 +149,7 @@ def test_every_money_event_has_its_audit_row_with_action_amount_and_key(
             s, transaction_id=charged.transaction_id, reason="wrong report", now=NOW, actor=ACTOR
         )
         written = _audit_rows(s, start)
-        when = s.scalars(select(AuditEntry.occurred_at).where(AuditEntry.sequence > start)).all()
+        when = s.scalars(select(AuditEntry.occurred_at).where(AuditEntry.id > start)).all()
         assert when == [NOW] * 8  # the event's time, not the wall clock
         # Replays of every event: no audit row.
         _credit(s, 100_00, "cash:1")

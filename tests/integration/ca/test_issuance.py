@@ -133,7 +133,7 @@ def test_first_certificate_is_paid_through_its_payment_account(
             session.scalars(
                 select(AuditEntry.action)
                 .where(AuditEntry.object == f"certificate:{row.serial}")
-                .order_by(AuditEntry.sequence)
+                .order_by(AuditEntry.id)
             )
         )
         assert actions == [

@@ -94,7 +94,7 @@ def _pool(api: CaApi) -> list[PooledKey]:
 def _audits(api: CaApi, action: str) -> list[dict[str, Any]]:
     with api.runtime.transaction() as session:
         entries = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.sequence)
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
         ).all()
         return [{**e.details_dict(), "outcome": e.outcome} for e in entries]
 

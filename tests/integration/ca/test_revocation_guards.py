@@ -260,7 +260,7 @@ def test_every_status_change_is_journalled_with_who_why_and_when(ca_api: CaApi) 
                 .where(
                     AuditEntry.action.in_(["ca.certificate.suspended", "ca.certificate.revoked"])
                 )
-                .order_by(AuditEntry.sequence)
+                .order_by(AuditEntry.id)
             )
         ]
         row = session.scalars(select(Certificate).where(Certificate.serial == serial)).one()

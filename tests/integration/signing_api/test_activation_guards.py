@@ -153,7 +153,7 @@ def test_every_activation_refusal_is_journalled_with_its_reason_and_names_its_fi
         rows = session.scalars(
             select(AuditEntry)
             .where(AuditEntry.action == "csc.activation.refused")
-            .order_by(AuditEntry.sequence)
+            .order_by(AuditEntry.id)
         ).all()
         journal = [(r.object, r.outcome, r.details_dict()) for r in rows]
     reasons = ["wrong_code", "expired", "contact_changed", "contact_change_delay", "no_code"]
@@ -272,7 +272,7 @@ def test_an_activate_code_cannot_replace_the_pin_of_a_credential_activated_meanw
         row = session.scalars(
             select(AuditEntry)
             .where(AuditEntry.action == "csc.activation.refused")
-            .order_by(AuditEntry.sequence.desc())
+            .order_by(AuditEntry.id.desc())
         ).first()
         assert row is not None
         assert (row.object, row.actor, row.occurred_at, row.details_dict()) == (

@@ -46,9 +46,7 @@ def _get(client: FlaskClient, token: str, address: str = ATTACKER, **headers: st
 def _failures(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.transaction() as session:
         rows = session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.action == "login.failed")
-            .order_by(AuditEntry.sequence)
+            select(AuditEntry).where(AuditEntry.action == "login.failed").order_by(AuditEntry.id)
         ).all()
         return [{"actor": r.actor, **r.details_dict()} for r in rows]
 

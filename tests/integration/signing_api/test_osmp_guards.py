@@ -191,12 +191,12 @@ def test_issuing_a_payment_account_is_audited(
 ) -> None:
     """docs/billing.md: ``billing.payment_account.issued`` is one of the money events' rows."""
     with runtime.transaction() as s:
-        start = s.scalar(select(func.max(AuditEntry.sequence))) or 0
+        start = s.scalar(select(func.max(AuditEntry.id))) or 0
         info = billing.issue_payment_account(
             s, inn=INN, purpose=f"cert:first:{INN}", tariff="cert:head", amount_due=1510_00,
             now=NOW - timedelta(hours=1), actor="officer 1",
         )  # fmt: skip
-        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.sequence > start)).all()
+        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.id > start)).all()
         assert (entry.actor, entry.action, entry.object, entry.occurred_at) == (
             "officer 1",
             "billing.payment_account.issued",
