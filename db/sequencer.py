@@ -7,10 +7,10 @@ of :func:`integrate`, in its own transaction:
    IMMEDIATE``): one sequencer at a time cluster-wide, and writers never wait for it;
 2. if entries older than migration 0014 are not yet leaves of the Merkle tree, adds the next
    batch of them (the journal is migrated in place, a batch per pass);
-3. then reads up to the rest of ``limit`` committed unsequenced entries in insertion order, checks each
-   one's content hash, gives them the next sequence numbers, chains them (each hash covers the
-   entry with its sequence and the previous hash), stores the Merkle nodes they complete and
-   moves the head — all in the one transaction.
+3. then reads up to the rest of ``limit`` committed unsequenced entries in insertion order,
+   checks each one's content hash, gives them the next sequence numbers, chains them (each
+   hash covers the entry with its sequence and the previous hash), stores the Merkle nodes
+   they complete and moves the head — all in the one transaction.
 
 A sequencer killed at any point leaves either the whole batch or none of it: no entry is lost
 (it stays pending for the next pass) and none is numbered twice (the UPDATE is conditional on

@@ -67,6 +67,7 @@ def test_healthz_ok(app: Flask) -> None:
         "database": "ok",
         "ca_token": "ok",
         "cloud_token": "ok",
+        "audit": "ok",  # the sequencer's backlog (docs/audit.md)
     }
     assert (
         checks["ca_token"]["label"] == "tamga-ca"
@@ -133,7 +134,7 @@ def test_openapi_documents_every_route(app: Flask) -> None:
     }
     documented = set(doc["paths"])
     expanded = {r for r in routes if "{name}" not in r}
-    expanded |= {"/ca/root.crt", "/ca/issuing.crt", "/ca/dispatch.crt"}
+    expanded |= {"/ca/root.crt", "/ca/issuing.crt", "/ca/dispatch.crt", "/ca/audit.crt"}
     expanded |= {"/crl/root.crl", "/crl/issuing.crl", "/crl/issuing-delta.crl"}
     assert expanded == documented
 
