@@ -187,7 +187,7 @@ def setup(rt: Any) -> tuple[list[Key], int, str]:
     from billing.models import PaymentAccount
     from ca.errors import PaymentRequired
     from ca.issuance import issue_certificate
-    from ca.registry import create_holder, create_subscriber
+    from ca.registry import create_holder, create_subscriber, verify_holder
     from ca.requests import IssueRequest
     from signing_api.clients import ClientSubscriber, create_client
 
@@ -221,6 +221,9 @@ def setup(rt: Any) -> tuple[list[Key], int, str]:
             ).id
             for i in range(len(KEYS))
         ]
+        for holder in holders:  # §3.3: certificates only for holders an officer verified
+            verify_holder(session, holder, document="bench: office file B-1", now=now,
+                          actor="bench")  # fmt: skip
         billing.record_payment(session, channel="cash", provider="", external_id="bench",
                                account=INN, amount=10**12, paid_at=now, now=now,
                                actor="bench")  # fmt: skip
