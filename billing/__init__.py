@@ -5,6 +5,7 @@ Other domains call the service functions re-exported here, always with a SQLAlch
 journal. Amounts are integer tyiyn.
 """
 
+from billing.batch import CreditOrder, credit_many
 from billing.errors import (
     AccountExists,
     AccountNotFound,
@@ -69,6 +70,7 @@ __all__ = [
     "AmountTooSmall",
     "Balance",
     "BillingError",
+    "CreditOrder",
     "Drift",
     "HoldInfo",
     "HoldNotOpen",
@@ -95,6 +97,7 @@ __all__ = [
     "charge_tariff",
     "check_balances",
     "credit",
+    "credit_many",
     "hold",
     "hold_status",
     "issue_payment_account",
