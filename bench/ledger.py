@@ -63,6 +63,7 @@ ACTOR = "bench"
 HOT = "10000000000000"
 FUNDING = 10**11  # tyiyn per account: no charge of the run can be refused
 OPERATIONS = ("credit", "charge")
+BATCH = 100  # credits per transaction of billing.credit_many
 
 
 # -- timing the two row locks through engine events -------------------------------------------
@@ -159,7 +160,14 @@ class Bench:
         def once(i: int) -> None:
             inn = HOT if config.target == "hot" else rng.choice(self.many)
             with self.factory.begin() as s:
-                if config.operation == "credit":
+                if config.operation == "batch":
+                    orders = [
+                        billing.CreditOrder(rng.choice(self.many), 100_00, f"{tag}:{i}:{n}",
+                                            ledger.CASH, "statement line")
+                        for n in range(BATCH)
+                    ]  # fmt: skip
+                    billing.credit_many(s, orders, now=NOW, actor=ACTOR)
+                elif config.operation == "credit":
                     billing.credit(s, inn=inn, amount=100_00, key=f"{tag}:{i}",
                                    source=ledger.CASH, description="top-up", now=NOW,
                                    actor=ACTOR)  # fmt: skip
@@ -405,6 +413,12 @@ def run(args: argparse.Namespace, url: str) -> None:
                         result = bench.measure(Config(operation, target, clients))
                         rows.append(_row(result, raw))
                         print(f"  {operation} {target} {clients}", file=sys.stderr, flush=True)
+            batches = Bench(engine, factory, probe, many, max(4, args.ops // 20))
+            batched = {
+                n: batches.measure(Config("batch", "many", n)).rate * BATCH
+                for n in args.client_counts
+                if n <= 8
+            }
             wait_until_sequenced(factory)
         with factory() as session:
             check = verify_journal(session)
@@ -413,6 +427,10 @@ def run(args: argparse.Namespace, url: str) -> None:
                   "audit held ms", "bound/s"]  # fmt: skip
         _print_table(header, rows)
         print(f"(load average at the end: {os.getloadavg()[0]:.2f})")
+        for n, rate in batched.items():
+            ratio = rate / raw[n]
+            print(f"batched credits (billing.credit_many, {BATCH} per transaction, many"
+                  f" accounts), {n} client(s): {rate:,.0f}/s = {ratio:.1f}x raw")  # fmt: skip
         print(f"(audit journal: {check.entries:,} entries numbered by the sequencer process"
               f" beside the clients; chain and tree verified)")  # fmt: skip
         print()
