@@ -18,8 +18,8 @@ anything is read, and a chunked body is cut at the limit as it is read. The fron
   by the token's SHA-256 (never the token itself), on the routes that authenticate.
 - *public routes, per client address* (``TAMGA_LIMIT_PUBLIC``, 300/minute): ``/healthz`` (which
   signs on both tokens), ``/tsa`` (signs), ``/ocsp``, CRLs and CA certificates, ``/audit``,
-  ``/cps``, ``/openapi.json``, ``/csc/v1/info``. Relying parties that fetch CRLs in bulk should go through
-  the published files (``publish/crl/``) on a web server or CDN.
+  ``/cps``, ``/openapi.json``, ``/csc/v1/info``. Relying parties that fetch CRLs in bulk should
+  go through the published files (``publish/crl/``) on a web server or CDN.
 - *OSMP* (``/payments/osmp/...``): only the failure limit above. An allow-listed provider is
   never limited: its payments are answered in its own protocol, which has no 429.
 
