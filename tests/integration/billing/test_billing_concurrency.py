@@ -52,7 +52,7 @@ from billing.models import (
     Payment,
 )
 from db import AuditEntry, make_engine, make_session_factory, verify_chain
-from db.sequencer import run_pending
+from db.sequencer import DEFAULT_BATCH, integrate
 from policies.tariffs import Revenue
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -409,7 +409,8 @@ def _check_journal(s: Session, first: dict[tuple[str, str], Outcome]) -> None:
 def _numbered(s: Session) -> int:
     """Run the audit sequencer (tamga worker's job: processes here append on PostgreSQL without
     numbering), then verify the chain; the entries numbered."""
-    run_pending(make_session_factory(s.get_bind(), inline_audit=False))
+    while integrate(s) == DEFAULT_BATCH:  # in this session's transaction (SQLite: its lock)
+        pass
     return verify_chain(s)
 
 
