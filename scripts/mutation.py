@@ -153,9 +153,16 @@ AREAS: dict[str, Area] = {
     ),
     # the append-only audit chain (docs/architecture.md)
     "audit": Area(
-        modules=["db/audit.py"],
-        tests=[DB + "test_audit.py", DB + "test_audit_guards.py", DB + "test_guards_db.py"],
+        modules=["db/audit.py", "db/sequencer.py"],
+        tests=[
+            DB + "test_audit.py",
+            DB + "test_audit_guards.py",
+            DB + "test_guards_db.py",
+            DB + "test_sequencer.py",
+        ],
     ),
+    # The RFC 9162 tree and proofs (issue #16): pure, unit tests only, minutes.
+    "merkle": Area(modules=["db/merkle.py"], tests=["tests/unit/db/test_merkle.py"]),
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped"}
