@@ -4,6 +4,7 @@
 |-------------------------|----------------------------------------------------------------|
 | batch                   | at most 5,000 entries numbered per sequencer transaction       |
 | sequencer poll          | every 0.2 s while idle (``tamga worker``'s sequencer thread)   |
+| sweep (SQLite)          | every 5 s where commits sequence inline: only what a pass left |
 | checkpoint interval     | a new checkpoint once a minute when the tree has grown         |
 | checkpoint maximum age  | a new one every hour even when it has not (a fresh timestamp)  |
 | origin                  | ``<TAMGA_PUBLIC_URL host>/audit``: names the log in the text   |
@@ -25,12 +26,13 @@ __all__ = ["AUDIT_LOG_POLICY", "AuditLogPolicy"]
 class AuditLogPolicy:
     batch: int
     poll_seconds: float
+    sweep_seconds: float  # the worker's poll where commits sequence inline (SQLite)
     checkpoint_interval: timedelta
     checkpoint_max_age: timedelta
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.poll_seconds <= 0:
-            raise ValueError("batch and poll_seconds must be positive")
+        if self.batch < 1 or self.poll_seconds <= 0 or self.sweep_seconds < self.poll_seconds:
+            raise ValueError("batch and poll_seconds must be positive, sweep_seconds no shorter")
         if not timedelta(0) < self.checkpoint_interval <= self.checkpoint_max_age:
             raise ValueError("0 < checkpoint_interval <= checkpoint_max_age")
 
@@ -38,6 +40,7 @@ class AuditLogPolicy:
 AUDIT_LOG_POLICY = AuditLogPolicy(
     batch=5000,
     poll_seconds=0.2,
+    sweep_seconds=5.0,
     checkpoint_interval=timedelta(minutes=1),
     checkpoint_max_age=timedelta(hours=1),
 )

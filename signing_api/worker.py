@@ -169,7 +169,16 @@ class Worker:
                 log.exception("audit sequencing failed")
                 done = 0
             if done == 0:
-                stop.wait(AUDIT_LOG_POLICY.poll_seconds)
+                stop.wait(self.sequencer_poll)
+
+    @property
+    def sequencer_poll(self) -> float:
+        """Seconds the sequencer thread sleeps when nothing waits: the policy's poll, or only a
+        slow sweep where every commit sequences inline (SQLite: each poll would take the
+        database's write lock) and the worker merely picks up what a failed pass left."""
+        if self.rt.config.inline_audit:
+            return AUDIT_LOG_POLICY.sweep_seconds
+        return AUDIT_LOG_POLICY.poll_seconds
 
     def sequence_audit(self) -> int:
         """Number, chain and tree-integrate every committed audit entry waiting."""

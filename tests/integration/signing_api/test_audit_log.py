@@ -231,3 +231,16 @@ def test_healthz_reports_the_sequencers_backlog(ca_api: CaApi) -> None:
     assert health["status"] == "lagging"
     with pytest.raises(AuditChainBroken, match="changed after it was written"):
         Worker(ca_api.runtime, mail=False).sequence_audit()  # its content hash is wrong
+
+
+def test_the_worker_polls_fast_only_where_it_is_the_sequencer(ca_api: CaApi) -> None:
+    """PostgreSQL (worker mode): every 0.2 s, the bound of the sequencing delay. Where commits
+    sequence inline (SQLite), a poll would take the database's write lock five times a second
+    for nothing: the worker only sweeps every 5 s."""
+    from dataclasses import replace
+
+    runtime = ca_api.runtime
+    for mode, poll in (("worker", AUDIT_LOG_POLICY.poll_seconds), ("inline", 5.0)):
+        runtime.config = replace(runtime.config, audit_sequencer=mode)
+        assert Worker(runtime, mail=False).sequencer_poll == poll
+    assert AUDIT_LOG_POLICY.poll_seconds == 0.2
