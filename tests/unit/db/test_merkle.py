@@ -79,6 +79,7 @@ def test_roots_and_proofs_for_every_size(size: int) -> None:
             assert not verify_consistency(old, size, old_root, old_root, proof)
             assert not verify_consistency(old, size, old_root, root, [])
             assert not verify_consistency(old, size, old_root, root, proof[:-1])
+            assert not verify_consistency(old, size, old_root, root, [*proof, root])
         else:
             assert proof == []
 
