@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the project's packages before bench/'s own modules
 
 from db import append, make_engine, make_session_factory, upgrade  # noqa: E402
-from db.audit import AuditEntry, chain_hash, leaf_data, verify_journal  # noqa: E402
+from db.audit import AuditEntry, chain_hash, leaf_of, verify_journal  # noqa: E402
 from db.merkle import Frontier, leaf_hash  # noqa: E402
 from db.sequencer import run_pending  # noqa: E402
 
@@ -139,10 +139,7 @@ def sequencing(url: str, args: argparse.Namespace) -> list[str]:
     started = time.perf_counter()
     frontier, prev = Frontier(), "0" * 64
     for row in rows:
-        leaf = leaf_data(
-            sequence=row.sequence, occurred_at=row.occurred_at, actor=row.actor,
-            action=row.action, object=row.object, outcome=row.outcome, details_json=row.details,
-        )  # fmt: skip
+        leaf = leaf_of(row)
         prev = chain_hash(leaf, prev)
         frontier.append(leaf_hash(leaf))
     python_only = time.perf_counter() - started

@@ -56,7 +56,9 @@ __all__ = [
     "append",
     "chain_hash",
     "content_hash",
+    "content_hash_of",
     "leaf_data",
+    "leaf_of",
     "tree_nodes",
     "verify_chain",
     "verify_journal",
@@ -352,7 +354,7 @@ class _ChainWalk:
             )
         if row.prev_hash != self.prev_hash:
             raise AuditChainBroken(expected, "prev_hash does not match the previous entry's hash")
-        leaf = _leaf_of(row)
+        leaf = leaf_of(row)
         if chain_hash(leaf, row.prev_hash) != row.hash:
             raise AuditChainBroken(expected, "content does not match its hash (changed)")
         if expected == row.head_sequence and row.hash != row.head_hash:
@@ -455,9 +457,22 @@ def _head_and_journal_has_rows() -> Any:
     ).where(AuditHead.id == HEAD_ID)
 
 
-def _leaf_of(row: Any) -> bytes:
+def leaf_of(row: Any, sequence: int | None = None) -> bytes:
+    """:func:`leaf_data` of a journal row (its columns), numbered ``sequence`` if given."""
     return leaf_data(
-        sequence=row.sequence,
+        sequence=row.sequence if sequence is None else sequence,
+        occurred_at=row.occurred_at,
+        actor=row.actor,
+        action=row.action,
+        object=row.object,
+        outcome=row.outcome,
+        details_json=row.details,
+    )
+
+
+def content_hash_of(row: Any) -> str:
+    """:func:`content_hash` of a journal row (its columns)."""
+    return content_hash(
         occurred_at=row.occurred_at,
         actor=row.actor,
         action=row.action,

@@ -110,26 +110,10 @@ def integrate(session: Session, *, limit: int = DEFAULT_BATCH) -> int:
     numbered: list[dict[str, object]] = []
     nodes: list[dict[str, object]] = []
     for row in rows:
-        written = audit.content_hash(
-            occurred_at=row.occurred_at,
-            actor=row.actor,
-            action=row.action,
-            object=row.object,
-            outcome=row.outcome,
-            details_json=row.details,
-        )
-        if written != row.content_hash:
+        if audit.content_hash_of(row) != row.content_hash:
             raise AuditChainBroken(0, f"pending entry id {row.id} changed after it was written")
         sequence += 1
-        leaf = audit.leaf_data(
-            sequence=sequence,
-            occurred_at=row.occurred_at,
-            actor=row.actor,
-            action=row.action,
-            object=row.object,
-            outcome=row.outcome,
-            details_json=row.details,
-        )
+        leaf = audit.leaf_of(row, sequence)
         entry_hash = audit.chain_hash(leaf, prev_hash)
         numbered.append(
             {"b_id": row.id, "b_sequence": sequence, "b_prev": prev_hash, "b_hash": entry_hash}
@@ -175,15 +159,7 @@ def _join_legacy(session: Session, head: AuditHead, frontier: Frontier, limit: i
     for row in rows:
         if row.sequence != frontier.size + 1:
             raise AuditChainBroken(frontier.size + 1, f"entry {frontier.size + 1} is missing")
-        leaf = audit.leaf_data(
-            sequence=row.sequence,
-            occurred_at=row.occurred_at,
-            actor=row.actor,
-            action=row.action,
-            object=row.object,
-            outcome=row.outcome,
-            details_json=row.details,
-        )
+        leaf = audit.leaf_of(row)
         nodes.extend(_node_rows(frontier.append(leaf_hash(leaf))))
     if not rows:
         raise AuditChainBroken(head.tree_size + 1, f"entry {head.tree_size + 1} is missing")
